@@ -1,0 +1,1018 @@
+//! A SIP message parsed in place (RFC 3261 §7): start line, header index, body.
+//!
+//! [`Message::parse`] reads the start line and indexes every header value as byte spans into
+//! the caller's buffer, in order, splitting comma-separated values of list headers
+//! (RFC 3261 §7.3.1) without splitting inside quoted strings or `<...>`. Content-Length is
+//! read at once because framing needs it. Everything else is parsed when first asked for; the
+//! typed views a proxy needs on every message (top Via, From, To, Call-ID, CSeq, the
+//! Request-URI) are cached in the message.
+//!
+//! [`Message::validate`] parses every header this crate knows and checks the rules of
+//! RFC 3261 §8.1.1 / §8.2 a server applies before acting on a request (mandatory headers,
+//! single-instance headers, CSeq method), reporting the first fault.
+
+use std::cell::OnceCell;
+use std::ops::Range;
+
+use smallvec::SmallVec;
+
+use crate::auth::Credentials;
+use crate::error::{ParseError, ParseErrorKind, Result};
+use crate::header::{HeaderName, HeaderValue};
+use crate::method::Method;
+use crate::name_addr::{Contact, NameAddr};
+use crate::scan::{is_lws, is_token, is_token_char, split_top_level, trim_lws};
+use crate::uri::Uri;
+use crate::values::{self, CSeq, ContentType, Event};
+use crate::via::Via;
+
+/// Header values indexed without touching the heap.
+pub const INLINE_HEADERS: usize = 32;
+
+/// The most header values a message may have (a bound on work per message).
+pub const MAX_HEADERS: usize = 1024;
+
+/// A byte range `[start, end)` into the message buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Span {
+    /// First octet.
+    pub start: u32,
+    /// One past the last octet.
+    pub end: u32,
+}
+
+impl Span {
+    /// A span; the parser guarantees offsets fit in `u32` (it refuses larger buffers).
+    #[inline]
+    pub fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            end: u32::try_from(end).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// As a `usize` range.
+    #[inline]
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+
+    /// Length in octets.
+    #[inline]
+    pub fn len(self) -> usize {
+        self.end.saturating_sub(self.start) as usize
+    }
+
+    /// True when empty.
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.end <= self.start
+    }
+}
+
+/// The first line of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// `Method SP Request-URI SP SIP-Version`.
+    Request {
+        /// Method.
+        method: Method<'a>,
+        /// Request-URI as written (parsed on demand by [`Message::request_uri`]).
+        uri: &'a [u8],
+    },
+    /// `SIP-Version SP Status-Code SP Reason-Phrase`.
+    Response {
+        /// Status code, 100..=699.
+        code: u16,
+        /// Reason phrase, possibly empty, possibly UTF-8.
+        reason: &'a [u8],
+    },
+}
+
+/// A SIP message borrowed from its buffer.
+#[derive(Debug)]
+pub struct Message<'a> {
+    buf: &'a [u8],
+    start_line: StartLine<'a>,
+    /// From the first octet of the start line to the end of the buffer's message (body end).
+    message: Span,
+    /// The start line, CRLF excluded.
+    start_line_span: Span,
+    /// Request-URI (empty span for responses).
+    uri_span: Span,
+    headers: SmallVec<[HeaderValue; INLINE_HEADERS]>,
+    /// Offset of the empty line ending the header section (where appended headers go).
+    headers_end: usize,
+    /// True when the header section was closed by an empty line (a datagram may end without).
+    has_empty_line: bool,
+    body: Span,
+    content_length: Option<u32>,
+    cache: Cache<'a>,
+}
+
+#[derive(Debug, Default)]
+struct Cache<'a> {
+    uri: OnceCell<Result<Uri<'a>>>,
+    top_via: OnceCell<Result<Via<'a>>>,
+    from: OnceCell<Result<NameAddr<'a>>>,
+    to: OnceCell<Result<NameAddr<'a>>>,
+    call_id: OnceCell<Result<&'a [u8]>>,
+    cseq: OnceCell<Result<CSeq<'a>>>,
+}
+
+fn start_error(what: &'static str, at: usize) -> ParseError {
+    ParseError::new(ParseErrorKind::BadStartLine(what), at)
+}
+
+/// Finds the end of the line starting at `pos`: returns (content end, next line start).
+/// A line ends with CRLF, or with a bare LF (tolerated as many stacks do).
+#[inline]
+fn line_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let rel = memchr::memchr(b'\n', buf.get(pos..)?)?;
+    let lf = pos + rel;
+    let content_end = if lf > pos && buf.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else {
+        lf
+    };
+    Some((content_end, lf + 1))
+}
+
+/// Checks `SIP-Version` (case-insensitive `SIP/2.0`): 505 for another well-formed version.
+fn check_version(v: &[u8], at: usize) -> Result<()> {
+    if v.eq_ignore_ascii_case(b"SIP/2.0") {
+        return Ok(());
+    }
+    let well_formed = v.len() > 4
+        && v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+        && v.get(4..).is_some_and(|rest| {
+            let mut parts = rest.split(|&b| b == b'.');
+            let major = parts.next().unwrap_or_default();
+            let minor = parts.next().unwrap_or_default();
+            parts.next().is_none()
+                && !major.is_empty()
+                && !minor.is_empty()
+                && major.iter().chain(minor).all(u8::is_ascii_digit)
+        });
+    if well_formed {
+        Err(ParseError::new(ParseErrorKind::UnsupportedVersion, at))
+    } else if v.iter().any(|&b| b == b' ' || b == b'\t') {
+        Err(start_error(
+            "white space inside the Request-URI or after the SIP-Version",
+            at,
+        ))
+    } else {
+        Err(start_error("bad SIP-Version", at))
+    }
+}
+
+impl<'a> Message<'a> {
+    /// Parses a whole message: one UDP datagram, or one frame cut by the
+    /// [`StreamFramer`](crate::StreamFramer).
+    ///
+    /// CRLFs before the start line are skipped (RFC 3261 §7.5). A datagram may end right
+    /// after its last header line without the empty line. Without Content-Length the body is
+    /// the rest of the buffer; with one, the body is that many octets and any octets after it
+    /// are ignored (§18.3); a Content-Length larger than what is present is an error.
+    pub fn parse(buf: &'a [u8]) -> Result<Message<'a>> {
+        if u32::try_from(buf.len()).is_err() {
+            return Err(ParseError::new(
+                ParseErrorKind::BodyTooLarge {
+                    limit: u32::MAX as usize,
+                },
+                0,
+            ));
+        }
+        let mut pos = 0;
+        while let Some(&b) = buf.get(pos) {
+            if b != b'\r' && b != b'\n' {
+                break;
+            }
+            pos += 1;
+        }
+        if pos >= buf.len() {
+            return Err(ParseError::new(ParseErrorKind::Empty, pos));
+        }
+        let msg_start = pos;
+        let (sl_end, mut pos) = line_end(buf, msg_start)
+            .ok_or(ParseError::new(ParseErrorKind::Truncated, buf.len()))?;
+        let line = buf.get(msg_start..sl_end).unwrap_or_default();
+        let (start_line, uri_span) = Self::parse_start_line(line, msg_start)?;
+
+        let mut headers: SmallVec<[HeaderValue; INLINE_HEADERS]> = SmallVec::new();
+        let mut content_length: Option<u32> = None;
+        let headers_end;
+        let has_empty_line;
+        loop {
+            match buf.get(pos) {
+                None => {
+                    // Datagram that ends after its last header line (RFC 4475 §3.1.2.15 and
+                    // RFC 5118 §4.10 archive copies): the datagram end is the message end.
+                    headers_end = pos;
+                    has_empty_line = false;
+                    break;
+                }
+                Some(b'\r') if buf.get(pos + 1) == Some(&b'\n') => {
+                    headers_end = pos;
+                    has_empty_line = true;
+                    pos += 2;
+                    break;
+                }
+                Some(b'\n') => {
+                    headers_end = pos;
+                    has_empty_line = true;
+                    pos += 1;
+                    break;
+                }
+                Some(b' ' | b'\t') => {
+                    return Err(ParseError::new(
+                        ParseErrorKind::BadHeaderValue("continuation line without a header"),
+                        pos,
+                    ))
+                }
+                Some(_) => {}
+            }
+            let line_start = pos;
+            // Find the end of this header line, folded continuation lines included.
+            let (mut content_end, mut next) =
+                line_end(buf, pos).ok_or(ParseError::new(ParseErrorKind::Truncated, pos))?;
+            while matches!(buf.get(next), Some(b' ' | b'\t')) {
+                match line_end(buf, next) {
+                    Some((ce, nx)) => {
+                        content_end = ce;
+                        next = nx;
+                    }
+                    None => return Err(ParseError::new(ParseErrorKind::Truncated, next)),
+                }
+            }
+            let line = buf.get(line_start..content_end).unwrap_or_default();
+            let colon = memchr::memchr(b':', line).ok_or(ParseError::new(
+                ParseErrorKind::HeaderWithoutColon,
+                line_start,
+            ))?;
+            let raw_name = line.get(..colon).unwrap_or_default();
+            let name_bytes = trim_lws(raw_name);
+            if !is_token(name_bytes) || raw_name.first().is_some_and(|&b| is_lws(b)) {
+                return Err(ParseError::new(ParseErrorKind::BadHeaderName, line_start));
+            }
+            let name = HeaderName::from_bytes(name_bytes);
+            let name_span = Span::new(line_start, line_start + name_bytes.len());
+            let line_span = Span::new(line_start, next);
+            let value_start = line_start + colon + 1;
+            let raw_value = buf.get(value_start..content_end).unwrap_or_default();
+
+            if name == HeaderName::ContentLength {
+                if content_length.is_some() {
+                    return Err(
+                        ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
+                            .in_header(name_bytes, 0),
+                    );
+                }
+                let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
+                    ParseError::new(ParseErrorKind::InvalidContentLength, value_start)
+                        .in_header(name_bytes, 0)
+                })?;
+                content_length = u32::try_from(v).ok();
+            }
+
+            if name.is_list() {
+                let first = headers.len();
+                for piece in split_top_level(raw_value, b',') {
+                    let (off, piece) = piece.map_err(|e| e.in_header(name_bytes, value_start))?;
+                    Self::push_value(
+                        &mut headers,
+                        name,
+                        name_span,
+                        line_span,
+                        value_start + off,
+                        piece,
+                    )?;
+                }
+                let count = u16::try_from(headers.len() - first).unwrap_or(u16::MAX);
+                for (i, h) in headers.iter_mut().skip(first).enumerate() {
+                    h.index_in_line = u16::try_from(i).unwrap_or(u16::MAX);
+                    h.values_in_line = count;
+                }
+            } else {
+                Self::push_value(
+                    &mut headers,
+                    name,
+                    name_span,
+                    line_span,
+                    value_start,
+                    raw_value,
+                )?;
+            }
+            pos = next;
+        }
+
+        let present = buf.len().saturating_sub(pos);
+        let body_len = match content_length {
+            Some(cl) => {
+                let cl = cl as usize;
+                if cl > present {
+                    return Err(ParseError::new(
+                        ParseErrorKind::ContentLengthExceedsBody {
+                            declared: cl,
+                            present,
+                        },
+                        pos,
+                    ));
+                }
+                cl
+            }
+            None => present,
+        };
+        let body = Span::new(pos, pos + body_len);
+        Ok(Message {
+            buf,
+            start_line,
+            message: Span::new(msg_start, pos + body_len),
+            start_line_span: Span::new(msg_start, sl_end),
+            uri_span,
+            headers,
+            headers_end,
+            has_empty_line,
+            body,
+            content_length,
+            cache: Cache::default(),
+        })
+    }
+
+    #[inline]
+    fn push_value(
+        headers: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
+        name: HeaderName,
+        name_span: Span,
+        line: Span,
+        at: usize,
+        piece: &[u8],
+    ) -> Result<()> {
+        if headers.len() >= MAX_HEADERS {
+            return Err(ParseError::new(
+                ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
+                at,
+            ));
+        }
+        let lead = piece.iter().take_while(|&&b| is_lws(b)).count();
+        let trimmed = trim_lws(piece);
+        let start = at + lead;
+        headers.push(HeaderValue {
+            name,
+            name_span,
+            value: Span::new(start, start + trimmed.len()),
+            line,
+            index_in_line: 0,
+            values_in_line: 1,
+        });
+        Ok(())
+    }
+
+    fn parse_start_line(line: &'a [u8], base: usize) -> Result<(StartLine<'a>, Span)> {
+        let is_response = line.len() > 4
+            && line
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+            && line.get(4).is_some_and(u8::is_ascii_digit);
+        if is_response {
+            let sp1 = memchr::memchr(b' ', line)
+                .ok_or_else(|| start_error("expected SP after the SIP-Version", base))?;
+            check_version(line.get(..sp1).unwrap_or_default(), base)?;
+            let rest = line.get(sp1 + 1..).unwrap_or_default();
+            let (code_text, reason) = match memchr::memchr(b' ', rest) {
+                Some(p) => (
+                    rest.get(..p).unwrap_or_default(),
+                    rest.get(p + 1..).unwrap_or_default(),
+                ),
+                None => (rest, &b""[..]),
+            };
+            let code_at = base + sp1 + 1;
+            if code_text.len() != 3 || !code_text.iter().all(u8::is_ascii_digit) {
+                return Err(ParseError::new(ParseErrorKind::BadStatusCode, code_at));
+            }
+            let code = code_text
+                .iter()
+                .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+            if !(100..=699).contains(&code) {
+                return Err(ParseError::new(ParseErrorKind::BadStatusCode, code_at));
+            }
+            if let Some(p) = reason.iter().position(|&b| b < 0x20 && b != b'\t') {
+                return Err(start_error(
+                    "control octet in the reason phrase",
+                    code_at + 4 + p,
+                ));
+            }
+            return Ok((StartLine::Response { code, reason }, Span::default()));
+        }
+
+        let sp1 = memchr::memchr(b' ', line)
+            .ok_or_else(|| start_error("expected SP after the method", base))?;
+        let method = line.get(..sp1).unwrap_or_default();
+        if !method.iter().all(|&b| is_token_char(b)) || method.is_empty() {
+            return Err(ParseError::new(ParseErrorKind::BadMethod, base));
+        }
+        let rest = line.get(sp1 + 1..).unwrap_or_default();
+        let sp2 = memchr::memchr(b' ', rest)
+            .ok_or_else(|| start_error("expected SP after the Request-URI", base + sp1 + 1))?;
+        let uri = rest.get(..sp2).unwrap_or_default();
+        if uri.is_empty() {
+            return Err(start_error(
+                "empty Request-URI (several SP?)",
+                base + sp1 + 1,
+            ));
+        }
+        let version_at = base + sp1 + 1 + sp2 + 1;
+        check_version(rest.get(sp2 + 1..).unwrap_or_default(), version_at)?;
+        let uri_start = base + sp1 + 1;
+        Ok((
+            StartLine::Request {
+                method: Method::from_token(method),
+                uri,
+            },
+            Span::new(uri_start, uri_start + uri.len()),
+        ))
+    }
+
+    // ---- raw access -------------------------------------------------------------------
+
+    /// The buffer the message was parsed from.
+    pub fn buffer(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The message octets: from the start line to the end of the body (leading CRLFs and
+    /// octets beyond Content-Length excluded).
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.slice(self.message)
+    }
+
+    /// The octets of a span of this message.
+    #[inline]
+    pub fn slice(&self, span: Span) -> &'a [u8] {
+        self.buf.get(span.range()).unwrap_or_default()
+    }
+
+    /// The start line.
+    pub fn start_line(&self) -> &StartLine<'a> {
+        &self.start_line
+    }
+
+    /// Span of the start line (CRLF excluded).
+    pub fn start_line_span(&self) -> Span {
+        self.start_line_span
+    }
+
+    /// Span of the whole message (start line to body end).
+    pub fn message_span(&self) -> Span {
+        self.message
+    }
+
+    /// Span of the Request-URI (empty for a response).
+    pub fn request_uri_span(&self) -> Span {
+        self.uri_span
+    }
+
+    /// Offset of the empty line that ends the header section.
+    pub fn headers_end(&self) -> usize {
+        self.headers_end
+    }
+
+    /// False when the header section was not closed by an empty line (datagram end).
+    pub fn has_empty_line(&self) -> bool {
+        self.has_empty_line
+    }
+
+    /// True for a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start_line, StartLine::Request { .. })
+    }
+
+    /// The method of a request, or `None` for a response (see [`Message::cseq`]).
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start_line {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.start_line {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase of a response.
+    pub fn reason(&self) -> Option<&'a [u8]> {
+        match self.start_line {
+            StartLine::Response { reason, .. } => Some(reason),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The body (exactly Content-Length octets when the header is present).
+    pub fn body(&self) -> &'a [u8] {
+        self.slice(self.body)
+    }
+
+    /// Span of the body.
+    pub fn body_span(&self) -> Span {
+        self.body
+    }
+
+    /// The Content-Length value, if the header is present.
+    pub fn content_length(&self) -> Option<u32> {
+        self.content_length
+    }
+
+    /// Every header value in message order.
+    pub fn headers(&self) -> &[HeaderValue] {
+        &self.headers
+    }
+
+    /// True when the header index lives on the heap (more than [`INLINE_HEADERS`] values).
+    pub fn headers_spilled(&self) -> bool {
+        self.headers.spilled()
+    }
+
+    /// The value octets of an index entry.
+    #[inline]
+    pub fn value(&self, h: &HeaderValue) -> &'a [u8] {
+        self.slice(h.value)
+    }
+
+    /// The name of an index entry as written.
+    #[inline]
+    pub fn name(&self, h: &HeaderValue) -> &'a [u8] {
+        self.slice(h.name_span)
+    }
+
+    /// The first value of a known header.
+    pub fn header(&self, name: HeaderName) -> Option<&HeaderValue> {
+        self.headers.iter().find(|h| h.name == name)
+    }
+
+    /// Every value of a known header, in order.
+    pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &HeaderValue> + '_ {
+        self.headers.iter().filter(move |h| h.name == name)
+    }
+
+    /// Every value of a header given by name as a script would (case-insensitive, compact
+    /// forms resolved, extension headers by exact name).
+    pub fn headers_by_name<'s>(
+        &'s self,
+        name: &'s [u8],
+    ) -> impl Iterator<Item = &'s HeaderValue> + use<'s, 'a> {
+        let kind = HeaderName::from_bytes(name);
+        self.headers.iter().filter(move |h| {
+            h.name == kind && (kind != HeaderName::Other || self.name(h).eq_ignore_ascii_case(name))
+        })
+    }
+
+    fn single(&self, name: HeaderName) -> Result<(&HeaderValue, &'a [u8])> {
+        let h = self.header(name).ok_or_else(|| {
+            ParseError::new(ParseErrorKind::MissingHeader, self.headers_end)
+                .in_header(name.as_str().as_bytes(), 0)
+        })?;
+        Ok((h, self.value(h)))
+    }
+
+    fn typed<T>(&self, h: &HeaderValue, f: impl FnOnce(&'a [u8]) -> Result<T>) -> Result<T> {
+        f(self.value(h)).map_err(|e| e.in_header(self.name(h), h.value.start as usize))
+    }
+
+    // ---- typed views ------------------------------------------------------------------
+
+    /// The Request-URI, parsed (cached). `Err` for a response.
+    pub fn request_uri(&self) -> Result<&Uri<'a>> {
+        self.cache
+            .uri
+            .get_or_init(|| match self.start_line {
+                StartLine::Request { uri, .. } => {
+                    Uri::parse(uri).map_err(|e| e.shifted(self.uri_span.start as usize))
+                }
+                StartLine::Response { .. } => Err(start_error(
+                    "a response has no Request-URI",
+                    self.start_line_span.start as usize,
+                )),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The topmost Via value (cached).
+    pub fn top_via(&self) -> Result<&Via<'a>> {
+        self.cache
+            .top_via
+            .get_or_init(|| {
+                let (h, _) = self.single(HeaderName::Via)?;
+                self.typed(h, Via::parse)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Every Via value, top first.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>>> + '_ {
+        self.headers_named(HeaderName::Via)
+            .map(|h| self.typed(h, Via::parse))
+    }
+
+    /// From (cached).
+    pub fn from(&self) -> Result<&NameAddr<'a>> {
+        self.cache
+            .from
+            .get_or_init(|| {
+                let (h, _) = self.single(HeaderName::From)?;
+                self.typed(h, NameAddr::parse)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// To (cached).
+    pub fn to(&self) -> Result<&NameAddr<'a>> {
+        self.cache
+            .to
+            .get_or_init(|| {
+                let (h, _) = self.single(HeaderName::To)?;
+                self.typed(h, NameAddr::parse)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Call-ID, trimmed (cached).
+    pub fn call_id(&self) -> Result<&'a [u8]> {
+        self.cache
+            .call_id
+            .get_or_init(|| {
+                let (h, _) = self.single(HeaderName::CallId)?;
+                self.typed(h, values::parse_call_id)
+            })
+            .as_ref()
+            .copied()
+            .map_err(Clone::clone)
+    }
+
+    /// CSeq (cached).
+    pub fn cseq(&self) -> Result<CSeq<'a>> {
+        self.cache
+            .cseq
+            .get_or_init(|| {
+                let (h, _) = self.single(HeaderName::CSeq)?;
+                self.typed(h, CSeq::parse)
+            })
+            .as_ref()
+            .copied()
+            .map_err(Clone::clone)
+    }
+
+    fn number(&self, name: HeaderName, max: u64) -> Option<Result<u64>> {
+        let h = self.header(name)?;
+        Some(self.typed(h, |v| values::parse_number(v, max)))
+    }
+
+    /// Max-Forwards (0..=255), `None` when absent.
+    pub fn max_forwards(&self) -> Option<Result<u8>> {
+        self.number(HeaderName::MaxForwards, 255)
+            .map(|r| r.map(|v| u8::try_from(v).unwrap_or(u8::MAX)))
+    }
+
+    /// Expires in seconds, `None` when absent.
+    pub fn expires(&self) -> Option<Result<u32>> {
+        self.number(HeaderName::Expires, u64::from(u32::MAX))
+            .map(|r| r.map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+    }
+
+    /// Min-Expires in seconds, `None` when absent.
+    pub fn min_expires(&self) -> Option<Result<u32>> {
+        self.number(HeaderName::MinExpires, u64::from(u32::MAX))
+            .map(|r| r.map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+    }
+
+    /// Content-Type, `None` when absent.
+    pub fn content_type(&self) -> Option<Result<ContentType<'a>>> {
+        let h = self.header(HeaderName::ContentType)?;
+        Some(self.typed(h, ContentType::parse))
+    }
+
+    /// Event, `None` when absent.
+    pub fn event(&self) -> Option<Result<Event<'a>>> {
+        let h = self.header(HeaderName::Event)?;
+        Some(self.typed(h, Event::parse))
+    }
+
+    /// User-Agent text, trimmed, `None` when absent.
+    pub fn user_agent(&self) -> Option<&'a [u8]> {
+        self.header(HeaderName::UserAgent).map(|h| self.value(h))
+    }
+
+    /// Every Contact value, in order.
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>>> + '_ {
+        self.headers_named(HeaderName::Contact)
+            .map(|h| self.typed(h, Contact::parse))
+    }
+
+    /// Every value of a name-addr list header (Route, Record-Route, Path), in order.
+    pub fn addresses(&self, name: HeaderName) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
+        self.headers_named(name)
+            .map(|h| self.typed(h, NameAddr::parse))
+    }
+
+    /// Every Route value, top first.
+    pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
+        self.addresses(HeaderName::Route)
+    }
+
+    /// Every Record-Route value, top first.
+    pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
+        self.addresses(HeaderName::RecordRoute)
+    }
+
+    /// Every Path value (RFC 3327), top first.
+    pub fn paths(&self) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
+        self.addresses(HeaderName::Path)
+    }
+
+    /// Tokens of a token-list header (Supported, Require, Proxy-Require, Unsupported, Allow,
+    /// Allow-Events), across every line of it; an empty header gives no token.
+    pub fn tokens(&self, name: HeaderName) -> impl Iterator<Item = Result<&'a [u8]>> + '_ {
+        self.headers_named(name)
+            .filter(|h| !(h.value.is_empty() && h.values_in_line == 1))
+            .map(|h| self.typed(h, values::parse_token))
+    }
+
+    /// Credentials or challenges of one of the four auth headers, in order.
+    pub fn credentials(
+        &self,
+        name: HeaderName,
+    ) -> impl Iterator<Item = Result<Credentials<'a>>> + '_ {
+        self.headers_named(name)
+            .map(|h| self.typed(h, Credentials::parse))
+    }
+
+    // ---- validation ---------------------------------------------------------------------
+
+    /// Parses every header this crate knows and checks what a server checks before acting on
+    /// a message (RFC 3261 §8.1.1, §8.2, §16.3): Request-URI syntax (no escaped headers in
+    /// it, RFC 4475 §3.1.2.11), the mandatory To, From, CSeq, Call-ID and Via, one instance
+    /// of each single-instance header, the CSeq method equal to the request method. Returns
+    /// the first fault; its [`ParseError::status`] is the reply to send.
+    pub fn validate(&self) -> Result<()> {
+        if self.is_request() {
+            let uri = self.request_uri()?;
+            if let Uri::Sip(sip) = uri {
+                if sip.headers().is_some() {
+                    return Err(ParseError::new(
+                        ParseErrorKind::BadUri("headers are not allowed in a Request-URI"),
+                        self.uri_span.start as usize,
+                    ));
+                }
+            }
+        }
+        for name in [
+            HeaderName::CSeq,
+            HeaderName::CallId,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::Via,
+        ] {
+            self.single(name)?;
+        }
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+            HeaderName::MaxForwards,
+            HeaderName::ContentType,
+            HeaderName::Expires,
+            HeaderName::MinExpires,
+        ] {
+            if let Some(second) = self.headers_named(name).nth(1) {
+                return Err(ParseError::new(ParseErrorKind::DuplicateHeader, 0)
+                    .in_header(self.name(second), second.line.start as usize));
+            }
+        }
+        let cseq = self.cseq()?;
+        if let Some(method) = self.method() {
+            if cseq.method != method {
+                let h = self.header(HeaderName::CSeq);
+                return Err(ParseError::new(
+                    ParseErrorKind::CSeqMethodMismatch {
+                        method_known: method.is_known(),
+                    },
+                    h.map_or(0, |h| h.value.start as usize),
+                )
+                .in_header(b"CSeq", 0));
+            }
+        }
+        self.call_id()?;
+        self.from()?;
+        self.to()?;
+        for via in self.vias() {
+            via?;
+        }
+        for h in &self.headers {
+            let value = self.value(h);
+            let checked = match h.name {
+                HeaderName::MaxForwards => values::parse_number(value, 255).map(drop),
+                HeaderName::Expires | HeaderName::MinExpires => {
+                    values::parse_number(value, u64::from(u32::MAX)).map(drop)
+                }
+                HeaderName::Contact => Contact::parse(value).map(drop),
+                HeaderName::Route
+                | HeaderName::RecordRoute
+                | HeaderName::Path
+                | HeaderName::ReferTo
+                | HeaderName::ReferredBy
+                | HeaderName::PAssertedIdentity
+                | HeaderName::PPreferredIdentity => NameAddr::parse(value).map(drop),
+                HeaderName::ContentType => ContentType::parse(value).map(drop),
+                HeaderName::Event => Event::parse(value).map(drop),
+                HeaderName::Authorization
+                | HeaderName::ProxyAuthorization
+                | HeaderName::WwwAuthenticate
+                | HeaderName::ProxyAuthenticate => Credentials::parse(value).map(drop),
+                HeaderName::Supported
+                | HeaderName::Require
+                | HeaderName::ProxyRequire
+                | HeaderName::Unsupported
+                | HeaderName::Allow
+                | HeaderName::AllowEvents => {
+                    if value.is_empty() && h.values_in_line == 1 {
+                        Ok(())
+                    } else {
+                        values::parse_token(value).map(drop)
+                    }
+                }
+                HeaderName::Date => values::check_date(value),
+                _ => Ok(()),
+            };
+            checked.map_err(|e| e.in_header(self.name(h), h.value.start as usize))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@biloxi.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bK776asdhds, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@biloxi.com>\r\n\
+From: Alice <sip:alice@atlanta.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@pc33.atlanta.com>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+    #[test]
+    fn indexes_start_line_headers_and_body() {
+        let m = Message::parse(INVITE).unwrap();
+        assert_eq!(m.method(), Some(Method::Invite));
+        assert_eq!(m.request_uri().unwrap().as_bytes(), b"sip:bob@biloxi.com");
+        assert_eq!(m.headers().len(), 10);
+        assert!(!m.headers_spilled());
+        let vias: Vec<_> = m
+            .headers_named(HeaderName::Via)
+            .map(|h| m.value(h))
+            .collect();
+        assert_eq!(
+            vias,
+            vec![
+                &b"SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bK776asdhds"[..],
+                b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx"
+            ]
+        );
+        assert_eq!(
+            m.top_via().unwrap().branch(),
+            Some(&b"z9hG4bK776asdhds"[..])
+        );
+        assert_eq!(m.call_id().unwrap(), b"a84b4c76e66710@pc33.atlanta.com");
+        assert_eq!(m.cseq().unwrap().number, 314159);
+        assert_eq!(m.from().unwrap().tag(), Some(&b"1928301774"[..]));
+        assert_eq!(m.to().unwrap().tag(), None);
+        assert_eq!(m.max_forwards().unwrap().unwrap(), 70);
+        assert_eq!(m.body(), b"v=0\n");
+        assert_eq!(m.as_bytes(), INVITE);
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn response_with_empty_reason() {
+        let m =
+            Message::parse(b"SIP/2.0 100 \r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n").unwrap();
+        assert_eq!(m.status_code(), Some(100));
+        assert_eq!(m.reason(), Some(&b""[..]));
+        assert!(m.request_uri().is_err());
+    }
+
+    #[test]
+    fn start_line_faults() {
+        let cases: &[(&[u8], ParseErrorKind)] = &[
+            (
+                b"INVITE sip:a@b SIP/7.0\r\n\r\n",
+                ParseErrorKind::UnsupportedVersion,
+            ),
+            (
+                b"SIP/2.0 4294967301 Huge\r\n\r\n",
+                ParseErrorKind::BadStatusCode,
+            ),
+            (b"SIP/2.0 099 Low\r\n\r\n", ParseErrorKind::BadStatusCode),
+            (b"INV@TE sip:a@b SIP/2.0\r\n\r\n", ParseErrorKind::BadMethod),
+            (b"\r\n\r\n", ParseErrorKind::Empty),
+            (b"INVITE sip:a@b SIP/2.0", ParseErrorKind::Truncated),
+        ];
+        for (bytes, kind) in cases {
+            assert_eq!(
+                Message::parse(bytes).unwrap_err().kind(),
+                *kind,
+                "{bytes:?}"
+            );
+        }
+        assert!(matches!(
+            Message::parse(b"INVITE  sip:a@b SIP/2.0\r\n\r\n")
+                .unwrap_err()
+                .kind(),
+            ParseErrorKind::BadStartLine(_)
+        ));
+        assert!(matches!(
+            Message::parse(b"OPTIONS sip:a@b SIP/2.0  \r\n\r\n")
+                .unwrap_err()
+                .kind(),
+            ParseErrorKind::BadStartLine(_)
+        ));
+    }
+
+    #[test]
+    fn content_length_framing() {
+        let e = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: 10\r\n\r\nabc").unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ParseErrorKind::ContentLengthExceedsBody {
+                declared: 10,
+                present: 3
+            }
+        );
+        let e = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n").unwrap_err();
+        assert_eq!(e.kind(), ParseErrorKind::InvalidContentLength);
+        assert_eq!(e.header(), Some("l"));
+        let e = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 1\r\n\r\na")
+            .unwrap_err();
+        assert_eq!(e.kind(), ParseErrorKind::MultipleContentLength);
+        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\n\r\nabc").unwrap();
+        assert_eq!(m.body(), b"a");
+        let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: y\r\n\r\nabc").unwrap();
+        assert_eq!(m.body(), b"abc");
+    }
+
+    #[test]
+    fn folded_values_and_names_with_space_before_colon() {
+        let m = Message::parse(
+            b"OPTIONS sip:a@b SIP/2.0\r\nTO :\r\n sip:a@b ;   tag    = 1918\r\nNew: a\r\n b\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.to().unwrap().tag(), Some(&b"1918"[..]));
+        let h = m.headers_by_name(b"new").next().unwrap();
+        assert_eq!(m.value(h), b"a\r\n b");
+    }
+
+    #[test]
+    fn header_line_without_colon_is_rejected() {
+        let e = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nNoColonHere\r\n\r\n").unwrap_err();
+        assert_eq!(e.kind(), ParseErrorKind::HeaderWithoutColon);
+        assert_eq!(e.offset(), 25);
+    }
+
+    #[test]
+    fn more_than_inline_headers_spill_and_still_parse() {
+        let mut m = b"OPTIONS sip:a@b SIP/2.0\r\n".to_vec();
+        for i in 0..40 {
+            m.extend_from_slice(format!("X-H{i}: {i}\r\n").as_bytes());
+        }
+        m.extend_from_slice(b"\r\n");
+        let msg = Message::parse(&m).unwrap();
+        assert_eq!(msg.headers().len(), 40);
+        assert!(msg.headers_spilled());
+    }
+
+    #[test]
+    fn validate_names_the_missing_header() {
+        let m = Message::parse(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        )
+        .unwrap();
+        let e = m.validate().unwrap_err();
+        assert_eq!(e.kind(), ParseErrorKind::MissingHeader);
+        assert_eq!(e.header(), Some("Call-ID"));
+        assert_eq!(e.reason_phrase(), "Bad Request - missing Call-ID");
+    }
+}
