@@ -353,11 +353,13 @@ abc";
             b"sip:bob@192.0.2.4:5070"
         );
         assert_eq!(m.top_via().unwrap().branch(), Some(&b"z9hG4bKp"[..]));
-        assert_eq!(m.vias().count(), 3);
+        assert_eq!(m.vias().unwrap().len(), 3);
         assert_eq!(m.max_forwards().unwrap().unwrap(), 69);
         let rr: Vec<_> = m
             .record_routes()
-            .map(|r| r.unwrap().uri.as_bytes().to_vec())
+            .unwrap()
+            .iter()
+            .map(|r| r.uri.as_bytes().to_vec())
             .collect();
         assert_eq!(rr, vec![b"sip:proxy.example;lr".to_vec()]);
         assert_eq!(m.body(), b"abc");
@@ -377,7 +379,7 @@ abc";
             e.remove_value(m, second);
         });
         let m = Message::parse(&out).unwrap();
-        assert_eq!(m.vias().count(), 1);
+        assert_eq!(m.vias().unwrap().len(), 1);
         assert!(out.starts_with(
             b"INVITE sip:bob@biloxi.com SIP/2.0\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\n"
         ));

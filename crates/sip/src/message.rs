@@ -118,6 +118,22 @@ struct Cache<'a> {
     to: OnceCell<Result<NameAddr<'a>>>,
     call_id: OnceCell<Result<&'a [u8]>>,
     cseq: OnceCell<Result<CSeq<'a>>>,
+    max_forwards: OnceCell<Option<Result<u8>>>,
+    expires: OnceCell<Option<Result<u32>>>,
+    min_expires: OnceCell<Option<Result<u32>>>,
+    content_type: OnceCell<Option<Result<ContentType<'a>>>>,
+    event: OnceCell<Option<Result<Event<'a>>>>,
+    vias: OnceCell<Result<Vec<Via<'a>>>>,
+    contacts: OnceCell<Result<Vec<Contact<'a>>>>,
+    routes: OnceCell<Result<Vec<NameAddr<'a>>>>,
+    record_routes: OnceCell<Result<Vec<NameAddr<'a>>>>,
+    paths: OnceCell<Result<Vec<NameAddr<'a>>>>,
+    /// Authorization, Proxy-Authorization, WWW-Authenticate, Proxy-Authenticate.
+    auth: [OnceCell<Result<Vec<Credentials<'a>>>>; 4],
+}
+
+fn parse_seconds(v: &[u8]) -> Result<u32> {
+    values::parse_number(v, u64::from(u32::MAX)).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 fn start_error(what: &'static str, at: usize) -> ParseError {
@@ -582,6 +598,21 @@ impl<'a> Message<'a> {
         f(self.value(h)).map_err(|e| e.in_header(self.name(h), h.value.start as usize))
     }
 
+    /// The first value of `name`, parsed with `parse` once and kept in `cell`.
+    fn cached<'s, T>(
+        &'s self,
+        cell: &'s OnceCell<Result<T>>,
+        name: HeaderName,
+        parse: impl FnOnce(&'a [u8]) -> Result<T>,
+    ) -> Result<&'s T> {
+        cell.get_or_init(|| {
+            let (h, _) = self.single(name)?;
+            self.typed(h, parse)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+    }
+
     // ---- typed views ------------------------------------------------------------------
 
     /// The Request-URI, parsed (cached). `Err` for a response.
@@ -603,105 +634,102 @@ impl<'a> Message<'a> {
 
     /// The topmost Via value (cached).
     pub fn top_via(&self) -> Result<&Via<'a>> {
-        self.cache
-            .top_via
-            .get_or_init(|| {
-                let (h, _) = self.single(HeaderName::Via)?;
-                self.typed(h, Via::parse)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.cached(&self.cache.top_via, HeaderName::Via, Via::parse)
     }
 
-    /// Every Via value, top first.
-    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>>> + '_ {
-        self.headers_named(HeaderName::Via)
-            .map(|h| self.typed(h, Via::parse))
+    /// Every Via value, top first (parsed once, cached).
+    pub fn vias(&self) -> Result<&[Via<'a>]> {
+        self.cached_list(&self.cache.vias, HeaderName::Via, Via::parse)
     }
 
     /// From (cached).
     pub fn from(&self) -> Result<&NameAddr<'a>> {
-        self.cache
-            .from
-            .get_or_init(|| {
-                let (h, _) = self.single(HeaderName::From)?;
-                self.typed(h, NameAddr::parse)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.cached(&self.cache.from, HeaderName::From, NameAddr::parse)
     }
 
     /// To (cached).
     pub fn to(&self) -> Result<&NameAddr<'a>> {
-        self.cache
-            .to
-            .get_or_init(|| {
-                let (h, _) = self.single(HeaderName::To)?;
-                self.typed(h, NameAddr::parse)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+        self.cached(&self.cache.to, HeaderName::To, NameAddr::parse)
     }
 
     /// Call-ID, trimmed (cached).
     pub fn call_id(&self) -> Result<&'a [u8]> {
-        self.cache
-            .call_id
-            .get_or_init(|| {
-                let (h, _) = self.single(HeaderName::CallId)?;
-                self.typed(h, values::parse_call_id)
-            })
-            .as_ref()
-            .copied()
-            .map_err(Clone::clone)
+        self.cached(
+            &self.cache.call_id,
+            HeaderName::CallId,
+            values::parse_call_id,
+        )
+        .copied()
     }
 
     /// CSeq (cached).
     pub fn cseq(&self) -> Result<CSeq<'a>> {
-        self.cache
-            .cseq
-            .get_or_init(|| {
-                let (h, _) = self.single(HeaderName::CSeq)?;
-                self.typed(h, CSeq::parse)
-            })
-            .as_ref()
+        self.cached(&self.cache.cseq, HeaderName::CSeq, CSeq::parse)
             .copied()
-            .map_err(Clone::clone)
     }
 
-    fn number(&self, name: HeaderName, max: u64) -> Option<Result<u64>> {
-        let h = self.header(name)?;
-        Some(self.typed(h, |v| values::parse_number(v, max)))
+    /// The first value of an optional header, parsed once and kept in `cell`; `None` when
+    /// the header is absent.
+    fn cached_optional<T: Clone>(
+        &self,
+        cell: &OnceCell<Option<Result<T>>>,
+        name: HeaderName,
+        parse: impl FnOnce(&'a [u8]) -> Result<T>,
+    ) -> Option<Result<T>> {
+        cell.get_or_init(|| self.header(name).map(|h| self.typed(h, parse)))
+            .clone()
     }
 
-    /// Max-Forwards (0..=255), `None` when absent.
+    /// Every value of `name`, parsed once and kept in `cell`; the first fault fails the list.
+    fn cached_list<'s, T>(
+        &'s self,
+        cell: &'s OnceCell<Result<Vec<T>>>,
+        name: HeaderName,
+        parse: impl Fn(&'a [u8]) -> Result<T>,
+    ) -> Result<&'s [T]> {
+        cell.get_or_init(|| {
+            self.headers_named(name)
+                .map(|h| self.typed(h, &parse))
+                .collect()
+        })
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(Clone::clone)
+    }
+
+    /// Max-Forwards (0..=255), `None` when absent (cached).
     pub fn max_forwards(&self) -> Option<Result<u8>> {
-        self.number(HeaderName::MaxForwards, 255)
-            .map(|r| r.map(|v| u8::try_from(v).unwrap_or(u8::MAX)))
+        self.cached_optional(&self.cache.max_forwards, HeaderName::MaxForwards, |v| {
+            values::parse_number(v, 255).map(|n| u8::try_from(n).unwrap_or(u8::MAX))
+        })
     }
 
-    /// Expires in seconds, `None` when absent.
+    /// Expires in seconds, `None` when absent (cached).
     pub fn expires(&self) -> Option<Result<u32>> {
-        self.number(HeaderName::Expires, u64::from(u32::MAX))
-            .map(|r| r.map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+        self.cached_optional(&self.cache.expires, HeaderName::Expires, parse_seconds)
     }
 
-    /// Min-Expires in seconds, `None` when absent.
+    /// Min-Expires in seconds, `None` when absent (cached).
     pub fn min_expires(&self) -> Option<Result<u32>> {
-        self.number(HeaderName::MinExpires, u64::from(u32::MAX))
-            .map(|r| r.map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+        self.cached_optional(
+            &self.cache.min_expires,
+            HeaderName::MinExpires,
+            parse_seconds,
+        )
     }
 
-    /// Content-Type, `None` when absent.
+    /// Content-Type, `None` when absent (cached).
     pub fn content_type(&self) -> Option<Result<ContentType<'a>>> {
-        let h = self.header(HeaderName::ContentType)?;
-        Some(self.typed(h, ContentType::parse))
+        self.cached_optional(
+            &self.cache.content_type,
+            HeaderName::ContentType,
+            ContentType::parse,
+        )
     }
 
-    /// Event, `None` when absent.
+    /// Event, `None` when absent (cached).
     pub fn event(&self) -> Option<Result<Event<'a>>> {
-        let h = self.header(HeaderName::Event)?;
-        Some(self.typed(h, Event::parse))
+        self.cached_optional(&self.cache.event, HeaderName::Event, Event::parse)
     }
 
     /// User-Agent text, trimmed, `None` when absent.
@@ -709,31 +737,35 @@ impl<'a> Message<'a> {
         self.header(HeaderName::UserAgent).map(|h| self.value(h))
     }
 
-    /// Every Contact value, in order.
-    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>>> + '_ {
-        self.headers_named(HeaderName::Contact)
-            .map(|h| self.typed(h, Contact::parse))
+    /// Every Contact value, in order (cached).
+    pub fn contacts(&self) -> Result<&[Contact<'a>]> {
+        self.cached_list(&self.cache.contacts, HeaderName::Contact, Contact::parse)
     }
 
-    /// Every value of a name-addr list header (Route, Record-Route, Path), in order.
+    /// Every value of any name-addr header (Refer-To, P-Asserted-Identity...), parsed on each
+    /// call; Route, Record-Route and Path have cached accessors.
     pub fn addresses(&self, name: HeaderName) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
         self.headers_named(name)
             .map(|h| self.typed(h, NameAddr::parse))
     }
 
-    /// Every Route value, top first.
-    pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
-        self.addresses(HeaderName::Route)
+    /// Every Route value, top first (cached).
+    pub fn routes(&self) -> Result<&[NameAddr<'a>]> {
+        self.cached_list(&self.cache.routes, HeaderName::Route, NameAddr::parse)
     }
 
-    /// Every Record-Route value, top first.
-    pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
-        self.addresses(HeaderName::RecordRoute)
+    /// Every Record-Route value, top first (cached).
+    pub fn record_routes(&self) -> Result<&[NameAddr<'a>]> {
+        self.cached_list(
+            &self.cache.record_routes,
+            HeaderName::RecordRoute,
+            NameAddr::parse,
+        )
     }
 
-    /// Every Path value (RFC 3327), top first.
-    pub fn paths(&self) -> impl Iterator<Item = Result<NameAddr<'a>>> + '_ {
-        self.addresses(HeaderName::Path)
+    /// Every Path value (RFC 3327), top first (cached).
+    pub fn paths(&self) -> Result<&[NameAddr<'a>]> {
+        self.cached_list(&self.cache.paths, HeaderName::Path, NameAddr::parse)
     }
 
     /// Tokens of a token-list header (Supported, Require, Proxy-Require, Unsupported, Allow,
@@ -744,13 +776,20 @@ impl<'a> Message<'a> {
             .map(|h| self.typed(h, values::parse_token))
     }
 
-    /// Credentials or challenges of one of the four auth headers, in order.
-    pub fn credentials(
-        &self,
-        name: HeaderName,
-    ) -> impl Iterator<Item = Result<Credentials<'a>>> + '_ {
-        self.headers_named(name)
-            .map(|h| self.typed(h, Credentials::parse))
+    /// Credentials or challenges of one of the four auth headers, in order (cached); an empty
+    /// list for any other header name.
+    pub fn credentials(&self, name: HeaderName) -> Result<&[Credentials<'a>]> {
+        let slot = match name {
+            HeaderName::Authorization => 0,
+            HeaderName::ProxyAuthorization => 1,
+            HeaderName::WwwAuthenticate => 2,
+            HeaderName::ProxyAuthenticate => 3,
+            _ => return Ok(&[]),
+        };
+        match self.cache.auth.get(slot) {
+            Some(cell) => self.cached_list(cell, name, Credentials::parse),
+            None => Ok(&[]),
+        }
     }
 
     // ---- validation ---------------------------------------------------------------------
@@ -812,9 +851,7 @@ impl<'a> Message<'a> {
         self.call_id()?;
         self.from()?;
         self.to()?;
-        for via in self.vias() {
-            via?;
-        }
+        self.vias()?;
         for h in &self.headers {
             let value = self.value(h);
             let checked = match h.name {
@@ -904,6 +941,25 @@ v=0\n";
         assert_eq!(m.body(), b"v=0\n");
         assert_eq!(m.as_bytes(), INVITE);
         m.validate().unwrap();
+    }
+
+    #[test]
+    fn typed_views_are_parsed_once_and_cached() {
+        let m = Message::parse(INVITE).unwrap();
+        assert!(std::ptr::eq(m.top_via().unwrap(), m.top_via().unwrap()));
+        assert!(std::ptr::eq(m.from().unwrap(), m.from().unwrap()));
+        assert!(std::ptr::eq(
+            m.vias().unwrap().as_ptr(),
+            m.vias().unwrap().as_ptr()
+        ));
+        assert!(std::ptr::eq(
+            m.contacts().unwrap().as_ptr(),
+            m.contacts().unwrap().as_ptr()
+        ));
+        assert_eq!(m.contacts().unwrap().len(), 1);
+        assert!(m.routes().unwrap().is_empty());
+        assert!(m.credentials(HeaderName::Authorization).unwrap().is_empty());
+        assert!(m.credentials(HeaderName::Via).unwrap().is_empty());
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn sip_ruri<'m>(m: &'m Message<'_>) -> &'m sable_sip::SipUri<'m> {
 }
 
 fn contacts<'m>(m: &'m Message<'_>) -> Vec<Contact<'m>> {
-    m.contacts().map(|c| c.unwrap()).collect()
+    m.contacts().unwrap().to_vec()
 }
 
 #[rustfmt::skip]
@@ -72,9 +72,9 @@ fn expectations() -> Vec<(&'static str, &'static str, Expect)> {
              assert_eq!((cseq.number, cseq.method), (9, Method::Invite));
              assert_eq!(m.to().unwrap().tag(), Some(&b"1918181833n"[..]));
              assert_eq!(m.from().unwrap().tag(), Some(&b"98asjd8"[..]));
-             assert_eq!(m.vias().count(), 3);
-             assert_eq!(m.vias().nth(1).unwrap().unwrap().branch(), Some(&b"z9hG4bK9ikj8"[..]));
-             assert_eq!(m.vias().nth(2).unwrap().unwrap().branch(), Some(&b"z9hG4bK30239"[..]));
+             assert_eq!(m.vias().unwrap().len(), 3);
+             assert_eq!(m.vias().unwrap()[1].branch(), Some(&b"z9hG4bK9ikj8"[..]));
+             assert_eq!(m.vias().unwrap()[2].branch(), Some(&b"z9hG4bK30239"[..]));
              let c = contacts(m);
              assert_eq!(c[0].q(), Some(330));
              let odd = m.headers_by_name(b"UnknownHeaderWithUnusualValue").next().unwrap();
@@ -111,7 +111,7 @@ fn expectations() -> Vec<(&'static str, &'static str, Expect)> {
         ("rfc4475/valid/esc02.sip", "§3.1.1.5 % that is not an escape: unknown method RE%47IST%45R, literal display name, C%6Fntact is an unknown header (two Contacts, not three)",
          Accept(|m| {
              assert_eq!(m.method(), Some(Method::Other(b"RE%47IST%45R")));
-             assert_eq!(m.contacts().count(), 2);
+             assert_eq!(m.contacts().unwrap().len(), 2);
              assert_eq!(m.headers_by_name(b"C%6Fntact").count(), 1);
              assert_eq!(&*m.to().unwrap().display_name_unquoted(), b"%Z%45");
          })),
@@ -119,7 +119,7 @@ fn expectations() -> Vec<(&'static str, &'static str, Expect)> {
          Accept(|m| assert_eq!(m.from().unwrap().display_name, Some(&b"caller"[..])))),
         ("rfc4475/valid/longreq.sip", "§3.1.1.7 long values everywhere: accept",
          Accept(|m| {
-             assert!(m.vias().count() >= 9);
+             assert!(m.vias().unwrap().len() >= 9);
              assert!(m.from().unwrap().tag().unwrap().len() > 100);
          })),
         ("rfc4475/valid/dblreq.sip", "§3.1.1.8 REGISTER with Content-Length 0 then 450 octets: handle the REGISTER, drop the trailing octets",
@@ -136,7 +136,7 @@ fn expectations() -> Vec<(&'static str, &'static str, Expect)> {
          })),
         ("rfc4475/valid/transports.sip", "§3.1.1.10 Vias with known and unknown transports: accept",
          Accept(|m| {
-             let t: Vec<Vec<u8>> = m.vias().map(|v| v.unwrap().transport.to_ascii_uppercase()).collect();
+             let t: Vec<Vec<u8>> = m.vias().unwrap().iter().map(|v| v.transport.to_ascii_uppercase()).collect();
              assert!(t.contains(&b"SCTP".to_vec()) && t.contains(&b"TLS".to_vec()) && t.contains(&b"UNKNOWN".to_vec()));
          })),
         ("rfc4475/valid/mpart01.sip", "§3.1.1.11 multipart body with binary part: frame by Content-Length",
@@ -215,7 +215,7 @@ fn expectations() -> Vec<(&'static str, &'static str, Expect)> {
          Accept(|m| assert!(!m.content_type().unwrap().unwrap().is("application", "sdp")))),
         ("rfc4475/invalid/regaut01.sip", "§3.3.7 unknown Authorization scheme: well-formed, forwarded unmodified",
          Accept(|m| {
-             let c = m.credentials(HeaderName::Authorization).next().unwrap().unwrap();
+             let c = m.credentials(HeaderName::Authorization).unwrap()[0];
              assert_eq!(c.scheme, b"NoOneKnowsThisScheme");
          })),
         ("rfc4475/invalid/multi01.sip", "§3.3.8 several Call-ID/To/From/Max-Forwards/CSeq: 400",
@@ -224,7 +224,7 @@ fn expectations() -> Vec<(&'static str, &'static str, Expect)> {
          RejectParse(|k| k == ParseErrorKind::MultipleContentLength, 400)),
         ("rfc4475/invalid/bcast.sip", "§3.3.10 200 OK with a broadcast Via: well-formed (a proxy drops it)",
          Accept(|m| {
-             let second = m.vias().nth(1).unwrap().unwrap();
+             let second = &m.vias().unwrap()[1];
              assert_eq!(second.host.ip(), Some(std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST)));
          })),
         ("rfc4475/invalid/zeromf.sip", "§3.3.11 Max-Forwards 0: legal (a proxy answers 483)",
@@ -278,7 +278,7 @@ fn expectations() -> Vec<(&'static str, &'static str, Expect)> {
         ("rfc5118/valid/ipv6-in-sdp.sip", "§4.6 valid per the RFC, but its printed Content-Length (268) exceeds the 251-octet body: a UDP receiver answers 400 (RFC 3261 §18.3)",
          RejectParse(|k| matches!(k, ParseErrorKind::ContentLengthExceedsBody { declared: 268, present: 251 }), 400)),
         ("rfc5118/valid/mult-ip-in-header.sip", "§4.7 Vias mixing IPv6 and IPv4: parse every hop",
-         Accept(|m| assert!(m.vias().count() >= 3))),
+         Accept(|m| assert!(m.vias().unwrap().len() >= 3))),
         ("rfc5118/valid/mult-ip-in-sdp.sip", "§4.8 valid; Content-Length 181 < body: the body is cut at 181",
          Accept(|m| assert_eq!(m.body().len(), 181))),
         ("rfc5118/valid/ipv4-mapped-ipv6.sip", "§4.9 ::ffff:a.b.c.d addresses: accept",
@@ -425,14 +425,11 @@ fn edit_round_trip(m: &Message<'_>) -> Result<(), String> {
     if m2.top_via().map_err(|e| e.to_string())?.branch() != Some(b"z9hG4bKsable1") {
         return Err("top Via is not the added one".into());
     }
-    if m2.vias().count() != m.vias().count() + 1 {
+    if m2.vias().map_err(|e| e.to_string())?.len() != m.vias().unwrap().len() + 1 {
         return Err("Via count after adding one".into());
     }
-    let rr = m2
-        .record_routes()
-        .next()
-        .ok_or("no Record-Route")?
-        .map_err(|e| e.to_string())?;
+    let rrs = m2.record_routes().map_err(|e| e.to_string())?;
+    let rr = rrs.first().ok_or("no Record-Route")?;
     if rr.uri.as_bytes() != b"sip:proxy.sable.test;lr" {
         return Err("top Record-Route is not the added one".into());
     }
