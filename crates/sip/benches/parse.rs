@@ -90,10 +90,12 @@ fn serialize(c: &mut Criterion) {
     g.bench_function("sable/invite_3_edits", |b| {
         b.iter(|| {
             edits.clear();
-            edits.add_via(&m, b"SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKsable.1");
-            edits.add_record_route(&m, b"<sip:192.0.2.10;lr>");
+            edits
+                .add_via(&m, b"SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKsable.1")
+                .unwrap();
+            edits.add_record_route(&m, b"<sip:192.0.2.10;lr>").unwrap();
             let mf = m.header(HeaderName::MaxForwards).unwrap();
-            edits.replace_value(mf, b"69");
+            edits.replace_value(mf, b"69").unwrap();
             edits.serialize(black_box(&m), &mut out);
             black_box(out.len())
         })

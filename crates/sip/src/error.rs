@@ -135,7 +135,12 @@ impl ParseError {
     pub fn in_header(mut self, name: &[u8], base: usize) -> Self {
         self.offset += base;
         if self.header.is_none() {
-            self.header = Some(String::from_utf8_lossy(name).into());
+            // Known headers by their full name (a compact `l` reads as Content-Length).
+            let known = crate::header::HeaderName::from_bytes(name);
+            self.header = Some(match known {
+                crate::header::HeaderName::Other => String::from_utf8_lossy(name).into(),
+                known => known.as_str().into(),
+            });
         }
         self
     }
@@ -173,6 +178,10 @@ impl ParseError {
         };
         match (&self.header, self.kind) {
             (_, ParseErrorKind::UnsupportedVersion) => base.to_string(),
+            (_, ParseErrorKind::MultipleContentLength) => {
+                format!("{base} - several Content-Length values")
+            }
+            (_, ParseErrorKind::InvalidContentLength) => format!("{base} - invalid Content-Length"),
             (Some(h), ParseErrorKind::MissingHeader) => format!("{base} - missing {h}"),
             (Some(h), ParseErrorKind::DuplicateHeader) => format!("{base} - several {h} headers"),
             (Some(h), _) => format!("{base} - malformed {h}"),

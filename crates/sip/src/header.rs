@@ -81,99 +81,133 @@ header_names! {
     ReferTo = "Refer-To", compact b'r';
     ReferredBy = "Referred-By", compact b'b';
     SessionExpires = "Session-Expires", compact b'x';
-    RequestDisposition = "Request-Disposition", compact b'd';
-    AcceptContact = "Accept-Contact", compact b'a';
-    RejectContact = "Reject-Contact", compact b'j';
+    RequestDisposition = "Request-Disposition", compact b'd', list true;
+    AcceptContact = "Accept-Contact", compact b'a', list true;
+    RejectContact = "Reject-Contact", compact b'j', list true;
     Identity = "Identity", compact b'y';
     UserAgent = "User-Agent";
     Server = "Server";
     Accept = "Accept", list true;
     Date = "Date";
     Timestamp = "Timestamp";
-    Warning = "Warning";
+    Warning = "Warning", list true;
     RetryAfter = "Retry-After";
     Organization = "Organization";
     Priority = "Priority";
     Rack = "RAck";
     Rseq = "RSeq";
     SubscriptionState = "Subscription-State";
-    PAssertedIdentity = "P-Asserted-Identity";
-    PPreferredIdentity = "P-Preferred-Identity";
+    PAssertedIdentity = "P-Asserted-Identity", list true;
+    PPreferredIdentity = "P-Preferred-Identity", list true;
     Privacy = "Privacy";
-    Reason = "Reason";
-    Diversion = "Diversion";
+    Reason = "Reason", list true;
+    Diversion = "Diversion", list true;
 }
 
 impl HeaderName {
     /// Looks a header name up, case-insensitively, compact forms included.
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        if let [c] = name {
-            return Self::from_compact(c.to_ascii_lowercase());
-        }
-        // Dispatch on length and first letter first: most lookups then compare one or two
-        // candidates.
-        let first = match name.first() {
-            Some(b) => b.to_ascii_lowercase(),
-            None => return HeaderName::Other,
+        let first = match name {
+            [] => return HeaderName::Other,
+            [c] => return Self::from_compact(c.to_ascii_lowercase()),
+            [first, ..] => first | 0x20,
         };
-        let candidates: &[HeaderName] = match (name.len(), first) {
-            (3, b'v') => &[HeaderName::Via],
-            (4, b'f') => &[HeaderName::From],
-            (2, b't') => &[HeaderName::To],
-            (7, b'c') => &[HeaderName::CallId, HeaderName::Contact],
-            (4, b'c') => &[HeaderName::CSeq],
-            (12, b'm') => &[HeaderName::MaxForwards],
-            (5, b'r') => &[HeaderName::Route],
-            (12, b'r') => &[HeaderName::RecordRoute],
-            (4, b'p') => &[HeaderName::Path],
-            (14, b'c') => &[HeaderName::ContentLength],
-            (12, b'c') => &[HeaderName::ContentType],
-            (16, b'c') => &[HeaderName::ContentEncoding],
-            (19, b'c') => &[HeaderName::ContentDisposition],
-            (7, b'e') => &[HeaderName::Expires],
-            (11, b'm') => &[HeaderName::MinExpires],
-            (13, b'a') => &[HeaderName::Authorization],
-            (19, b'p') => &[
-                HeaderName::ProxyAuthorization,
-                HeaderName::PAssertedIdentity,
-            ],
-            (16, b'w') => &[HeaderName::WwwAuthenticate],
-            (18, b'p') => &[HeaderName::ProxyAuthenticate],
-            (9, b's') => &[HeaderName::Supported],
-            (7, b'r') => &[HeaderName::Require],
-            (13, b'p') => &[HeaderName::ProxyRequire],
-            (11, b'u') => &[HeaderName::Unsupported],
-            (5, b'a') => &[HeaderName::Allow],
-            (12, b'a') => &[HeaderName::AllowEvents],
-            (5, b'e') => &[HeaderName::Event],
-            (7, b's') => &[HeaderName::Subject],
-            (8, b'r') => &[HeaderName::ReferTo],
-            (11, b'r') => &[HeaderName::ReferredBy, HeaderName::RetryAfter],
-            (15, b's') => &[HeaderName::SessionExpires],
-            (19, b'r') => &[HeaderName::RequestDisposition],
-            (14, b'a') => &[HeaderName::AcceptContact],
-            (14, b'r') => &[HeaderName::RejectContact],
-            (8, b'i') => &[HeaderName::Identity],
-            (10, b'u') => &[HeaderName::UserAgent],
-            (6, b's') => &[HeaderName::Server],
-            (6, b'a') => &[HeaderName::Accept],
-            (4, b'd') => &[HeaderName::Date],
-            (9, b't') => &[HeaderName::Timestamp],
-            (7, b'w') => &[HeaderName::Warning],
-            (12, b'o') => &[HeaderName::Organization],
-            (8, b'p') => &[HeaderName::Priority],
-            (4, b'r') => &[HeaderName::Rack, HeaderName::Rseq],
-            (18, b's') => &[HeaderName::SubscriptionState],
-            (20, b'p') => &[HeaderName::PPreferredIdentity],
-            (7, b'p') => &[HeaderName::Privacy],
-            (6, b'r') => &[HeaderName::Reason],
-            (9, b'd') => &[HeaderName::Diversion],
+        // Dispatch on length, then first letter: most lookups compare one candidate.
+        use HeaderName as H;
+        let candidates: &[HeaderName] = match name.len() {
+            2 => &[H::To],
+            3 => &[H::Via],
+            4 => match first {
+                b'f' => &[H::From],
+                b'c' => &[H::CSeq],
+                b'p' => &[H::Path],
+                b'd' => &[H::Date],
+                b'r' => &[H::Rack, H::Rseq],
+                _ => &[],
+            },
+            5 => match first {
+                b'r' => &[H::Route],
+                b'a' => &[H::Allow],
+                b'e' => &[H::Event],
+                _ => &[],
+            },
+            6 => match first {
+                b's' => &[H::Server],
+                b'a' => &[H::Accept],
+                b'r' => &[H::Reason],
+                _ => &[],
+            },
+            7 => match first {
+                b'c' => &[H::CallId, H::Contact],
+                b'e' => &[H::Expires],
+                b'r' => &[H::Require],
+                b's' => &[H::Subject],
+                b'w' => &[H::Warning],
+                b'p' => &[H::Privacy],
+                _ => &[],
+            },
+            8 => match first {
+                b'r' => &[H::ReferTo],
+                b'i' => &[H::Identity],
+                b'p' => &[H::Priority],
+                _ => &[],
+            },
+            9 => match first {
+                b's' => &[H::Supported],
+                b't' => &[H::Timestamp],
+                b'd' => &[H::Diversion],
+                _ => &[],
+            },
+            10 => &[H::UserAgent],
+            11 => match first {
+                b'm' => &[H::MinExpires],
+                b'u' => &[H::Unsupported],
+                b'r' => &[H::ReferredBy, H::RetryAfter],
+                _ => &[],
+            },
+            12 => match first {
+                b'm' => &[H::MaxForwards],
+                b'r' => &[H::RecordRoute],
+                b'c' => &[H::ContentType],
+                b'a' => &[H::AllowEvents],
+                b'o' => &[H::Organization],
+                _ => &[],
+            },
+            13 => match first {
+                b'a' => &[H::Authorization],
+                b'p' => &[H::ProxyRequire],
+                _ => &[],
+            },
+            14 => match first {
+                b'c' => &[H::ContentLength],
+                b'a' => &[H::AcceptContact],
+                b'r' => &[H::RejectContact],
+                _ => &[],
+            },
+            15 => &[H::SessionExpires],
+            16 => match first {
+                b'c' => &[H::ContentEncoding],
+                b'w' => &[H::WwwAuthenticate],
+                _ => &[],
+            },
+            18 => match first {
+                b'p' => &[H::ProxyAuthenticate],
+                b's' => &[H::SubscriptionState],
+                _ => &[],
+            },
+            19 => match first {
+                b'c' => &[H::ContentDisposition],
+                b'p' => &[H::ProxyAuthorization, H::PAssertedIdentity],
+                b'r' => &[H::RequestDisposition],
+                _ => &[],
+            },
+            20 => &[H::PPreferredIdentity],
             _ => &[],
         };
         candidates
             .iter()
             .copied()
-            .find(|h| h.as_str().as_bytes().eq_ignore_ascii_case(name))
+            .find(|h| eq_folded(name, h.as_str().as_bytes()))
             .unwrap_or(HeaderName::Other)
     }
 
@@ -218,6 +252,18 @@ impl HeaderName {
                 | HeaderName::MinExpires
         )
     }
+}
+
+/// Case-insensitive comparison of a name with a canonical header name (letters and `-`):
+/// OR-ing 0x20 folds ASCII letters to lower case, and among octets above 0x20 only letters
+/// fold onto letters and only `-` onto `-`, so the fold is exact for such names.
+#[inline]
+fn eq_folded(name: &[u8], canonical: &[u8]) -> bool {
+    name.len() == canonical.len()
+        && name
+            .iter()
+            .zip(canonical)
+            .all(|(&a, &b)| a > 0x20 && (a | 0x20) == (b | 0x20))
 }
 
 /// One entry of the header index: one value of one header line.

@@ -21,7 +21,7 @@ use crate::error::{ParseError, ParseErrorKind, Result};
 use crate::header::{HeaderName, HeaderValue};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
-use crate::scan::{is_lws, is_token, is_token_char, split_top_level, trim_lws};
+use crate::scan::{is_lws, is_token, is_token_char, split_top_level};
 use crate::uri::Uri;
 use crate::values::{self, CSeq, ContentType, Event};
 use crate::via::Via;
@@ -132,6 +132,15 @@ struct Cache<'a> {
     auth: [OnceCell<Result<Vec<Credentials<'a>>>>; 4],
 }
 
+/// How much [`Message::parse_with`] tolerates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    /// Everything a message to route must satisfy at the framing level.
+    Forward,
+    /// Enough to answer a refused message.
+    Reply,
+}
+
 fn parse_seconds(v: &[u8]) -> Result<u32> {
     values::parse_number(v, u64::from(u32::MAX)).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
@@ -191,6 +200,20 @@ impl<'a> Message<'a> {
     /// the rest of the buffer; with one, the body is that many octets and any octets after it
     /// are ignored (§18.3); a Content-Length larger than what is present is an error.
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>> {
+        Self::parse_with(buf, Strictness::Forward)
+    }
+
+    /// Parses a message that [`Message::parse`] refused, as far as a server needs to answer
+    /// it: an unsupported SIP version, a bad, duplicated or too large Content-Length (the body
+    /// is then the rest of the buffer) and header lines without a colon (skipped) are
+    /// tolerated. Use the result only to build the reply the refusal implies (its Via, From,
+    /// To, Call-ID and CSeq); never route or forward it.
+    pub fn parse_for_reply(buf: &'a [u8]) -> Result<Message<'a>> {
+        Self::parse_with(buf, Strictness::Reply)
+    }
+
+    fn parse_with(buf: &'a [u8], strictness: Strictness) -> Result<Message<'a>> {
+        let lenient = strictness == Strictness::Reply;
         if u32::try_from(buf.len()).is_err() {
             return Err(ParseError::new(
                 ParseErrorKind::BodyTooLarge {
@@ -213,7 +236,7 @@ impl<'a> Message<'a> {
         let (sl_end, mut pos) = line_end(buf, msg_start)
             .ok_or(ParseError::new(ParseErrorKind::Truncated, buf.len()))?;
         let line = buf.get(msg_start..sl_end).unwrap_or_default();
-        let (start_line, uri_span) = Self::parse_start_line(line, msg_start)?;
+        let (start_line, uri_span) = Self::parse_start_line(line, msg_start, lenient)?;
 
         let mut headers: SmallVec<[HeaderValue; INLINE_HEADERS]> = SmallVec::new();
         let mut content_length: Option<u32> = None;
@@ -249,9 +272,49 @@ impl<'a> Message<'a> {
                 Some(_) => {}
             }
             let line_start = pos;
-            // Find the end of this header line, folded continuation lines included.
-            let (mut content_end, mut next) =
-                line_end(buf, pos).ok_or(ParseError::new(ParseErrorKind::Truncated, pos))?;
+            // Name: a token, then optional SP/HT, then the colon (read in one pass; the
+            // line end is found after, from the value on).
+            let mut i = line_start;
+            while buf.get(i).is_some_and(|&b| is_token_char(b)) {
+                i += 1;
+            }
+            let name_end = i;
+            while matches!(buf.get(i), Some(b' ' | b'\t')) {
+                i += 1;
+            }
+            let mut name_end = name_end;
+            if buf.get(i) != Some(&b':') || name_end == line_start {
+                // Not `token LWS? ":"`. With a colon further on, the line is indexed as an
+                // extension header whose name `validate()` refuses (so a 400 can still be
+                // built from the other headers); without one it is not a header line at all.
+                let line = buf
+                    .get(line_start..)
+                    .and_then(|rest| memchr::memchr(b'\n', rest).and_then(|p| rest.get(..p)))
+                    .unwrap_or_default();
+                match memchr::memchr(b':', line) {
+                    Some(colon) => {
+                        i = line_start + colon;
+                        name_end = line_start
+                            + line.get(..colon).map_or(0, |n| {
+                                n.len() - n.iter().rev().take_while(|&&b| is_lws(b)).count()
+                            });
+                    }
+                    None if lenient => {
+                        pos = line_end(buf, line_start).map_or(buf.len(), |(_, next)| next);
+                        continue;
+                    }
+                    None => {
+                        return Err(ParseError::new(
+                            ParseErrorKind::HeaderWithoutColon,
+                            line_start,
+                        ))
+                    }
+                }
+            }
+            let value_start = i + 1;
+            // The end of this header line, folded continuation lines included.
+            let (mut content_end, mut next) = line_end(buf, value_start)
+                .ok_or(ParseError::new(ParseErrorKind::Truncated, pos))?;
             while matches!(buf.get(next), Some(b' ' | b'\t')) {
                 match line_end(buf, next) {
                     Some((ce, nx)) => {
@@ -261,23 +324,17 @@ impl<'a> Message<'a> {
                     None => return Err(ParseError::new(ParseErrorKind::Truncated, next)),
                 }
             }
-            let line = buf.get(line_start..content_end).unwrap_or_default();
-            let colon = memchr::memchr(b':', line).ok_or(ParseError::new(
-                ParseErrorKind::HeaderWithoutColon,
-                line_start,
-            ))?;
-            let raw_name = line.get(..colon).unwrap_or_default();
-            let name_bytes = trim_lws(raw_name);
-            if !is_token(name_bytes) || raw_name.first().is_some_and(|&b| is_lws(b)) {
-                return Err(ParseError::new(ParseErrorKind::BadHeaderName, line_start));
-            }
-            let name = HeaderName::from_bytes(name_bytes);
-            let name_span = Span::new(line_start, line_start + name_bytes.len());
+            let name_bytes = buf.get(line_start..name_end).unwrap_or_default();
+            let name = if is_token(name_bytes) {
+                HeaderName::from_bytes(name_bytes)
+            } else {
+                HeaderName::Other
+            };
+            let name_span = Span::new(line_start, name_end);
             let line_span = Span::new(line_start, next);
-            let value_start = line_start + colon + 1;
             let raw_value = buf.get(value_start..content_end).unwrap_or_default();
 
-            if name == HeaderName::ContentLength {
+            if name == HeaderName::ContentLength && !lenient {
                 if content_length.is_some() {
                     return Err(
                         ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
@@ -294,15 +351,30 @@ impl<'a> Message<'a> {
             if name.is_list() {
                 let first = headers.len();
                 for piece in split_top_level(raw_value, b',') {
-                    let (off, piece) = piece.map_err(|e| e.in_header(name_bytes, value_start))?;
-                    Self::push_value(
-                        &mut headers,
-                        name,
-                        name_span,
-                        line_span,
-                        value_start + off,
-                        piece,
-                    )?;
+                    match piece {
+                        Ok((off, piece)) => Self::push_value(
+                            &mut headers,
+                            name,
+                            name_span,
+                            line_span,
+                            value_start + off,
+                            piece,
+                        )?,
+                        Err(_) => {
+                            // An unclosed quote: the line stays one value, whose typed view
+                            // (and `validate()`) reports the fault.
+                            headers.truncate(first);
+                            Self::push_value(
+                                &mut headers,
+                                name,
+                                name_span,
+                                line_span,
+                                value_start,
+                                raw_value,
+                            )?;
+                            break;
+                        }
+                    }
                 }
                 let count = u16::try_from(headers.len() - first).unwrap_or(u16::MAX);
                 for (i, h) in headers.iter_mut().skip(first).enumerate() {
@@ -324,7 +396,7 @@ impl<'a> Message<'a> {
 
         let present = buf.len().saturating_sub(pos);
         let body_len = match content_length {
-            Some(cl) => {
+            Some(cl) if !(lenient && cl as usize > present) => {
                 let cl = cl as usize;
                 if cl > present {
                     return Err(ParseError::new(
@@ -337,7 +409,7 @@ impl<'a> Message<'a> {
                 }
                 cl
             }
-            None => present,
+            _ => present,
         };
         let body = Span::new(pos, pos + body_len);
         Ok(Message {
@@ -371,12 +443,18 @@ impl<'a> Message<'a> {
             ));
         }
         let lead = piece.iter().take_while(|&&b| is_lws(b)).count();
-        let trimmed = trim_lws(piece);
+        let trail = piece
+            .get(lead..)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take_while(|&&b| is_lws(b))
+            .count();
         let start = at + lead;
         headers.push(HeaderValue {
             name,
             name_span,
-            value: Span::new(start, start + trimmed.len()),
+            value: Span::new(start, at + piece.len() - trail),
             line,
             index_in_line: 0,
             values_in_line: 1,
@@ -384,7 +462,15 @@ impl<'a> Message<'a> {
         Ok(())
     }
 
-    fn parse_start_line(line: &'a [u8], base: usize) -> Result<(StartLine<'a>, Span)> {
+    fn parse_start_line(
+        line: &'a [u8],
+        base: usize,
+        lenient: bool,
+    ) -> Result<(StartLine<'a>, Span)> {
+        let check_version = |v: &[u8], at: usize| match check_version(v, at) {
+            Err(e) if lenient && e.kind() == ParseErrorKind::UnsupportedVersion => Ok(()),
+            other => other,
+        };
         let is_response = line.len() > 4
             && line
                 .get(..4)
@@ -853,6 +939,12 @@ impl<'a> Message<'a> {
         self.to()?;
         self.vias()?;
         for h in &self.headers {
+            if h.name == HeaderName::Other && !is_token(self.name(h)) {
+                return Err(ParseError::new(
+                    ParseErrorKind::BadHeaderName,
+                    h.name_span.start as usize,
+                ));
+            }
             let value = self.value(h);
             let checked = match h.name {
                 HeaderName::MaxForwards => values::parse_number(value, 255).map(drop),
@@ -1020,7 +1112,7 @@ v=0\n";
         );
         let e = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: -1\r\n\r\n").unwrap_err();
         assert_eq!(e.kind(), ParseErrorKind::InvalidContentLength);
-        assert_eq!(e.header(), Some("l"));
+        assert_eq!(e.header(), Some("Content-Length"));
         let e = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 1\r\n\r\na")
             .unwrap_err();
         assert_eq!(e.kind(), ParseErrorKind::MultipleContentLength);
@@ -1070,5 +1162,74 @@ v=0\n";
         assert_eq!(e.kind(), ParseErrorKind::MissingHeader);
         assert_eq!(e.header(), Some("Call-ID"));
         assert_eq!(e.reason_phrase(), "Bad Request - missing Call-ID");
+    }
+
+    #[test]
+    fn identity_and_diversion_headers_are_lists() {
+        let m = Message::parse(
+            b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@h>\r\nFrom: <sip:a@h>;tag=1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nP-Asserted-Identity: \"Cullen Jennings\" <sip:fluffy@cisco.com>, <tel:+14083264000>\r\n\r\n",
+        )
+        .unwrap();
+        m.validate().unwrap();
+        assert_eq!(m.addresses(HeaderName::PAssertedIdentity).count(), 2);
+    }
+
+    const BASE: &str = "OPTIONS sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:b@h>\r\nFrom: <sip:a@h>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n";
+
+    #[test]
+    fn a_fault_in_one_header_still_leaves_a_message_to_answer() {
+        let text = format!("{BASE}Contact: \"Bob <sip:b@h>\r\n\r\n");
+        let m = Message::parse(text.as_bytes()).unwrap();
+        assert_eq!(m.call_id().unwrap(), b"c");
+        let e = m.validate().unwrap_err();
+        assert_eq!(e.kind(), ParseErrorKind::UnterminatedQuote);
+        assert_eq!(e.header(), Some("Contact"));
+
+        let text = format!("{BASE}X/Y: 1\r\n\r\n");
+        let m = Message::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            m.validate().unwrap_err().kind(),
+            ParseErrorKind::BadHeaderName
+        );
+    }
+
+    #[test]
+    fn refused_messages_can_still_be_answered() {
+        let version = BASE.replace("SIP/2.0\r\nVia", "SIP/3.0\r\nVia") + "\r\n";
+        assert_eq!(
+            Message::parse(version.as_bytes()).unwrap_err().kind(),
+            ParseErrorKind::UnsupportedVersion
+        );
+        let m = Message::parse_for_reply(version.as_bytes()).unwrap();
+        assert_eq!(m.top_via().unwrap().branch(), Some(&b"z9hG4bK1"[..]));
+
+        for extra in [
+            "l: 99\r\n\r\nabc",
+            "l: 1\r\nl: 2\r\n\r\nab",
+            "l: -1\r\n\r\n",
+            "NoColon\r\n\r\n",
+        ] {
+            let text = format!("{BASE}{extra}");
+            assert!(Message::parse(text.as_bytes()).is_err(), "{extra}");
+            let m = Message::parse_for_reply(text.as_bytes()).unwrap();
+            assert_eq!(m.cseq().unwrap().number, 1, "{extra}");
+            assert_eq!(m.from().unwrap().tag(), Some(&b"1"[..]));
+        }
+    }
+
+    #[test]
+    fn reason_phrases_use_the_full_header_name() {
+        let text = format!("{BASE}l: 0\r\nContent-Length: 0\r\n\r\n");
+        let e = Message::parse(text.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.reason_phrase(),
+            "Bad Request - several Content-Length values"
+        );
+        let text = format!("{BASE}f: <sip:x@h>;tag=2\r\n\r\n");
+        let e = Message::parse(text.as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.reason_phrase(), "Bad Request - several From headers");
     }
 }

@@ -47,9 +47,14 @@ impl<'a> NameAddr<'a> {
             }
             Some(_) => {
                 // Either `*(token LWS) <uri>` or a bare addr-spec: look for '<' before any
-                // octet a display name may not hold.
+                // octet a display name may not hold. Octets above 0x7F (UTF-8 names such as
+                // `José Müller`) are tolerated there; a comma or a quote is not (RFC 4475
+                // §3.1.2.15).
                 let mut i = start;
-                while s.get(i).is_some_and(|&b| is_token_char(b) || is_lws(b)) {
+                while s
+                    .get(i)
+                    .is_some_and(|&b| is_token_char(b) || is_lws(b) || b >= 0x80)
+                {
                     i += 1;
                 }
                 if s.get(i) == Some(&b'<') {
@@ -226,6 +231,13 @@ mod tests {
         assert!(NameAddr::parse(b"sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_err());
         assert!(NameAddr::parse(b"").is_err());
         assert!(NameAddr::parse(b"Kaiser Keyser, <sip:k@example.com>").is_err());
+    }
+
+    #[test]
+    fn unquoted_utf8_display_name_is_tolerated() {
+        let a = NameAddr::parse("José Müller <sip:a@h>;tag=1".as_bytes()).unwrap();
+        assert_eq!(a.display_name, Some("José Müller".as_bytes()));
+        assert_eq!(a.tag(), Some(&b"1"[..]));
     }
 
     #[test]

@@ -413,9 +413,10 @@ fn expect_fault(
 /// Edits a valid message the way a proxy does, reparses, and checks the edited values.
 fn edit_round_trip(m: &Message<'_>) -> Result<(), String> {
     let mut e = Edits::new();
-    e.add_via(m, b"SIP/2.0/UDP proxy.sable.test;branch=z9hG4bKsable1");
-    e.add_record_route(m, b"<sip:proxy.sable.test;lr>");
-    e.append_header(m, b"X-Sable", b"edited");
+    e.add_via(m, b"SIP/2.0/UDP proxy.sable.test;branch=z9hG4bKsable1")
+        .unwrap();
+    e.add_record_route(m, b"<sip:proxy.sable.test;lr>").unwrap();
+    e.append_header(m, b"X-Sable", b"edited").unwrap();
     if m.is_request() {
         e.replace_request_uri(m, b"sip:target@192.0.2.99:5080");
     }

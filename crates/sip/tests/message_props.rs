@@ -115,9 +115,9 @@ proptest! {
         if let Ok(m) = Message::parse(&bytes) {
             let mut e = Edits::new();
             if let Some(h) = m.headers().get(pick % m.headers().len().max(1)) {
-                e.remove_value(&m, h);
+                e.remove_value(h);
             }
-            e.add_via(&m, b"SIP/2.0/UDP p;branch=z9hG4bKp");
+            e.add_via(&m, b"SIP/2.0/UDP p;branch=z9hG4bKp").unwrap();
             e.replace_body(b"xyz");
             let out = e.to_vec(&m);
             let again = Message::parse(&out).expect("edited message must parse");

@@ -89,7 +89,7 @@ fn serializing_into_a_reused_buffer_allocates_only_for_inserted_text() {
     let mut e = Edits::new();
     let (n, _) = allocations_during(|| {
         let mf = m.header(HeaderName::MaxForwards).unwrap();
-        e.replace_value(mf, b"69");
+        e.replace_value(mf, b"69").unwrap();
         e.serialize(&m, &mut out);
     });
     // One allocation: the owned copy of the replacement text.
