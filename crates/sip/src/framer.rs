@@ -771,7 +771,7 @@ mod tests {
         std::env::var_os("SABLE_CONFORMANCE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/conformance")
             })
     }
 

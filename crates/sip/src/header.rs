@@ -19,7 +19,7 @@ macro_rules! header_names {
 
         impl HeaderName {
             /// The canonical long name (`"Other"` for extension headers).
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $(HeaderName::$variant => $canonical,)*
                     HeaderName::Other => "Other",
@@ -105,110 +105,22 @@ header_names! {
 }
 
 impl HeaderName {
-    /// Looks a header name up, case-insensitively, compact forms included.
+    /// Looks a header name up, case-insensitively, compact forms included: one table load
+    /// and one comparison.
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        let first = match name {
+        let (first, last) = match name {
             [] => return HeaderName::Other,
             [c] => return Self::from_compact(c.to_ascii_lowercase()),
-            [first, ..] => first | 0x20,
+            [first, .., last] => (*first, *last),
         };
-        // Dispatch on length, then first letter: most lookups compare one candidate.
-        use HeaderName as H;
-        let candidates: &[HeaderName] = match name.len() {
-            2 => &[H::To],
-            3 => &[H::Via],
-            4 => match first {
-                b'f' => &[H::From],
-                b'c' => &[H::CSeq],
-                b'p' => &[H::Path],
-                b'd' => &[H::Date],
-                b'r' => &[H::Rack, H::Rseq],
-                _ => &[],
-            },
-            5 => match first {
-                b'r' => &[H::Route],
-                b'a' => &[H::Allow],
-                b'e' => &[H::Event],
-                _ => &[],
-            },
-            6 => match first {
-                b's' => &[H::Server],
-                b'a' => &[H::Accept],
-                b'r' => &[H::Reason],
-                _ => &[],
-            },
-            7 => match first {
-                b'c' => &[H::CallId, H::Contact],
-                b'e' => &[H::Expires],
-                b'r' => &[H::Require],
-                b's' => &[H::Subject],
-                b'w' => &[H::Warning],
-                b'p' => &[H::Privacy],
-                _ => &[],
-            },
-            8 => match first {
-                b'r' => &[H::ReferTo],
-                b'i' => &[H::Identity],
-                b'p' => &[H::Priority],
-                _ => &[],
-            },
-            9 => match first {
-                b's' => &[H::Supported],
-                b't' => &[H::Timestamp],
-                b'd' => &[H::Diversion],
-                _ => &[],
-            },
-            10 => &[H::UserAgent],
-            11 => match first {
-                b'm' => &[H::MinExpires],
-                b'u' => &[H::Unsupported],
-                b'r' => &[H::ReferredBy, H::RetryAfter],
-                _ => &[],
-            },
-            12 => match first {
-                b'm' => &[H::MaxForwards],
-                b'r' => &[H::RecordRoute],
-                b'c' => &[H::ContentType],
-                b'a' => &[H::AllowEvents],
-                b'o' => &[H::Organization],
-                _ => &[],
-            },
-            13 => match first {
-                b'a' => &[H::Authorization],
-                b'p' => &[H::ProxyRequire],
-                _ => &[],
-            },
-            14 => match first {
-                b'c' => &[H::ContentLength],
-                b'a' => &[H::AcceptContact],
-                b'r' => &[H::RejectContact],
-                _ => &[],
-            },
-            15 => &[H::SessionExpires],
-            16 => match first {
-                b'c' => &[H::ContentEncoding],
-                b'w' => &[H::WwwAuthenticate],
-                _ => &[],
-            },
-            18 => match first {
-                b'p' => &[H::ProxyAuthenticate],
-                b's' => &[H::SubscriptionState],
-                _ => &[],
-            },
-            19 => match first {
-                b'c' => &[H::ContentDisposition],
-                b'p' => &[H::ProxyAuthorization, H::PAssertedIdentity],
-                b'r' => &[H::RequestDisposition],
-                _ => &[],
-            },
-            20 => &[H::PPreferredIdentity],
-            _ => &[],
-        };
-        candidates
-            .iter()
+        let index = LOOKUP
+            .get(slot(name.len(), first, last))
             .copied()
-            .find(|h| eq_folded(name, h.as_str().as_bytes()))
-            .unwrap_or(HeaderName::Other)
+            .unwrap_or(0);
+        match HeaderName::ALL.get(usize::from(index).wrapping_sub(1)) {
+            Some(&h) if eq_folded(name, h.as_str().as_bytes()) => h,
+            _ => HeaderName::Other,
+        }
     }
 
     /// The header a compact form stands for (RFC 3261 §7.3.3 and extensions).
@@ -254,16 +166,92 @@ impl HeaderName {
     }
 }
 
-/// Case-insensitive comparison of a name with a canonical header name (letters and `-`):
-/// OR-ing 0x20 folds ASCII letters to lower case, and among octets above 0x20 only letters
-/// fold onto letters and only `-` onto `-`, so the fold is exact for such names.
+/// Slot of a name in [`LOOKUP`]: from its length and its first and last letters, folded to
+/// lower case. The multipliers were chosen so that every known name has a slot of its own
+/// (`lookup_table_has_no_collision` keeps it so).
+const fn slot(len: usize, first: u8, last: u8) -> usize {
+    (len + (first | 0x20) as usize * 9 + (last | 0x20) as usize * 14) % 256
+}
+
+/// Known header names by [`slot`]: 1 + index in [`HeaderName::ALL`], 0 for none, `u8::MAX`
+/// where two names would collide (then neither is found, which the test forbids).
+// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
+#[allow(clippy::indexing_slicing)]
+static LOOKUP: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < HeaderName::ALL.len() {
+        let name = HeaderName::ALL[i].as_str().as_bytes();
+        if let (Some(&first), Some(&last)) = (name.first(), name.last()) {
+            let s = slot(name.len(), first, last);
+            table[s] = if table[s] == 0 { i as u8 + 1 } else { u8::MAX };
+        }
+        i += 1;
+    }
+    table
+};
+
+/// Case-insensitive comparison of a name with a canonical header name (letters and `-`) of
+/// the same length, a machine word at a time (overlapping loads from both ends cover any
+/// length). OR-ing 0x20 folds ASCII letters to lower case; among all octets only letters fold
+/// onto letters, and only `-` and CR fold onto `-`, so the fold is exact once octets below
+/// 0x21 are refused.
 #[inline]
 fn eq_folded(name: &[u8], canonical: &[u8]) -> bool {
-    name.len() == canonical.len()
-        && name
-            .iter()
-            .zip(canonical)
-            .all(|(&a, &b)| a > 0x20 && (a | 0x20) == (b | 0x20))
+    macro_rules! words_equal {
+        ($t:ty, $n:literal, $a:expr, $b:expr) => {{
+            const ONES: $t = <$t>::MAX / 0xFF;
+            let (x, y) = (<$t>::from_le_bytes(*$a), <$t>::from_le_bytes(*$b));
+            // "Has an octet below 0x21" (the classic SWAR test), then the folded comparison.
+            x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80) == 0
+                && x | (ONES * 0x20) == y | (ONES * 0x20)
+        }};
+    }
+    if name.len() != canonical.len() {
+        return false;
+    }
+    match name.len() {
+        0 => true,
+        1 => matches!((name, canonical), ([x], [y]) if *x > 0x20 && x | 0x20 == y | 0x20),
+        2..=3 => match (
+            name.first_chunk::<2>(),
+            canonical.first_chunk::<2>(),
+            name.last_chunk::<2>(),
+            canonical.last_chunk::<2>(),
+        ) {
+            (Some(a), Some(b), Some(c), Some(d)) => {
+                words_equal!(u16, 2, a, b) && words_equal!(u16, 2, c, d)
+            }
+            _ => false,
+        },
+        4..=7 => match (
+            name.first_chunk::<4>(),
+            canonical.first_chunk::<4>(),
+            name.last_chunk::<4>(),
+            canonical.last_chunk::<4>(),
+        ) {
+            (Some(a), Some(b), Some(c), Some(d)) => {
+                words_equal!(u32, 4, a, b) && words_equal!(u32, 4, c, d)
+            }
+            _ => false,
+        },
+        _ => {
+            let (mut a, mut b) = (name, canonical);
+            while a.len() > 8 {
+                match (a.split_first_chunk::<8>(), b.split_first_chunk::<8>()) {
+                    (Some((x, ra)), Some((y, rb))) if words_equal!(u64, 8, x, y) => {
+                        a = ra;
+                        b = rb;
+                    }
+                    _ => return false,
+                }
+            }
+            match (name.last_chunk::<8>(), canonical.last_chunk::<8>()) {
+                (Some(x), Some(y)) => words_equal!(u64, 8, x, y),
+                _ => false,
+            }
+        }
+    }
 }
 
 /// One entry of the header index: one value of one header line.
@@ -274,8 +262,8 @@ fn eq_folded(name: &[u8], canonical: &[u8]) -> bool {
 pub struct HeaderValue {
     /// Which header.
     pub name: HeaderName,
-    /// The header name as written.
-    pub name_span: Span,
+    /// Length of the header name as written (it starts the line).
+    pub name_len: u16,
     /// This value, without surrounding LWS.
     pub value: Span,
     /// The whole header line, from the first octet of the name to just past its CRLF (folded
@@ -287,9 +275,40 @@ pub struct HeaderValue {
     pub values_in_line: u16,
 }
 
+impl HeaderValue {
+    /// Span of the header name as written.
+    #[inline]
+    pub fn name_span(&self) -> Span {
+        Span {
+            start: self.line.start,
+            end: self.line.start + u32::from(self.name_len),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_table_has_no_collision() {
+        assert!(HeaderName::ALL.len() < usize::from(u8::MAX));
+        for (i, h) in HeaderName::ALL.iter().enumerate() {
+            let name = h.as_str().as_bytes();
+            let s = slot(name.len(), name[0], name[name.len() - 1]);
+            assert_eq!(usize::from(LOOKUP[s]), i + 1, "{h:?} collides");
+        }
+    }
+
+    #[test]
+    fn carriage_return_never_folds_onto_a_dash() {
+        assert_eq!(HeaderName::from_bytes(b"Call\rID"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"cALL-id"), HeaderName::CallId);
+        assert_eq!(
+            HeaderName::from_bytes(b"proxy-authorizatioN"),
+            HeaderName::ProxyAuthorization
+        );
+    }
 
     #[test]
     fn every_long_name_and_compact_form_resolves() {

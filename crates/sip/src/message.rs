@@ -21,7 +21,7 @@ use crate::error::{ParseError, ParseErrorKind, Result};
 use crate::header::{HeaderName, HeaderValue};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
-use crate::scan::{is_lws, is_token, is_token_char, split_top_level};
+use crate::scan::{is_lws, is_token, is_token_char, next_separator, split_top_level};
 use crate::uri::Uri;
 use crate::values::{self, CSeq, ContentType, Event};
 use crate::via::Via;
@@ -45,9 +45,11 @@ impl Span {
     /// A span; the parser guarantees offsets fit in `u32` (it refuses larger buffers).
     #[inline]
     pub fn new(start: usize, end: usize) -> Span {
+        // Plain casts: `Message::parse` refuses buffers of 2^32 octets or more, so every
+        // offset into one fits (this is on the per-header hot path).
         Span {
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            end: u32::try_from(end).unwrap_or(u32::MAX),
+            start: start as u32,
+            end: end as u32,
         }
     }
 
@@ -110,6 +112,8 @@ pub struct Message<'a> {
     cache: Cache<'a>,
 }
 
+/// Typed views every proxy reads on every message: kept inline, so reading them allocates
+/// nothing.
 #[derive(Debug, Default)]
 struct Cache<'a> {
     uri: OnceCell<Result<Uri<'a>>>,
@@ -119,6 +123,14 @@ struct Cache<'a> {
     call_id: OnceCell<Result<&'a [u8]>>,
     cseq: OnceCell<Result<CSeq<'a>>>,
     max_forwards: OnceCell<Option<Result<u8>>>,
+    /// The rest, boxed on first use so that a message that never needs them stays small
+    /// (moving and dropping it is part of the per-message cost).
+    cold: OnceCell<Box<ColdCache<'a>>>,
+}
+
+/// Typed views read by some routes only.
+#[derive(Debug, Default)]
+struct ColdCache<'a> {
     expires: OnceCell<Option<Result<u32>>>,
     min_expires: OnceCell<Option<Result<u32>>>,
     content_type: OnceCell<Option<Result<ContentType<'a>>>>,
@@ -150,17 +162,38 @@ fn start_error(what: &'static str, at: usize) -> ParseError {
 }
 
 /// Finds the end of the line starting at `pos`: returns (content end, next line start).
-/// A line ends with CRLF, or with a bare LF (tolerated as many stacks do).
-#[inline]
-fn line_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let rel = memchr::memchr(b'\n', buf.get(pos..)?)?;
-    let lf = pos + rel;
-    let content_end = if lf > pos && buf.get(lf - 1) == Some(&b'\r') {
-        lf - 1
-    } else {
-        lf
-    };
-    Some((content_end, lf + 1))
+/// Line ends of one buffer, found by one SIMD scan that goes on from line to line (cheaper
+/// than starting a search per line: header lines are short).
+struct LineEnds<'a> {
+    buf: &'a [u8],
+    lfs: memchr::Memchr<'a>,
+}
+
+impl<'a> LineEnds<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        LineEnds {
+            buf,
+            lfs: memchr::memchr_iter(b'\n', buf),
+        }
+    }
+
+    /// The end of the line that contains `pos`: (content end, next line start). A line ends
+    /// with CRLF, or with a bare LF (tolerated as many stacks do). Calls must come with
+    /// non-decreasing `pos`.
+    #[inline]
+    fn from(&mut self, pos: usize) -> Option<(usize, usize)> {
+        loop {
+            let lf = self.lfs.next()?;
+            if lf >= pos {
+                let content_end = if lf > pos && self.buf.get(lf - 1) == Some(&b'\r') {
+                    lf - 1
+                } else {
+                    lf
+                };
+                return Some((content_end, lf + 1));
+            }
+        }
+    }
 }
 
 /// Checks `SIP-Version` (case-insensitive `SIP/2.0`): 505 for another well-formed version.
@@ -233,7 +266,9 @@ impl<'a> Message<'a> {
             return Err(ParseError::new(ParseErrorKind::Empty, pos));
         }
         let msg_start = pos;
-        let (sl_end, mut pos) = line_end(buf, msg_start)
+        let mut lines = LineEnds::new(buf);
+        let (sl_end, mut pos) = lines
+            .from(msg_start)
             .ok_or(ParseError::new(ParseErrorKind::Truncated, buf.len()))?;
         let line = buf.get(msg_start..sl_end).unwrap_or_default();
         let (start_line, uri_span) = Self::parse_start_line(line, msg_start, lenient)?;
@@ -274,16 +309,20 @@ impl<'a> Message<'a> {
             let line_start = pos;
             // Name: a token, then optional SP/HT, then the colon (read in one pass; the
             // line end is found after, from the value on).
-            let mut i = line_start;
-            while buf.get(i).is_some_and(|&b| is_token_char(b)) {
-                i += 1;
-            }
-            let name_end = i;
+            let rest = buf.get(line_start..).unwrap_or_default();
+            let name_end = line_start
+                + rest
+                    .iter()
+                    .position(|&b| !is_token_char(b))
+                    .unwrap_or(rest.len());
+            let mut i = name_end;
             while matches!(buf.get(i), Some(b' ' | b'\t')) {
                 i += 1;
             }
             let mut name_end = name_end;
+            let mut name_is_token = true;
             if buf.get(i) != Some(&b':') || name_end == line_start {
+                name_is_token = false;
                 // Not `token LWS? ":"`. With a colon further on, the line is indexed as an
                 // extension header whose name `validate()` refuses (so a 400 can still be
                 // built from the other headers); without one it is not a header line at all.
@@ -300,7 +339,7 @@ impl<'a> Message<'a> {
                             });
                     }
                     None if lenient => {
-                        pos = line_end(buf, line_start).map_or(buf.len(), |(_, next)| next);
+                        pos = lines.from(line_start).map_or(buf.len(), |(_, next)| next);
                         continue;
                     }
                     None => {
@@ -313,10 +352,11 @@ impl<'a> Message<'a> {
             }
             let value_start = i + 1;
             // The end of this header line, folded continuation lines included.
-            let (mut content_end, mut next) = line_end(buf, value_start)
+            let (mut content_end, mut next) = lines
+                .from(value_start)
                 .ok_or(ParseError::new(ParseErrorKind::Truncated, pos))?;
             while matches!(buf.get(next), Some(b' ' | b'\t')) {
-                match line_end(buf, next) {
+                match lines.from(next) {
                     Some((ce, nx)) => {
                         content_end = ce;
                         next = nx;
@@ -325,12 +365,14 @@ impl<'a> Message<'a> {
                 }
             }
             let name_bytes = buf.get(line_start..name_end).unwrap_or_default();
-            let name = if is_token(name_bytes) {
+            let name = if name_is_token || is_token(name_bytes) {
                 HeaderName::from_bytes(name_bytes)
             } else {
                 HeaderName::Other
             };
-            let name_span = Span::new(line_start, name_end);
+            // Header names longer than 65535 octets cannot be indexed: refuse them.
+            let name_len = u16::try_from(name_end - line_start)
+                .map_err(|_| ParseError::new(ParseErrorKind::BadHeaderName, line_start))?;
             let line_span = Span::new(line_start, next);
             let raw_value = buf.get(value_start..content_end).unwrap_or_default();
 
@@ -348,14 +390,15 @@ impl<'a> Message<'a> {
                 content_length = u32::try_from(v).ok();
             }
 
-            if name.is_list() {
+            if name.is_list() && matches!(next_separator(raw_value, 0, b','), Ok(Some(_)) | Err(_))
+            {
                 let first = headers.len();
                 for piece in split_top_level(raw_value, b',') {
                     match piece {
                         Ok((off, piece)) => Self::push_value(
                             &mut headers,
                             name,
-                            name_span,
+                            name_len,
                             line_span,
                             value_start + off,
                             piece,
@@ -367,7 +410,7 @@ impl<'a> Message<'a> {
                             Self::push_value(
                                 &mut headers,
                                 name,
-                                name_span,
+                                name_len,
                                 line_span,
                                 value_start,
                                 raw_value,
@@ -385,7 +428,7 @@ impl<'a> Message<'a> {
                 Self::push_value(
                     &mut headers,
                     name,
-                    name_span,
+                    name_len,
                     line_span,
                     value_start,
                     raw_value,
@@ -427,11 +470,11 @@ impl<'a> Message<'a> {
         })
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_value(
         headers: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
         name: HeaderName,
-        name_span: Span,
+        name_len: u16,
         line: Span,
         at: usize,
         piece: &[u8],
@@ -453,7 +496,7 @@ impl<'a> Message<'a> {
         let start = at + lead;
         headers.push(HeaderValue {
             name,
-            name_span,
+            name_len,
             value: Span::new(start, at + piece.len() - trail),
             line,
             index_in_line: 0,
@@ -647,7 +690,7 @@ impl<'a> Message<'a> {
     /// The name of an index entry as written.
     #[inline]
     pub fn name(&self, h: &HeaderValue) -> &'a [u8] {
-        self.slice(h.name_span)
+        self.slice(h.name_span())
     }
 
     /// The first value of a known header.
@@ -682,6 +725,10 @@ impl<'a> Message<'a> {
 
     fn typed<T>(&self, h: &HeaderValue, f: impl FnOnce(&'a [u8]) -> Result<T>) -> Result<T> {
         f(self.value(h)).map_err(|e| e.in_header(self.name(h), h.value.start as usize))
+    }
+
+    fn cold(&self) -> &ColdCache<'a> {
+        self.cache.cold.get_or_init(Box::default)
     }
 
     /// The first value of `name`, parsed with `parse` once and kept in `cell`.
@@ -725,7 +772,7 @@ impl<'a> Message<'a> {
 
     /// Every Via value, top first (parsed once, cached).
     pub fn vias(&self) -> Result<&[Via<'a>]> {
-        self.cached_list(&self.cache.vias, HeaderName::Via, Via::parse)
+        self.cached_list(&self.cold().vias, HeaderName::Via, Via::parse)
     }
 
     /// From (cached).
@@ -792,13 +839,13 @@ impl<'a> Message<'a> {
 
     /// Expires in seconds, `None` when absent (cached).
     pub fn expires(&self) -> Option<Result<u32>> {
-        self.cached_optional(&self.cache.expires, HeaderName::Expires, parse_seconds)
+        self.cached_optional(&self.cold().expires, HeaderName::Expires, parse_seconds)
     }
 
     /// Min-Expires in seconds, `None` when absent (cached).
     pub fn min_expires(&self) -> Option<Result<u32>> {
         self.cached_optional(
-            &self.cache.min_expires,
+            &self.cold().min_expires,
             HeaderName::MinExpires,
             parse_seconds,
         )
@@ -807,7 +854,7 @@ impl<'a> Message<'a> {
     /// Content-Type, `None` when absent (cached).
     pub fn content_type(&self) -> Option<Result<ContentType<'a>>> {
         self.cached_optional(
-            &self.cache.content_type,
+            &self.cold().content_type,
             HeaderName::ContentType,
             ContentType::parse,
         )
@@ -815,7 +862,7 @@ impl<'a> Message<'a> {
 
     /// Event, `None` when absent (cached).
     pub fn event(&self) -> Option<Result<Event<'a>>> {
-        self.cached_optional(&self.cache.event, HeaderName::Event, Event::parse)
+        self.cached_optional(&self.cold().event, HeaderName::Event, Event::parse)
     }
 
     /// User-Agent text, trimmed, `None` when absent.
@@ -825,7 +872,7 @@ impl<'a> Message<'a> {
 
     /// Every Contact value, in order (cached).
     pub fn contacts(&self) -> Result<&[Contact<'a>]> {
-        self.cached_list(&self.cache.contacts, HeaderName::Contact, Contact::parse)
+        self.cached_list(&self.cold().contacts, HeaderName::Contact, Contact::parse)
     }
 
     /// Every value of any name-addr header (Refer-To, P-Asserted-Identity...), parsed on each
@@ -837,13 +884,13 @@ impl<'a> Message<'a> {
 
     /// Every Route value, top first (cached).
     pub fn routes(&self) -> Result<&[NameAddr<'a>]> {
-        self.cached_list(&self.cache.routes, HeaderName::Route, NameAddr::parse)
+        self.cached_list(&self.cold().routes, HeaderName::Route, NameAddr::parse)
     }
 
     /// Every Record-Route value, top first (cached).
     pub fn record_routes(&self) -> Result<&[NameAddr<'a>]> {
         self.cached_list(
-            &self.cache.record_routes,
+            &self.cold().record_routes,
             HeaderName::RecordRoute,
             NameAddr::parse,
         )
@@ -851,7 +898,7 @@ impl<'a> Message<'a> {
 
     /// Every Path value (RFC 3327), top first (cached).
     pub fn paths(&self) -> Result<&[NameAddr<'a>]> {
-        self.cached_list(&self.cache.paths, HeaderName::Path, NameAddr::parse)
+        self.cached_list(&self.cold().paths, HeaderName::Path, NameAddr::parse)
     }
 
     /// Tokens of a token-list header (Supported, Require, Proxy-Require, Unsupported, Allow,
@@ -872,7 +919,7 @@ impl<'a> Message<'a> {
             HeaderName::ProxyAuthenticate => 3,
             _ => return Ok(&[]),
         };
-        match self.cache.auth.get(slot) {
+        match self.cold().auth.get(slot) {
             Some(cell) => self.cached_list(cell, name, Credentials::parse),
             None => Ok(&[]),
         }
@@ -942,7 +989,7 @@ impl<'a> Message<'a> {
             if h.name == HeaderName::Other && !is_token(self.name(h)) {
                 return Err(ParseError::new(
                     ParseErrorKind::BadHeaderName,
-                    h.name_span.start as usize,
+                    h.line.start as usize,
                 ));
             }
             let value = self.value(h);

@@ -6,29 +6,29 @@
 
 use crate::error::{ParseError, ParseErrorKind, Result};
 
-/// `token` characters as a bit set over ASCII: `alphanum / "-" / "." / "!" / "%" / "*" / "_" /
-/// "+" / "`" / "'" / "~"`.
-const TOKEN: u128 = {
-    let mut set = 0u128;
+/// `token` characters: `alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~"`,
+/// as a table indexed by octet (one load per test; this sits on the hottest path).
+// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
+#[allow(clippy::indexing_slicing)]
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
     let mut b = 0u8;
     while b < 128 {
-        if b.is_ascii_alphanumeric()
+        table[b as usize] = b.is_ascii_alphanumeric()
             || matches!(
                 b,
                 b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            )
-        {
-            set |= 1u128 << b;
-        }
+            );
         b += 1;
     }
-    set
+    table
 };
 
 /// True for a `token` character.
 #[inline]
 pub fn is_token_char(b: u8) -> bool {
-    b < 128 && (TOKEN >> b) & 1 == 1
+    // A u8 always indexes a 256-entry table: the compiler drops the bounds check.
+    TOKEN.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// True when `s` is a non-empty `token`.
@@ -122,30 +122,40 @@ impl<'a> Iterator for SplitTopLevel<'a> {
     }
 }
 
-/// Index of the next `sep` at or after `from` that is neither inside a quoted string nor
-/// inside `<...>`. Jumps from one interesting octet to the next with `memchr3`, so a value
-/// costs a few SIMD scans rather than a branch per octet. An unclosed `<` hides every
-/// separator after it.
+/// Octets [`next_separator`] must look at: the separators used in header values, the
+/// quote, and the angle brackets.
+// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
+#[allow(clippy::indexing_slicing)]
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b',' as usize] = true;
+    table[b';' as usize] = true;
+    table[b'"' as usize] = true;
+    table[b'<' as usize] = true;
+    table
+};
+
+/// Index of the next `sep` (`,` or `;`) at or after `from` that is neither inside a quoted
+/// string nor inside `<...>`. Header values are short, so a table-driven scalar scan beats
+/// setting up a SIMD search per value. An unclosed `<` hides every separator after it.
 pub fn next_separator(s: &[u8], from: usize, sep: u8) -> Result<Option<usize>> {
     let mut i = from;
-    loop {
-        let rest = match s.get(i..) {
-            Some(r) if !r.is_empty() => r,
-            _ => return Ok(None),
-        };
-        let Some(p) = memchr::memchr3(sep, b'"', b'<', rest) else {
-            return Ok(None);
-        };
-        let j = i + p;
-        match rest.get(p) {
-            Some(b'"') => i = quoted_string_end(s, j)?,
-            Some(b'<') => match memchr::memchr(b'>', rest.get(p..).unwrap_or_default()) {
-                Some(q) => i = j + q + 1,
+    while let Some(&b) = s.get(i) {
+        if !SPECIAL.get(usize::from(b)).copied().unwrap_or(false) {
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => i = quoted_string_end(s, i)?,
+            b'<' => match s.get(i..).and_then(|rest| memchr::memchr(b'>', rest)) {
+                Some(q) => i += q + 1,
                 None => return Ok(None),
             },
-            _ => return Ok(Some(j)),
+            b if b == sep => return Ok(Some(i)),
+            _ => i += 1,
         }
     }
+    Ok(None)
 }
 
 /// Parses `1*DIGIT` into a `u64`, failing on an empty string, a non-digit, or a value above
