@@ -390,8 +390,8 @@ impl<'a> Message<'a> {
                 content_length = u32::try_from(v).ok();
             }
 
-            if name.is_list() && matches!(next_separator(raw_value, 0, b','), Ok(Some(_)) | Err(_))
-            {
+            // Most list lines hold one value: one scan tells, and only the others are split.
+            if name.is_list() && !matches!(next_separator(raw_value, 0, b','), Ok(None)) {
                 let first = headers.len();
                 for piece in split_top_level(raw_value, b',') {
                     match piece {

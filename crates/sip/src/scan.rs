@@ -122,8 +122,8 @@ impl<'a> Iterator for SplitTopLevel<'a> {
     }
 }
 
-/// Octets [`next_separator`] must look at: the separators used in header values, the
-/// quote, and the angle brackets.
+/// Octets [`next_separator`] must look at: the separators used in header values (`,` and
+/// `;`), the quote, and the angle bracket.
 // Evaluated at compile time: an index out of bounds is a compile error, never a panic.
 #[allow(clippy::indexing_slicing)]
 static SPECIAL: [bool; 256] = {
@@ -135,7 +135,7 @@ static SPECIAL: [bool; 256] = {
     table
 };
 
-/// Index of the next `sep` (`,` or `;`) at or after `from` that is neither inside a quoted
+/// Index of the next `sep` (`,` or `;`: other separators are not looked for) at or after `from` that is neither inside a quoted
 /// string nor inside `<...>`. Header values are short, so a table-driven scalar scan beats
 /// setting up a SIMD search per value. An unclosed `<` hides every separator after it.
 pub fn next_separator(s: &[u8], from: usize, sep: u8) -> Result<Option<usize>> {
