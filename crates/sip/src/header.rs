@@ -107,6 +107,7 @@ header_names! {
 impl HeaderName {
     /// Looks a header name up, case-insensitively, compact forms included: one table load
     /// and one comparison.
+    #[inline]
     pub fn from_bytes(name: &[u8]) -> HeaderName {
         let (first, last) = match name {
             [] => return HeaderName::Other,
@@ -117,8 +118,8 @@ impl HeaderName {
             .get(slot(name.len(), first, last))
             .copied()
             .unwrap_or(0);
-        match HeaderName::ALL.get(usize::from(index).wrapping_sub(1)) {
-            Some(&h) if eq_folded(name, h.as_str().as_bytes()) => h,
+        match CANONICAL.get(usize::from(index).wrapping_sub(1)) {
+            Some(&(canonical, h)) if eq_folded(name, canonical) => h,
             _ => HeaderName::Other,
         }
     }
@@ -187,6 +188,22 @@ static LOOKUP: [u8; 256] = {
             table[s] = if table[s] == 0 { i as u8 + 1 } else { u8::MAX };
         }
         i += 1;
+    }
+    table
+};
+
+/// Every known name with its canonical spelling, in [`HeaderName::ALL`] order.
+// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
+#[allow(clippy::indexing_slicing)]
+static CANONICAL: [(&[u8], HeaderName); HeaderName::ALL.len()] = {
+    let mut table: [(&[u8], HeaderName); HeaderName::ALL.len()] =
+        [(b"", HeaderName::Other); HeaderName::ALL.len()];
+    let mut rest = HeaderName::ALL;
+    let mut i = 0;
+    while let [h, tail @ ..] = rest {
+        table[i] = (h.as_str().as_bytes(), *h);
+        i += 1;
+        rest = tail;
     }
     table
 };

@@ -21,7 +21,7 @@ use crate::error::{ParseError, ParseErrorKind, Result};
 use crate::header::{HeaderName, HeaderValue};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
-use crate::scan::{is_lws, is_token, is_token_char, next_separator, split_top_level};
+use crate::scan::{is_lws, is_token, is_token_char};
 use crate::uri::Uri;
 use crate::values::{self, CSeq, ContentType, Event};
 use crate::via::Via;
@@ -144,6 +144,44 @@ struct ColdCache<'a> {
     auth: [OnceCell<Result<Vec<Credentials<'a>>>>; 4],
 }
 
+/// Octets that stop the scan of a list header value: the comma, the quote, the angle bracket.
+// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
+#[allow(clippy::indexing_slicing)]
+static LIST_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b',' as usize] = true;
+    table[b'"' as usize] = true;
+    table[b'<' as usize] = true;
+    table
+};
+
+#[inline(always)]
+fn is_list_special(b: u8) -> bool {
+    LIST_SPECIAL.get(usize::from(b)).copied().unwrap_or(false)
+}
+
+/// Position of the first `,`, `"` or `<`, eight octets at a time (a zero octet in
+/// `word ^ broadcast(c)` marks `c`; see [`zero_octets`]).
+#[inline]
+fn find_list_special(s: &[u8]) -> Option<usize> {
+    let mut rest = s;
+    let mut offset = 0;
+    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
+        let x = u64::from_le_bytes(*chunk);
+        let hits = zero_octets(x ^ (ONES * u64::from(b',')))
+            | zero_octets(x ^ (ONES * u64::from(b'"')))
+            | zero_octets(x ^ (ONES * u64::from(b'<')));
+        if hits != 0 {
+            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+        rest = tail;
+    }
+    rest.iter()
+        .position(|&b| is_list_special(b))
+        .map(|p| offset + p)
+}
+
 /// How much [`Message::parse_with`] tolerates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Strictness {
@@ -163,7 +201,7 @@ fn start_error(what: &'static str, at: usize) -> ParseError {
 
 /// Finds the end of the line starting at `pos`: returns (content end, next line start).
 /// Line ends of one buffer, found by one SIMD scan that goes on from line to line (cheaper
-/// than starting a search per line: header lines are short).
+/// than starting a search per line).
 struct LineEnds<'a> {
     buf: &'a [u8],
     lfs: memchr::Memchr<'a>,
@@ -194,6 +232,16 @@ impl<'a> LineEnds<'a> {
             }
         }
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Flags the zero octets of `v` (the classic "has zero byte" test): the lowest flag is always
+/// exact; flags above a true zero may be false positives, so only the lowest is ever used.
+#[inline(always)]
+fn zero_octets(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGH
 }
 
 /// Checks `SIP-Version` (case-insensitive `SIP/2.0`): 505 for another well-formed version.
@@ -390,40 +438,15 @@ impl<'a> Message<'a> {
                 content_length = u32::try_from(v).ok();
             }
 
-            // Most list lines hold one value: one scan tells, and only the others are split.
-            if name.is_list() && !matches!(next_separator(raw_value, 0, b','), Ok(None)) {
-                let first = headers.len();
-                for piece in split_top_level(raw_value, b',') {
-                    match piece {
-                        Ok((off, piece)) => Self::push_value(
-                            &mut headers,
-                            name,
-                            name_len,
-                            line_span,
-                            value_start + off,
-                            piece,
-                        )?,
-                        Err(_) => {
-                            // An unclosed quote: the line stays one value, whose typed view
-                            // (and `validate()`) reports the fault.
-                            headers.truncate(first);
-                            Self::push_value(
-                                &mut headers,
-                                name,
-                                name_len,
-                                line_span,
-                                value_start,
-                                raw_value,
-                            )?;
-                            break;
-                        }
-                    }
-                }
-                let count = u16::try_from(headers.len() - first).unwrap_or(u16::MAX);
-                for (i, h) in headers.iter_mut().skip(first).enumerate() {
-                    h.index_in_line = u16::try_from(i).unwrap_or(u16::MAX);
-                    h.values_in_line = count;
-                }
+            if name.is_list() {
+                Self::push_list(
+                    &mut headers,
+                    name,
+                    name_len,
+                    line_span,
+                    value_start,
+                    raw_value,
+                )?;
             } else {
                 Self::push_value(
                     &mut headers,
@@ -468,6 +491,59 @@ impl<'a> Message<'a> {
             content_length,
             cache: Cache::default(),
         })
+    }
+
+    /// Indexes the values of a list header line, split at commas outside quoted strings and
+    /// `<...>` (RFC 3261 §7.3.1), in one pass over the value. A line with an unclosed quote
+    /// stays one value, whose typed view (and `validate()`) reports the fault.
+    #[inline]
+    fn push_list(
+        headers: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
+        name: HeaderName,
+        name_len: u16,
+        line: Span,
+        at: usize,
+        raw: &[u8],
+    ) -> Result<()> {
+        let first = headers.len();
+        let mut piece_start = 0;
+        let mut i = 0;
+        while let Some(p) = raw.get(i..).and_then(find_list_special) {
+            let j = i + p;
+            match raw.get(j) {
+                Some(b',') => {
+                    let piece = raw.get(piece_start..j).unwrap_or_default();
+                    Self::push_value(headers, name, name_len, line, at + piece_start, piece)?;
+                    piece_start = j + 1;
+                    i = j + 1;
+                }
+                Some(b'"') => match crate::scan::quoted_string_end(raw, j) {
+                    Ok(end) => i = end,
+                    Err(_) => {
+                        headers.truncate(first);
+                        piece_start = 0;
+                        break;
+                    }
+                },
+                // '<': commas up to the matching '>' belong to the URI; an unclosed '<' hides
+                // every comma after it.
+                _ => match raw.get(j..).and_then(|rest| memchr::memchr(b'>', rest)) {
+                    Some(q) => i = j + q + 1,
+                    None => break,
+                },
+            }
+        }
+        let piece = raw.get(piece_start..).unwrap_or_default();
+        Self::push_value(headers, name, name_len, line, at + piece_start, piece)?;
+        let count = headers.len() - first;
+        if count > 1 {
+            let count16 = u16::try_from(count).unwrap_or(u16::MAX);
+            for (k, h) in headers.iter_mut().skip(first).enumerate() {
+                h.index_in_line = u16::try_from(k).unwrap_or(u16::MAX);
+                h.values_in_line = count16;
+            }
+        }
+        Ok(())
     }
 
     #[inline(always)]
@@ -1209,6 +1285,25 @@ v=0\n";
         assert_eq!(e.kind(), ParseErrorKind::MissingHeader);
         assert_eq!(e.header(), Some("Call-ID"));
         assert_eq!(e.reason_phrase(), "Bad Request - missing Call-ID");
+    }
+
+    #[test]
+    fn list_special_search_finds_the_first_special_octet() {
+        for text in [
+            &b""[..],
+            b"abc",
+            b"abcdefgh,",
+            b"a,b",
+            b"abcdefghijklmnop\"",
+            b"<abcdefgh",
+            b"abcdefg\x01,",
+            b"\x80\x81\x82\x83\x84\x85\x86\x87\x88<",
+            b",,,,,,,,,",
+            b"\x2b\x2d\x2c",
+        ] {
+            let expected = text.iter().position(|&b| matches!(b, b',' | b'"' | b'<'));
+            assert_eq!(find_list_special(text), expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -77,87 +77,6 @@ pub fn quoted_string_end(s: &[u8], start: usize) -> Result<usize> {
     Err(ParseError::new(ParseErrorKind::UnterminatedQuote, start))
 }
 
-/// Splits `s` on `sep` where `sep` is not inside a quoted string or `<...>`; the pieces keep
-/// their surrounding LWS. Yields an error once if a quote is left open.
-pub fn split_top_level(s: &[u8], sep: u8) -> SplitTopLevel<'_> {
-    SplitTopLevel {
-        s,
-        pos: 0,
-        sep,
-        done: false,
-    }
-}
-
-/// Iterator of [`split_top_level`]: yields `(offset, piece)`.
-#[derive(Debug, Clone)]
-pub struct SplitTopLevel<'a> {
-    s: &'a [u8],
-    pos: usize,
-    sep: u8,
-    done: bool,
-}
-
-impl<'a> Iterator for SplitTopLevel<'a> {
-    type Item = Result<(usize, &'a [u8])>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let start = self.pos;
-        match next_separator(self.s, start, self.sep) {
-            Ok(Some(i)) => {
-                self.pos = i + 1;
-                Some(Ok((start, self.s.get(start..i).unwrap_or_default())))
-            }
-            Ok(None) => {
-                self.done = true;
-                Some(Ok((start, self.s.get(start..).unwrap_or_default())))
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-/// Octets [`next_separator`] must look at: the separators used in header values (`,` and
-/// `;`), the quote, and the angle bracket.
-// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
-#[allow(clippy::indexing_slicing)]
-static SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b',' as usize] = true;
-    table[b';' as usize] = true;
-    table[b'"' as usize] = true;
-    table[b'<' as usize] = true;
-    table
-};
-
-/// Index of the next `sep` (`,` or `;`: other separators are not looked for) at or after `from` that is neither inside a quoted
-/// string nor inside `<...>`. Header values are short, so a table-driven scalar scan beats
-/// setting up a SIMD search per value. An unclosed `<` hides every separator after it.
-pub fn next_separator(s: &[u8], from: usize, sep: u8) -> Result<Option<usize>> {
-    let mut i = from;
-    while let Some(&b) = s.get(i) {
-        if !SPECIAL.get(usize::from(b)).copied().unwrap_or(false) {
-            i += 1;
-            continue;
-        }
-        match b {
-            b'"' => i = quoted_string_end(s, i)?,
-            b'<' => match s.get(i..).and_then(|rest| memchr::memchr(b'>', rest)) {
-                Some(q) => i += q + 1,
-                None => return Ok(None),
-            },
-            b if b == sep => return Ok(Some(i)),
-            _ => i += 1,
-        }
-    }
-    Ok(None)
-}
-
 /// Parses `1*DIGIT` into a `u64`, failing on an empty string, a non-digit, or a value above
 /// `max`.
 pub fn parse_decimal(s: &[u8], max: u64) -> Result<u64> {
@@ -233,14 +152,6 @@ mod tests {
     fn quoted_string_end_skips_quoted_pairs() {
         assert_eq!(quoted_string_end(br#""a\"b" x"#, 0).unwrap(), 6);
         assert!(quoted_string_end(br#""abc"#, 0).is_err());
-    }
-
-    #[test]
-    fn split_respects_quotes_and_angles() {
-        let v: Vec<_> = split_top_level(br#""a,b" <sip:x;a=1,2>, c"#, b',')
-            .map(|r| r.unwrap().1)
-            .collect();
-        assert_eq!(v, vec![&br#""a,b" <sip:x;a=1,2>"#[..], &b" c"[..]]);
     }
 
     #[test]
