@@ -1276,6 +1276,26 @@ v=0\n";
     }
 
     #[test]
+    fn the_header_index_is_bounded() {
+        let mut m = b"OPTIONS sip:a@b SIP/2.0\r\nAllow: A".to_vec();
+        for _ in 1..MAX_HEADERS {
+            m.extend_from_slice(b",A");
+        }
+        m.extend_from_slice(b"\r\n\r\n");
+        let msg = Message::parse(&m).unwrap();
+        assert_eq!(msg.headers().len(), MAX_HEADERS);
+        // A proxy's added Via takes it over the bound: the edited message is refused, not
+        // indexed without limit (found by fuzzing).
+        let mut e = crate::Edits::new();
+        e.add_via(&msg, b"SIP/2.0/UDP p;branch=z9hG4bK1").unwrap();
+        let out = e.to_vec(&msg);
+        assert_eq!(
+            Message::parse(&out).unwrap_err().kind(),
+            ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS }
+        );
+    }
+
+    #[test]
     fn validate_names_the_missing_header() {
         let m = Message::parse(
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 OPTIONS\r\n\r\n",
