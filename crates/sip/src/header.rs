@@ -216,7 +216,7 @@ static CANONICAL: [(&[u8], HeaderName); HeaderName::ALL.len()] = {
 #[inline]
 fn eq_folded(name: &[u8], canonical: &[u8]) -> bool {
     macro_rules! words_equal {
-        ($t:ty, $n:literal, $a:expr, $b:expr) => {{
+        ($t:ty, $a:expr, $b:expr) => {{
             const ONES: $t = <$t>::MAX / 0xFF;
             let (x, y) = (<$t>::from_le_bytes(*$a), <$t>::from_le_bytes(*$b));
             // "Has an octet below 0x21" (the classic SWAR test), then the folded comparison.
@@ -224,39 +224,35 @@ fn eq_folded(name: &[u8], canonical: &[u8]) -> bool {
                 && x | (ONES * 0x20) == y | (ONES * 0x20)
         }};
     }
+    // Two words of $n octets, one at each end, overlapping when the length is below 2 * $n.
+    macro_rules! ends_equal {
+        ($t:ty, $n:literal) => {
+            match (
+                name.first_chunk::<$n>(),
+                canonical.first_chunk::<$n>(),
+                name.last_chunk::<$n>(),
+                canonical.last_chunk::<$n>(),
+            ) {
+                (Some(a), Some(b), Some(c), Some(d)) => {
+                    words_equal!($t, a, b) && words_equal!($t, c, d)
+                }
+                _ => false,
+            }
+        };
+    }
     if name.len() != canonical.len() {
         return false;
     }
     match name.len() {
         0 => true,
         1 => matches!((name, canonical), ([x], [y]) if *x > 0x20 && x | 0x20 == y | 0x20),
-        2..=3 => match (
-            name.first_chunk::<2>(),
-            canonical.first_chunk::<2>(),
-            name.last_chunk::<2>(),
-            canonical.last_chunk::<2>(),
-        ) {
-            (Some(a), Some(b), Some(c), Some(d)) => {
-                words_equal!(u16, 2, a, b) && words_equal!(u16, 2, c, d)
-            }
-            _ => false,
-        },
-        4..=7 => match (
-            name.first_chunk::<4>(),
-            canonical.first_chunk::<4>(),
-            name.last_chunk::<4>(),
-            canonical.last_chunk::<4>(),
-        ) {
-            (Some(a), Some(b), Some(c), Some(d)) => {
-                words_equal!(u32, 4, a, b) && words_equal!(u32, 4, c, d)
-            }
-            _ => false,
-        },
+        2..=3 => ends_equal!(u16, 2),
+        4..=7 => ends_equal!(u32, 4),
         _ => {
             let (mut a, mut b) = (name, canonical);
             while a.len() > 8 {
                 match (a.split_first_chunk::<8>(), b.split_first_chunk::<8>()) {
-                    (Some((x, ra)), Some((y, rb))) if words_equal!(u64, 8, x, y) => {
+                    (Some((x, ra)), Some((y, rb))) if words_equal!(u64, x, y) => {
                         a = ra;
                         b = rb;
                     }
@@ -264,7 +260,7 @@ fn eq_folded(name: &[u8], canonical: &[u8]) -> bool {
                 }
             }
             match (name.last_chunk::<8>(), canonical.last_chunk::<8>()) {
-                (Some(x), Some(y)) => words_equal!(u64, 8, x, y),
+                (Some(x), Some(y)) => words_equal!(u64, x, y),
                 _ => false,
             }
         }
