@@ -832,6 +832,49 @@ c=IN IP4 10.0.0.1\r\nm=x\r\n";
     }
 
     #[test]
+    fn route_goes_on_top_of_an_existing_route_set_or_after_the_headers() {
+        let (out, _) = edit_lists(|m, e| e.add_route(m, b"<sip:outbound;lr>").unwrap());
+        let m = Message::parse(&out).unwrap();
+        let routes: Vec<&[u8]> = m
+            .routes()
+            .unwrap()
+            .iter()
+            .map(|r| r.uri.as_bytes())
+            .collect();
+        assert_eq!(
+            routes,
+            vec![&b"sip:outbound;lr"[..], b"sip:p1;lr", b"sip:p1;lr;r2=on"]
+        );
+
+        let m = Message::parse(REQ).unwrap();
+        let mut e = Edits::new();
+        e.add_route(&m, b"<sip:outbound;lr>").unwrap();
+        let out = e.to_vec(&m);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("Content-Length: 3\r\nRoute: <sip:outbound;lr>\r\n\r\nabc"));
+    }
+
+    #[test]
+    fn every_line_of_a_header_can_be_removed_and_headers_prepended() {
+        let src =
+            b"OPTIONS sip:a@b SIP/2.0\r\nX-A: 1\r\nVia: SIP/2.0/UDP a\r\nX-A: 2, 3\r\nl: 0\r\n\r\n";
+        let m = Message::parse(src).unwrap();
+        let mut e = Edits::new();
+        e.remove_headers_named(&m, HeaderName::Via);
+        e.prepend_header(&m, b"Max-Forwards", b"70").unwrap();
+        let out = e.to_vec(&m);
+        assert_eq!(
+            out,
+            b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: 70\r\nX-A: 1\r\nX-A: 2, 3\r\nl: 0\r\n\r\n"
+        );
+        let m = Message::parse(src).unwrap();
+        let mut e = Edits::new();
+        e.remove_headers_named(&m, HeaderName::Other);
+        let text = String::from_utf8(e.to_vec(&m)).unwrap();
+        assert!(!text.contains("X-A"));
+    }
+
+    #[test]
     fn header_injection_is_refused() {
         let m = Message::parse(LISTS).unwrap();
         let mut e = Edits::new();

@@ -1182,6 +1182,38 @@ v=0\n";
     }
 
     #[test]
+    fn less_common_views_parse_and_report_absence() {
+        let text = format!(
+            "{BASE}Path: <sip:edge1;lr>, <sip:edge2;lr>\r\nUser-Agent: Sable Test/1.0\r\nExpires: 3600\r\nMin-Expires: 60\r\nEvent: dialog;id=9\r\nWWW-Authenticate: Digest realm=\"r\", nonce=\"n\", stale=true\r\nSupported: path, outbound\r\n\r\n"
+        );
+        let m = Message::parse(text.as_bytes()).unwrap();
+        m.validate().unwrap();
+        let paths: Vec<&[u8]> = m
+            .paths()
+            .unwrap()
+            .iter()
+            .map(|p| p.uri.as_bytes())
+            .collect();
+        assert_eq!(paths, vec![&b"sip:edge1;lr"[..], b"sip:edge2;lr"]);
+        assert_eq!(m.user_agent(), Some(&b"Sable Test/1.0"[..]));
+        assert_eq!(m.expires().unwrap().unwrap(), 3600);
+        assert_eq!(m.min_expires().unwrap().unwrap(), 60);
+        assert_eq!(m.event().unwrap().unwrap().id(), Some(&b"9"[..]));
+        let challenge = m.credentials(HeaderName::WwwAuthenticate).unwrap()[0];
+        assert!(challenge.stale());
+        let tags: Vec<&[u8]> = m
+            .tokens(HeaderName::Supported)
+            .map(|t| t.unwrap())
+            .collect();
+        assert_eq!(tags, vec![&b"path"[..], b"outbound"]);
+
+        let bare_text = format!("{BASE}\r\n");
+        let bare = Message::parse(bare_text.as_bytes()).unwrap();
+        assert!(bare.expires().is_none() && bare.event().is_none() && bare.user_agent().is_none());
+        assert!(bare.paths().unwrap().is_empty());
+    }
+
+    #[test]
     fn response_with_empty_reason() {
         let m =
             Message::parse(b"SIP/2.0 100 \r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n").unwrap();
