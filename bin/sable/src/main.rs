@@ -1,0 +1,275 @@
+//! `sable`: the server binary. Loads a kamailio.cfg-style config (or the embedded default),
+//! checks it (`-c`), or runs it in the foreground until SIGTERM/SIGINT.
+//!
+//! Exit codes: 0 stopped cleanly (or `-c` found no error); 1 the config has errors; 2 bad
+//! command line; 3 the server could not start (a socket could not be bound, a module
+//! failed to start).
+
+use sable_engine::{load, Core, Dispatcher, Loaded, ModuleSet};
+use sable_script::{parse_file, parse_str, Defines, ScriptError};
+use sable_transport::{Transport, TransportConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_CONFIG: &str = include_str!("default.cfg");
+
+const USAGE: &str = "\
+Usage: sable [options]
+
+  -f FILE        config file (default: the embedded default config)
+  -c             check the config and exit (every error printed as file:line:col)
+  -A NAME[=VAL]  define a preprocessor symbol (as #!define NAME VAL)
+  -d             raise the log level by one (repeatable: -ddd)
+  -l ADDRESS     add a listen address ([proto:]host[:port])
+  -E -D -e       accepted for Kamailio compatibility (Sable always runs in the
+                 foreground and logs to stderr)
+  -L DIR -m MB -M MB
+                 accepted and ignored (modules are built in; memory is not pooled)
+  -V             print the version and exit
+  -h             this help
+
+Exit codes: 0 clean stop or config ok, 1 config errors, 2 bad command line,
+3 could not start.";
+
+#[derive(Debug, Default)]
+struct Options {
+    file: Option<PathBuf>,
+    check: bool,
+    defines: Vec<(String, Option<String>)>,
+    debug_raise: i32,
+    listens: Vec<String>,
+}
+
+fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
+    let mut o = Options::default();
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        i += 1;
+        let Some(flags) = arg.strip_prefix('-') else {
+            return Err(format!("unexpected argument '{arg}'"));
+        };
+        if flags.is_empty() {
+            return Err("unexpected '-'".to_owned());
+        }
+        for (k, c) in flags.char_indices() {
+            // Options with a value take the rest of this argument or the next one.
+            let mut value = || -> Result<String, String> {
+                let rest = flags.get(k + c.len_utf8()..).unwrap_or("");
+                if !rest.is_empty() {
+                    Ok(rest.to_owned())
+                } else {
+                    let v = args.get(i).cloned().ok_or(format!("-{c} needs a value"))?;
+                    i += 1;
+                    Ok(v)
+                }
+            };
+            match c {
+                'c' => o.check = true,
+                'd' => o.debug_raise += 1,
+                'E' | 'D' | 'e' => {}
+                'V' | 'v' => {
+                    println!(
+                        "version: sable {} ({}/{})",
+                        env!("CARGO_PKG_VERSION"),
+                        std::env::consts::ARCH,
+                        std::env::consts::OS
+                    );
+                    return Ok(None);
+                }
+                'h' => {
+                    println!("{USAGE}");
+                    return Ok(None);
+                }
+                'f' | 'A' | 'l' | 'L' | 'm' | 'M' => {
+                    let v = value()?;
+                    match c {
+                        'f' => o.file = Some(PathBuf::from(v)),
+                        'A' => {
+                            let (n, val) = match v.split_once('=') {
+                                Some((n, val)) => (n.to_owned(), Some(val.to_owned())),
+                                None => (v, None),
+                            };
+                            if n.is_empty()
+                                || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            {
+                                return Err(format!("-A: bad symbol name '{n}'"));
+                            }
+                            o.defines.push((n, val));
+                        }
+                        'l' => o.listens.push(v),
+                        _ => {}
+                    }
+                    break;
+                }
+                other => return Err(format!("unknown option -{other}")),
+            }
+        }
+    }
+    Ok(Some(o))
+}
+
+fn print_errors(errors: &[ScriptError]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "{} error{} in the config",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+}
+
+fn load_config(o: &Options) -> Result<Loaded, Vec<ScriptError>> {
+    let mut defines = Defines::with_predefined();
+    for (n, v) in &o.defines {
+        defines.define(n, v.as_deref());
+    }
+    let mut config = match &o.file {
+        Some(f) => parse_file(f, &defines)?,
+        None => parse_str("<default config>", DEFAULT_CONFIG, &defines)?,
+    };
+    for l in &o.listens {
+        config.items.push(sable_script::ast::Item::Param {
+            name: "listen".to_owned(),
+            value: sable_script::ast::ParamValue::Raw(l.clone()),
+            pos: sable_script::ast::Pos::default(),
+        });
+    }
+    load(&config, ModuleSet::new(sable_modules::all()))
+}
+
+fn init_logging(level: sable_engine::LogLevel) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SABLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.filter()));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse_args(&args) {
+        Ok(Some(o)) => o,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sable: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match load_config(&options) {
+        Ok(l) => l,
+        Err(errors) => {
+            print_errors(&errors);
+            return ExitCode::from(1);
+        }
+    };
+    let level = sable_engine::LogLevel(loaded.core.debug.0.saturating_add(options.debug_raise));
+    if options.check {
+        for w in &loaded.core.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!("config file ok, exiting...");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(level);
+    match run(loaded) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sable: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run(loaded: Loaded) -> anyhow::Result<()> {
+    for w in &loaded.core.warnings {
+        tracing::warn!("{w}");
+    }
+    let cfg = &loaded.core;
+    let framer_limits = sable_sip::FramerLimits {
+        accept_no_content_length: cfg.tcp_accept_no_cl,
+        ..Default::default()
+    };
+    let mut transport = Transport::bind(TransportConfig {
+        listens: cfg.effective_listens(),
+        udp_children: cfg.children.max(1),
+        tcp_connection_lifetime: cfg.tcp_connection_lifetime,
+        tcp_max_connections: cfg.tcp_max_connections,
+        tcp_accept_no_cl: cfg.tcp_accept_no_cl,
+        framer_limits,
+    })?;
+    let sockets = transport.sockets().to_vec();
+    let Loaded {
+        core: core_config,
+        modules,
+        program,
+    } = loaded;
+    let core = Arc::new(Core::new(core_config, transport.handle(), sockets));
+    modules.init(&core).map_err(|e| anyhow::anyhow!(e))?;
+    let dispatcher = Arc::new(Dispatcher::new(core.clone(), Arc::new(program)));
+    transport.start(dispatcher)?;
+    for s in &core.sockets {
+        tracing::info!("listening on {}:{}", s.proto, s.addr);
+    }
+    tracing::info!("sable {} started", env!("CARGO_PKG_VERSION"));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let signal = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    })?;
+    tracing::info!("{signal}: stopping (in-flight work gets up to 2 s)");
+    transport.shutdown(Duration::from_secs(2));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn command_line() {
+        let o = parse_args(&args("-c -f a.cfg -A WITH_X -A N=5 -ddd -DD -E"))
+            .unwrap()
+            .unwrap();
+        assert!(o.check);
+        assert_eq!(o.file, Some(PathBuf::from("a.cfg")));
+        assert_eq!(
+            o.defines,
+            vec![
+                ("WITH_X".to_owned(), None),
+                ("N".to_owned(), Some("5".to_owned()))
+            ]
+        );
+        assert_eq!(o.debug_raise, 3);
+        let o = parse_args(&args("-cf b.cfg")).unwrap().unwrap();
+        assert!(o.check);
+        assert_eq!(o.file, Some(PathBuf::from("b.cfg")));
+        assert!(parse_args(&args("-f")).is_err());
+        assert!(parse_args(&args("-Z")).is_err());
+        assert!(parse_args(&args("-A 1-2")).is_err());
+        assert!(parse_args(&args("stray")).is_err());
+    }
+
+    #[test]
+    fn the_default_config_loads() {
+        let o = Options::default();
+        let loaded = load_config(&o).unwrap();
+        assert_eq!(loaded.core.listens.len(), 1);
+    }
+}

@@ -1,0 +1,232 @@
+//! Starting the server on a config and talking SIP to it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The `sable` binary under test.
+pub fn sable_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sable")
+}
+
+/// The project's `tests/data` directory.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP (asked of the kernel, then released).
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A private scratch directory under the target dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running server; stopped (SIGTERM, then kill) when dropped.
+pub struct Server {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub log: Arc<Mutex<String>>,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `sable -f` on `cfg`, where `PORT` is replaced by a free port, and waits for
+    /// it to say it started.
+    pub fn start(name: &str, cfg: &str) -> Server {
+        Self::start_with(name, cfg, &[])
+    }
+
+    pub fn start_with(name: &str, cfg: &str, extra_ports: &[(&str, u16)]) -> Server {
+        let port = free_port();
+        let dir = scratch(name);
+        // Named placeholders first (`UAS_PORT` contains `PORT`).
+        let mut text = cfg.to_owned();
+        for (k, v) in extra_ports {
+            text = text.replace(k, &v.to_string());
+        }
+        let text = text.replace("PORT", &port.to_string());
+        let path = dir.join("sable.cfg");
+        std::fs::write(&path, text).unwrap();
+        // -dd: at least L_INFO, so that the start line is logged whatever `debug=` says.
+        let mut child = Command::new(sable_bin())
+            .arg("-dd")
+            .arg("-f")
+            .arg(&path)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let s = Server {
+            child: Some(child),
+            port,
+            log,
+            dir,
+        };
+        s.wait_log("started", Duration::from_secs(20));
+        s
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) until the log holds `needle`; panics with the log otherwise.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "'{needle}' not logged within {limit:?}; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// Sends SIGTERM and waits for the exit status (bounded).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A UDP client on an ephemeral loopback port.
+pub struct UdpClient {
+    pub sock: UdpSocket,
+}
+
+impl UdpClient {
+    pub fn new() -> UdpClient {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        UdpClient { sock }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.sock.local_addr().unwrap().port()
+    }
+
+    pub fn send(&self, to: SocketAddr, data: &[u8]) {
+        self.sock.send_to(data, to).unwrap();
+    }
+
+    /// The next datagram, or `None` after `wait`.
+    pub fn recv_within(&self, wait: Duration) -> Option<Vec<u8>> {
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                buf.truncate(n);
+                Some(buf)
+            }
+            Err(_) => None,
+        }
+    }
+
+    pub fn recv(&self) -> Vec<u8> {
+        self.recv_within(Duration::from_secs(5))
+            .expect("no datagram within 5 s")
+    }
+}
+
+/// The status code of a reply.
+pub fn status(reply: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(reply);
+    let first = text.lines().next().unwrap_or("");
+    assert!(first.starts_with("SIP/2.0 "), "not a reply: {first}");
+    first[8..11].parse().unwrap()
+}
+
+/// A minimal OPTIONS request from a client port.
+pub fn options(port: u16, to_port: u16, call_id: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:127.0.0.1:{to_port} SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call_id};rport\r\n\
+From: <sip:probe@127.0.0.1>;tag=t{call_id}\r\n\
+To: <sip:127.0.0.1:{to_port}>\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: 1 OPTIONS\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Reads from a TCP stream until `n` bytes or EOF or the timeout.
+pub fn read_some(stream: &mut std::net::TcpStream, wait: Duration) -> Vec<u8> {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Whether `sipp` is installed.
+pub fn have_sipp() -> bool {
+    Command::new("sipp").arg("-v").output().is_ok()
+}

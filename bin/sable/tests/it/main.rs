@@ -1,0 +1,16 @@
+//! Integration tests: the real `sable` binary on loopback, driven over UDP and TCP, with
+//! SIPp where it is installed. One test binary; modules by topic.
+
+// Test code: a panic is a failed assertion.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod check;
+mod harness;
+mod malformed;
+mod seed;
+mod signals;

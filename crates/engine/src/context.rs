@@ -1,0 +1,159 @@
+//! The context a script runs on: one received message and what the script did to it.
+
+use crate::core::Core;
+use sable_script::{AvpStore, Host, RouteMask, ScriptState, Value, XavpStore};
+use sable_sip::{Edits, Message, Uri};
+use sable_transport::{ConnectionId, LocalSocket, Proto};
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+/// The script host type of Sable: scripts run on [`MsgCtx`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sip;
+
+impl Host for Sip {
+    type Ctx<'a> = MsgCtx<'a>;
+}
+
+/// A Record-Route header to add when the request is sent (Kamailio fills the address in at
+/// send time, from the socket the request leaves through).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordRoute {
+    /// User part of the URI (rr's `add_username`).
+    pub user: Option<String>,
+    /// URI parameters after the address, each with its leading `;` (`;lr;ftag=x`).
+    pub params: String,
+    /// An explicit address (`record_route_preset`), instead of the socket's.
+    pub preset: Option<String>,
+}
+
+/// Where a message came from.
+#[derive(Debug, Clone)]
+pub struct RecvInfo {
+    pub proto: Proto,
+    pub src: SocketAddr,
+    pub local: LocalSocket,
+    pub conn: Option<ConnectionId>,
+}
+
+/// A message being routed: the parsed message, its pending edits, and the routing state the
+/// script changes (`$ru`, `$du`, flags, AVPs...).
+#[derive(Debug)]
+pub struct MsgCtx<'a> {
+    pub core: &'a Core,
+    pub msg: Message<'a>,
+    pub recv: &'a RecvInfo,
+    /// Header and body edits (lumps), applied when the message is sent.
+    pub edits: Edits,
+    /// The Request-URI as rewritten by the script (`$ru = ...`, `rewritehost()`...).
+    pub new_uri: Option<String>,
+    /// `$du`: the next hop, when the script set one.
+    pub dst_uri: Option<String>,
+    /// Message flags (`setflag`).
+    pub flags: u32,
+    /// Flags of branch 0 (`setbflag`).
+    pub bflags: u32,
+    /// Script flags (`setsflag`), cleared for every message.
+    pub sflags: u32,
+    /// `force_rport()` was called.
+    pub force_rport: bool,
+    /// A final reply was sent for this request (sl).
+    pub replied: bool,
+    /// Header lines to add to local replies (`append_to_reply`), each ending in CRLF.
+    pub reply_headers: String,
+    /// `record_route()` was called: the Record-Route to add when sending.
+    pub record_route: Option<RecordRoute>,
+    /// The route type running now.
+    pub route: RouteMask,
+    pub avps: AvpStore,
+    pub xavps: XavpStore,
+    /// The worker's `$var` values, lent to this message and given back after it.
+    pub vars: Vec<Value>,
+    pub retcode: i32,
+}
+
+impl<'a> MsgCtx<'a> {
+    /// A fresh context for a received message.
+    pub fn new(
+        core: &'a Core,
+        msg: Message<'a>,
+        recv: &'a RecvInfo,
+        vars: Vec<Value>,
+        route: RouteMask,
+    ) -> Self {
+        MsgCtx {
+            core,
+            msg,
+            recv,
+            edits: Edits::new(),
+            new_uri: None,
+            dst_uri: None,
+            flags: 0,
+            bflags: 0,
+            sflags: 0,
+            force_rport: false,
+            replied: false,
+            reply_headers: String::new(),
+            record_route: None,
+            route,
+            avps: AvpStore::new(),
+            xavps: XavpStore::new(),
+            vars,
+            retcode: 1,
+        }
+    }
+
+    /// The Request-URI as it will be sent (rewritten or received); empty for replies.
+    pub fn ruri_text(&self) -> Cow<'_, str> {
+        match &self.new_uri {
+            Some(u) => Cow::Borrowed(u.as_str()),
+            None => match self.msg.start_line() {
+                sable_sip::StartLine::Request { uri, .. } => String::from_utf8_lossy(uri),
+                sable_sip::StartLine::Response { .. } => Cow::Borrowed(""),
+            },
+        }
+    }
+
+    /// Runs `f` on the parsed current Request-URI; `None` when it does not parse.
+    pub fn with_ruri<R>(&self, f: impl FnOnce(&Uri<'_>) -> R) -> Option<R> {
+        match &self.new_uri {
+            Some(u) => Uri::parse(u.as_bytes()).ok().map(|uri| f(&uri)),
+            None => self.msg.request_uri().ok().map(f),
+        }
+    }
+
+    /// Whether the message is a request.
+    pub fn is_request(&self) -> bool {
+        self.msg.is_request()
+    }
+
+    /// The method: of the request, or of the CSeq for a reply.
+    pub fn method_bytes(&self) -> &'a [u8] {
+        match self.msg.method() {
+            Some(m) => m.as_bytes(),
+            None => self.msg.cseq().map(|c| c.method.as_bytes()).unwrap_or(b""),
+        }
+    }
+}
+
+impl ScriptState for MsgCtx<'_> {
+    fn vars(&mut self) -> &mut Vec<Value> {
+        &mut self.vars
+    }
+
+    fn avps(&mut self) -> &mut AvpStore {
+        &mut self.avps
+    }
+
+    fn xavps(&mut self) -> &mut XavpStore {
+        &mut self.xavps
+    }
+
+    fn retcode(&self) -> i32 {
+        self.retcode
+    }
+
+    fn set_retcode(&mut self, code: i32) {
+        self.retcode = code;
+    }
+}

@@ -1,0 +1,150 @@
+//! State shared by every worker: the core parameters, the sockets, the transport handle,
+//! the statistics, and the "is it me?" knowledge.
+
+use crate::config::CoreConfig;
+use crate::stats::CoreStats;
+use sable_sip::Uri;
+use sable_transport::{ConnectionId, LocalSocket, Outbound, Proto, SendError, TransportHandle};
+use std::net::{IpAddr, SocketAddr};
+
+/// Shared engine state.
+#[derive(Debug)]
+pub struct Core {
+    pub config: CoreConfig,
+    pub transport: TransportHandle,
+    pub sockets: Vec<LocalSocket>,
+    pub stats: CoreStats,
+    /// Prefix of the To-tags of stateless replies (one per instance, as Kamailio's sl).
+    pub sl_tag_prefix: String,
+    /// Start time, seconds since the Unix epoch (`$TS`).
+    pub started_at: i64,
+}
+
+impl Core {
+    pub fn new(config: CoreConfig, transport: TransportHandle, sockets: Vec<LocalSocket>) -> Core {
+        let seed = format!(
+            "{:?}{}{}",
+            sockets.iter().map(|s| s.addr).collect::<Vec<_>>(),
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let sl_tag_prefix = format!("{:016x}", crate::sip_util::hash64(seed.as_bytes()));
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        Core {
+            started_at,
+            config,
+            transport,
+            sockets,
+            stats: CoreStats::default(),
+            sl_tag_prefix,
+        }
+    }
+
+    /// Whether `host[:port]` names this server: a listen address (or its advertised
+    /// address) with the same port, or an `alias=` (any port when the alias has none). A
+    /// missing port means 5060 (5061 for `sips`).
+    pub fn is_myself(&self, host: &str, port: Option<u16>, secure: bool) -> bool {
+        self.is_myself_port(host, Some(port.unwrap_or(if secure { 5061 } else { 5060 })))
+    }
+
+    /// Like [`is_myself`](Core::is_myself); `None` matches any port (`src_ip == myself`).
+    pub fn is_myself_port(&self, host: &str, port: Option<u16>) -> bool {
+        let port_ok = |p: u16| port.is_none_or(|want| want == p);
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = bare.parse::<IpAddr>().ok();
+        for s in &self.sockets {
+            if let Some(ip) = ip {
+                if s.addr.ip() == ip && port_ok(s.addr.port()) {
+                    return true;
+                }
+            }
+            if let Some(a) = &s.advertise {
+                let ahost = a.host.trim_start_matches('[').trim_end_matches(']');
+                if ahost.eq_ignore_ascii_case(bare) && port_ok(a.port.unwrap_or(s.addr.port())) {
+                    return true;
+                }
+            }
+        }
+        self.config.aliases.iter().any(|(h, p)| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(bare)
+                && p.is_none_or(port_ok)
+        })
+    }
+
+    /// Whether a URI (text) points at this server.
+    pub fn is_myself_uri(&self, text: &str) -> bool {
+        match Uri::parse(text.trim().as_bytes()) {
+            Ok(Uri::Sip(u)) => {
+                let host = String::from_utf8_lossy(u.host().as_bytes());
+                self.is_myself(&host, u.port(), u.secure())
+            }
+            Ok(_) => false,
+            // Not a URI: maybe a bare host[:port].
+            Err(_) => {
+                let t = text.trim();
+                match t.rsplit_once(':') {
+                    Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+                        self.is_myself_port(h, p.parse().ok())
+                    }
+                    _ => self.is_myself_port(t, None),
+                }
+            }
+        }
+    }
+
+    /// The socket to send from for a protocol and destination family: the one the message
+    /// came in on when it fits, else the first listen socket that fits.
+    pub fn socket_for(
+        &self,
+        proto: Proto,
+        dst: &SocketAddr,
+        prefer: Option<&LocalSocket>,
+    ) -> Option<&LocalSocket> {
+        let fits = |s: &LocalSocket| s.proto == proto && s.addr.is_ipv6() == dst.is_ipv6();
+        if let Some(p) = prefer {
+            if let Some(s) = self.sockets.iter().find(|s| s.index == p.index && fits(s)) {
+                return Some(s);
+            }
+        }
+        self.sockets.iter().find(|s| fits(s))
+    }
+
+    /// The host and port to write in a Via, Record-Route or Contact for a socket: its
+    /// advertised address when it has one.
+    pub fn advertised(&self, s: &LocalSocket) -> (String, u16) {
+        match &s.advertise {
+            Some(a) => (a.host.clone(), a.port.unwrap_or(s.addr.port())),
+            None => {
+                let host = match s.addr.ip() {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                };
+                (host, s.addr.port())
+            }
+        }
+    }
+
+    /// Sends bytes.
+    pub fn send(
+        &self,
+        proto: Proto,
+        dst: SocketAddr,
+        local: Option<usize>,
+        conn: Option<ConnectionId>,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        self.transport.send(Outbound {
+            proto,
+            dst,
+            local,
+            conn,
+            data,
+        })
+    }
+}

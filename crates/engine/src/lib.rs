@@ -1,0 +1,44 @@
+//! `sable-engine`: what turns bytes from the transport into routed SIP.
+//!
+//! What it owns:
+//! - the context a script runs on ([`MsgCtx`], host type [`Sip`]): the received message,
+//!   its pending edits (lumps), the rewritten Request-URI and destination URI, flags, AVPs;
+//! - the route phases: a request runs `request_route`, a reply runs the core `reply_route`
+//!   and is then forwarded statelessly by its Via (RFC 3261 §16.7, §18.2.2);
+//! - stateless forwarding of requests (`forward()`, RFC 3261 §16.11) and local replies
+//!   (RFC 3261 §8.2.6), `received`/`rport` (RFC 3261 §18.2.1, RFC 3581);
+//! - the [`Module`] trait, core parameters ([`CoreConfig`]) and the core script functions
+//!   and pseudo-variables;
+//! - the core statistics.
+//!
+//! What it does not own: sockets (`sable-transport`), the language (`sable-script`), or any
+//! module's logic (`sable-modules`). The engine never names a module: the binary registers
+//! them.
+
+mod config;
+mod context;
+mod core;
+mod core_fns;
+mod dispatch;
+mod load;
+mod module;
+mod pvs;
+pub mod sip_util;
+mod stats;
+
+pub use crate::config::{CoreConfig, GlobalParamError, LogLevel};
+pub use crate::core::Core;
+pub use context::{MsgCtx, RecordRoute, RecvInfo, Sip};
+pub use core_fns::{flag_arg, function, take_arg, UriParts};
+pub use dispatch::Dispatcher;
+pub use dispatch::{forward_request, record_route_value, relay_reply, script_log, send_reply};
+pub use load::{load, Loaded};
+pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
+pub use pvs::Header;
+
+/// Registers the core functions, pseudo-variables, keywords and transformation classes.
+pub fn register_core(registry: &mut sable_script::Registry<Sip>) {
+    core_fns::register(registry);
+    pvs::register(registry);
+}
+pub use stats::{CoreStats, Counter};

@@ -1,0 +1,148 @@
+//! The module interface: what a built-in module gives the engine.
+
+use crate::context::Sip;
+use crate::core::Core;
+use sable_script::ast::Literal;
+use sable_script::Registry;
+
+/// Why a `modparam` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("unknown parameter")]
+    Unknown,
+    #[error("expects {expected}")]
+    BadValue { expected: String },
+}
+
+impl ParamError {
+    pub fn bad(expected: impl Into<String>) -> Self {
+        ParamError::BadValue {
+            expected: expected.into(),
+        }
+    }
+}
+
+/// A built-in module (`sl`, `textops`, `tm`...). All modules are compiled in; `loadmodule`
+/// makes one's functions and pseudo-variables usable in the script.
+///
+/// Order of calls: [`set_param`](Module::set_param) for each `modparam`, then
+/// [`register`](Module::register), then [`init`](Module::init) once the sockets are bound.
+pub trait Module: Send + Sync + std::fmt::Debug {
+    /// Kamailio's module name.
+    fn name(&self) -> &'static str;
+
+    /// Applies a `modparam("name", ...)`.
+    fn set_param(&mut self, name: &str, value: &Literal) -> Result<(), ParamError> {
+        let _ = value;
+        let _ = name;
+        Err(ParamError::Unknown)
+    }
+
+    /// Adds the module's functions, pseudo-variables and transformations.
+    fn register(&self, registry: &mut Registry<Sip>);
+
+    /// Starts the module (timers, tables) once the core is ready.
+    fn init(&self, core: &std::sync::Arc<Core>) -> Result<(), String> {
+        let _ = core;
+        Ok(())
+    }
+}
+
+/// Integer value of a modparam.
+pub fn int_param(value: &Literal) -> Result<i64, ParamError> {
+    match value {
+        Literal::Int(n) => Ok(*n),
+        Literal::Str(s) => s.trim().parse().map_err(|_| ParamError::bad("an integer")),
+    }
+}
+
+/// String value of a modparam.
+pub fn str_param(value: &Literal) -> Result<String, ParamError> {
+    match value {
+        Literal::Str(s) => Ok(s.clone()),
+        Literal::Int(n) => Ok(n.to_string()),
+    }
+}
+
+/// The modules of a server: every built-in one, and which of them the config loaded.
+#[derive(Debug, Default)]
+pub struct ModuleSet {
+    modules: Vec<Box<dyn Module>>,
+    loaded: Vec<&'static str>,
+}
+
+impl ModuleSet {
+    pub fn new(modules: Vec<Box<dyn Module>>) -> Self {
+        ModuleSet {
+            modules,
+            loaded: Vec::new(),
+        }
+    }
+
+    /// The module name of a `loadmodule` path: `"/usr/lib/kamailio/modules/tm.so"`,
+    /// `"tm.so"` and `"tm"` all name `tm`.
+    pub fn module_name(path: &str) -> &str {
+        let base = path.rsplit('/').next().unwrap_or(path);
+        base.strip_suffix(".so").unwrap_or(base)
+    }
+
+    /// Marks a module loaded; false when there is no such module.
+    pub fn load(&mut self, path: &str) -> bool {
+        let name = Self::module_name(path);
+        match self.modules.iter().find(|m| m.name() == name) {
+            Some(m) => {
+                let n = m.name();
+                if !self.loaded.contains(&n) {
+                    self.loaded.push(n);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn is_loaded(&self, name: &str) -> bool {
+        self.loaded.contains(&name)
+    }
+
+    pub fn loaded(&self) -> &[&'static str] {
+        &self.loaded
+    }
+
+    /// Whether a module of that name exists at all.
+    pub fn exists(&self, name: &str) -> bool {
+        self.modules.iter().any(|m| m.name() == name)
+    }
+
+    /// Applies a modparam to a module (which must be loaded).
+    pub fn set_param(
+        &mut self,
+        module: &str,
+        name: &str,
+        value: &Literal,
+    ) -> Result<(), ParamError> {
+        match self.modules.iter_mut().find(|m| m.name() == module) {
+            Some(m) => m.set_param(name, value),
+            None => Err(ParamError::Unknown),
+        }
+    }
+
+    /// Registers every module's functions (loaded or not: the compile step refuses the
+    /// functions of modules that are not loaded, with a hint to load them).
+    pub fn register(&self, registry: &mut Registry<Sip>) {
+        for m in &self.modules {
+            m.register(registry);
+        }
+    }
+
+    /// Starts the loaded modules.
+    pub fn init(&self, core: &std::sync::Arc<Core>) -> Result<(), String> {
+        for m in &self.modules {
+            if self.is_loaded(m.name()) {
+                m.init(core)
+                    .map_err(|e| format!("module {}: {e}", m.name()))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! Sable's built-in modules, one file each, with Kamailio's names, parameters, functions
+//! and return codes. The binary hands [`all`] to the engine; `loadmodule` in the config
+//! decides which ones a script may use.
+
+mod kex;
+mod maxfwd;
+mod pv;
+mod rr;
+mod sanity;
+mod siputils;
+mod sl;
+mod textops;
+mod xlog;
+
+use sable_engine::Module;
+
+/// One instance of every built-in module.
+pub fn all() -> Vec<Box<dyn Module>> {
+    vec![
+        Box::new(sl::Sl::default()),
+        Box::new(textops::Textops),
+        Box::new(textops::Textopsx),
+        Box::new(maxfwd::Maxfwd::default()),
+        Box::new(xlog::Xlog),
+        Box::new(siputils::Siputils),
+        Box::new(sanity::Sanity::default()),
+        Box::new(rr::Rr::default()),
+        Box::new(kex::Kex),
+        Box::new(pv::Pv),
+    ]
+}

@@ -1,0 +1,203 @@
+//! `sl`: stateless replies (`sl_send_reply`, `send_reply`, `sl_reply_error`) and their
+//! statistics.
+
+use sable_engine::{
+    function, int_param, send_reply, str_param, take_arg, Module, MsgCtx, ParamError, Sip,
+};
+use sable_script::{Arg, ArgError, IntArg, Registry, RouteMask, StrArg};
+use sable_sip::Method;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Reply counters, per class and for the codes Kamailio's `sl.stats` lists.
+#[derive(Debug, Default)]
+pub struct SlStats {
+    pub by_code: [AtomicU64; 7],
+    pub codes: [AtomicU64; 14],
+    pub sent_replies: AtomicU64,
+    pub sent_err_replies: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+/// Codes counted one by one in `sl.stats` (the `Nxx` keys count the others of the class).
+pub const LISTED_CODES: [u16; 14] = [
+    200, 202, 300, 301, 302, 400, 401, 403, 404, 407, 408, 483, 500, 0,
+];
+
+impl SlStats {
+    fn count(&self, code: u16) {
+        self.sent_replies.fetch_add(1, Ordering::Relaxed);
+        if code >= 300 {
+            self.sent_err_replies.fetch_add(1, Ordering::Relaxed);
+        }
+        match LISTED_CODES.iter().position(|&c| c == code && c != 0) {
+            Some(k) => {
+                if let Some(c) = self.codes.get(k) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => {
+                let class = usize::from(code / 100).min(6);
+                if let Some(c) = self.by_code.get(class) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Sl {
+    default_code: u16,
+    default_reason: String,
+    stats: Arc<SlStats>,
+}
+
+impl Default for Sl {
+    fn default() -> Self {
+        Sl {
+            default_code: 500,
+            default_reason: "Internal Server Error".to_owned(),
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// Fixes up a (code, reason) pair.
+fn code_reason(mut args: Vec<Arg<Sip>>) -> Result<(IntArg<Sip>, StrArg<Sip>), ArgError> {
+    let code = take_arg(&mut args, 0)
+        .ok_or(ArgError::new(1, "missing code"))?
+        .into_int(1)?;
+    if let Some(c) = code.as_const() {
+        if !(100..=699).contains(&c) {
+            return Err(ArgError::new(
+                1,
+                format!("reply code {c} is not in 100..699"),
+            ));
+        }
+    }
+    let reason = take_arg(&mut args, 0)
+        .ok_or(ArgError::new(2, "missing reason"))?
+        .into_str();
+    Ok((code, reason))
+}
+
+fn reply(ctx: &mut MsgCtx<'_>, stats: &SlStats, code: &IntArg<Sip>, reason: &StrArg<Sip>) -> i32 {
+    if !ctx.is_request() {
+        return -1;
+    }
+    // ACKs are never answered.
+    if ctx.msg.method() == Some(Method::Ack) {
+        return -1;
+    }
+    let Some(code) = code
+        .eval(ctx)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| (100..=699).contains(c))
+    else {
+        tracing::warn!("sl: bad reply code");
+        return -1;
+    };
+    let reason = reason.eval(ctx).into_owned();
+    match send_reply(ctx, code, &reason, "", b"", None) {
+        Ok(()) => {
+            stats.count(code);
+            1
+        }
+        Err(e) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("sl: reply {code} not sent: {e}");
+            -1
+        }
+    }
+}
+
+impl Module for Sl {
+    fn name(&self) -> &'static str {
+        "sl"
+    }
+
+    fn set_param(
+        &mut self,
+        name: &str,
+        value: &sable_script::ast::Literal,
+    ) -> Result<(), ParamError> {
+        match name {
+            "default_code" => {
+                let c = int_param(value)?;
+                self.default_code = u16::try_from(c)
+                    .ok()
+                    .filter(|c| (300..=699).contains(c))
+                    .ok_or_else(|| ParamError::bad("a reply code in 300..699"))?;
+            }
+            "default_reason" => self.default_reason = str_param(value)?,
+            // Kamailio's sl uses tm when a transaction exists; until tm lands there is none.
+            "bind_tm" | "rich_redirect" => {
+                int_param(value)?;
+            }
+            "event_callback_fl_ack" | "event_callback_lres_sent" => {
+                str_param(value)?;
+            }
+            _ => return Err(ParamError::Unknown),
+        }
+        Ok(())
+    }
+
+    fn register(&self, reg: &mut Registry<Sip>) {
+        for name in ["sl_send_reply", "sl_reply"] {
+            let stats = self.stats.clone();
+            reg.function(
+                name,
+                function("sl", 2, 2, RouteMask::REQUEST, move |_, args| {
+                    let (code, reason) = code_reason(args)?;
+                    let stats = stats.clone();
+                    Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                        reply(ctx, &stats, &code, &reason)
+                    }))
+                }),
+            );
+        }
+        let stats = self.stats.clone();
+        reg.function(
+            "send_reply",
+            function(
+                "sl",
+                2,
+                2,
+                RouteMask(
+                    RouteMask::REQUEST.0
+                        | RouteMask::ONREPLY.0
+                        | RouteMask::FAILURE.0
+                        | RouteMask::BRANCH.0,
+                ),
+                move |_, args| {
+                    let (code, reason) = code_reason(args)?;
+                    let stats = stats.clone();
+                    Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                        reply(ctx, &stats, &code, &reason)
+                    }))
+                },
+            ),
+        );
+        for name in ["sl_reply_error", "send_reply_error"] {
+            let stats = self.stats.clone();
+            let (dcode, dreason) = (self.default_code, self.default_reason.clone());
+            reg.function(
+                name,
+                function("sl", 0, 0, RouteMask::REQUEST, move |_, _| {
+                    let stats = stats.clone();
+                    // Sable records no "last internal error" yet: the reply is the module's
+                    // default_code and default_reason.
+                    let code: IntArg<Sip> = IntArg::Const(i64::from(dcode));
+                    let reason: StrArg<Sip> = StrArg::Const(dreason.clone());
+                    Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                        if ctx.replied {
+                            return -2;
+                        }
+                        reply(ctx, &stats, &code, &reason)
+                    }))
+                }),
+            );
+        }
+    }
+}
