@@ -23,7 +23,7 @@ pub struct CompileOptions {
     /// Modules named by `loadmodule` (`tm`, `sl`...). Functions and pseudo-variables of other
     /// modules are refused with a hint to load them; module `core` is always there.
     pub loaded_modules: Vec<String>,
-    /// Core parameter `max_while_loops` (Kamailio's default is 100).
+    /// Core parameter `max_while_loops` (Kamailio's default is 100; 0 means no bound).
     pub max_while_loops: u32,
 }
 
@@ -330,6 +330,18 @@ impl<'r, H: Host> Compiler<'r, H> {
         })
     }
 
+    /// Records the error of a part of a statement (so that the rest of the statement is
+    /// still checked) and gives the part when there was none.
+    fn keep<T>(&mut self, r: CResult<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(*e);
+                None
+            }
+        }
+    }
+
     fn stmts(&mut self, stmts: &[ast::Stmt]) -> Vec<Stmt<H>> {
         let mut out = Vec::with_capacity(stmts.len());
         for s in stmts {
@@ -367,46 +379,63 @@ impl<'r, H: Host> Compiler<'r, H> {
                     value: self.expr(value)?,
                 }
             }
-            StmtKind::If { cond, then, els } => Stmt::If {
-                cond: self.expr(cond)?,
-                then: self.stmts(&then.stmts),
-                els: els
+            // A faulty condition (or subject, or case label) does not hide the faults of the
+            // bodies: every error is reported, in source order.
+            StmtKind::If { cond, then, els } => {
+                let cond = self.expr(cond);
+                let cond = self.keep(cond);
+                let then = self.stmts(&then.stmts);
+                let els = els
                     .as_ref()
                     .map(|b| self.stmts(&b.stmts))
-                    .unwrap_or_default(),
-            },
+                    .unwrap_or_default();
+                let Some(cond) = cond else { return Ok(None) };
+                Stmt::If { cond, then, els }
+            }
             StmtKind::Switch { subject, cases } => {
-                let subject = self.expr(subject)?;
+                let subject = self.expr(subject);
+                let subject = self.keep(subject);
                 let mut out = Vec::with_capacity(cases.len());
+                let mut bad_label = false;
                 for case in cases {
                     let m = match &case.label {
                         None => None,
                         Some(ast::CaseLabel::Int(n)) => Some(CaseMatch::Int(*n)),
                         Some(ast::CaseLabel::Str(s)) => Some(CaseMatch::Str(s.clone())),
-                        Some(ast::CaseLabel::Regex(p)) => {
-                            Some(CaseMatch::Regex(build_regex(p).map_err(|e| {
-                                self.error(
+                        Some(ast::CaseLabel::Regex(p)) => match build_regex(p) {
+                            Ok(re) => Some(CaseMatch::Regex(re)),
+                            Err(e) => {
+                                let err = self.error(
                                     ErrorKind::BadRegex {
                                         pattern: p.clone(),
                                         error: e.to_string(),
                                     },
                                     case.pos,
                                     None,
-                                )
-                            })?))
-                        }
+                                );
+                                self.errors.push(*err);
+                                bad_label = true;
+                                None
+                            }
+                        },
                     };
                     out.push((m, self.stmts(&case.body)));
                 }
-                Stmt::Switch {
-                    subject,
-                    cases: out,
+                match subject {
+                    Some(subject) if !bad_label => Stmt::Switch {
+                        subject,
+                        cases: out,
+                    },
+                    _ => return Ok(None),
                 }
             }
-            StmtKind::While { cond, body } => Stmt::While {
-                cond: self.expr(cond)?,
-                body: self.stmts(&body.stmts),
-            },
+            StmtKind::While { cond, body } => {
+                let cond = self.expr(cond);
+                let cond = self.keep(cond);
+                let body = self.stmts(&body.stmts);
+                let Some(cond) = cond else { return Ok(None) };
+                Stmt::While { cond, body }
+            }
             StmtKind::Return(v) => Stmt::Return(v.as_ref().map(|e| self.expr(e)).transpose()?),
             StmtKind::Exit(v) => Stmt::Exit(v.as_ref().map(|e| self.expr(e)).transpose()?),
             StmtKind::Drop(_) => Stmt::Drop,

@@ -17,7 +17,8 @@ pub struct RouteId(pub u32);
 /// What running a route block ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunResult {
-    /// The return code: the value of `return`/`exit`, 1 when the block ran to its end.
+    /// The return code: the value of `return`/`exit`; for a block that ran to its end, the
+    /// code of the last function or route it called (1 when it called none), as Kamailio.
     pub code: i32,
     /// `drop` was executed.
     pub dropped: bool,
@@ -154,6 +155,9 @@ impl<H: Host> fmt::Debug for Program<H> {
 struct Run<'p, H: Host> {
     program: &'p Program<H>,
     depth: u32,
+    /// The code of the last function or route call (1 after other statements): what a
+    /// route block that ends without `return` gives, as Kamailio's `run_actions` does.
+    last: i32,
 }
 
 impl<H: Host> Program<H> {
@@ -216,6 +220,7 @@ impl<H: Host> Program<H> {
         let mut run = Run {
             program: self,
             depth: 0,
+            last: 1,
         };
         match run.route(id, ctx) {
             Ok(code) => RunResult {
@@ -255,13 +260,15 @@ impl<H: Host> Run<'_, H> {
             return Err(Stop::TooDeep);
         }
         self.depth += 1;
+        self.last = 1;
         let flow = self.block(&route.body, ctx);
         self.depth -= 1;
         let code = match flow? {
             Flow::Return(0) => return Err(Stop::Exit(0)),
             Flow::Return(n) => n,
-            Flow::Next | Flow::Break => 1,
+            Flow::Next | Flow::Break => self.last,
         };
+        self.last = code;
         Ok(code)
     }
 
@@ -280,6 +287,7 @@ impl<H: Host> Run<'_, H> {
             Stmt::Call(action) => {
                 let code = action(ctx);
                 ctx.set_retcode(code);
+                self.last = code;
                 if code == 0 {
                     return Err(Stop::Exit(0));
                 }
@@ -296,6 +304,7 @@ impl<H: Host> Run<'_, H> {
                 if !pv.set(ctx, v) {
                     tracing::warn!(pv = pv.name(), "assignment refused");
                 }
+                self.last = 1;
             }
             Stmt::If { cond, then, els } => {
                 let branch = if self.eval(cond, ctx)?.is_true() {
@@ -324,11 +333,13 @@ impl<H: Host> Run<'_, H> {
             Stmt::While { cond, body } => {
                 let mut rounds = 0u32;
                 while self.eval(cond, ctx)?.is_true() {
-                    rounds += 1;
-                    if rounds > self.program.max_while_loops {
+                    rounds = rounds.saturating_add(1);
+                    // 0 disables the bound, as in Kamailio (`WHILE_T` in core/action.c
+                    // counts rounds only when max_while_loops > 0).
+                    let max = self.program.max_while_loops;
+                    if max > 0 && rounds > max {
                         tracing::error!(
-                            "while loop ran more than max_while_loops ({}) times: left",
-                            self.program.max_while_loops
+                            "while loop ran more than max_while_loops ({max}) times: left"
                         );
                         break;
                     }
@@ -368,6 +379,7 @@ impl<H: Host> Run<'_, H> {
             ExprKind::Call { action, boolean } => {
                 let code = action(ctx);
                 ctx.set_retcode(code);
+                self.last = code;
                 if code == 0 {
                     return Err(Stop::Exit(0));
                 }
@@ -464,6 +476,7 @@ impl<H: Host> Expr<H> {
         let mut run = Run {
             program: &program,
             depth: 0,
+            last: 1,
         };
         run.eval(self, ctx).unwrap_or_default()
     }

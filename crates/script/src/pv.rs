@@ -227,8 +227,9 @@ impl<H: Host> Pv<H> {
             PvKind::Xavp(sel) => {
                 let xavps = ctx.xavps();
                 match (&sel.field, sel.item, value) {
+                    // `$xavp(x) = $null` removes the top item, as Kamailio's pv_set_xavp.
                     (None, None, Value::Null) => {
-                        xavps.remove_root(&sel.root);
+                        xavps.remove_item(&sel.root, 0);
                         true
                     }
                     (None, Some(item), Value::Null) => {
