@@ -211,7 +211,9 @@ fn run(loaded: Loaded) -> anyhow::Result<()> {
     } = loaded;
     let core = Arc::new(Core::new(core_config, transport.handle(), sockets));
     modules.init(&core).map_err(|e| anyhow::anyhow!(e))?;
-    let dispatcher = Arc::new(Dispatcher::new(core.clone(), Arc::new(program)));
+    let program = Arc::new(program);
+    let _ = core.program.set(program.clone());
+    let dispatcher = Arc::new(Dispatcher::new(core.clone(), program));
     transport.start(dispatcher)?;
     for s in &core.sockets {
         tracing::info!("listening on {}:{}", s.proto, s.addr);

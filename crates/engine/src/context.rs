@@ -63,6 +63,8 @@ pub struct MsgCtx<'a> {
     pub reply_headers: String,
     /// `record_route()` was called: the Record-Route to add when sending.
     pub record_route: Option<RecordRoute>,
+    /// Inside `onsend_route`: where the request is about to go (`$snd(...)`).
+    pub send_to: Option<(Proto, SocketAddr)>,
     /// The route type running now.
     pub route: RouteMask,
     pub avps: AvpStore,
@@ -95,6 +97,7 @@ impl<'a> MsgCtx<'a> {
             replied: false,
             reply_headers: String::new(),
             record_route: None,
+            send_to: None,
             route,
             avps: AvpStore::new(),
             xavps: XavpStore::new(),

@@ -18,6 +18,9 @@ pub struct Core {
     pub sl_tag_prefix: String,
     /// Start time, seconds since the Unix epoch (`$TS`).
     pub started_at: i64,
+    /// The compiled script, set once before the transport starts (modules that run routes
+    /// from inside a function, such as `onsend_route` from `forward()`, find it here).
+    pub program: std::sync::OnceLock<std::sync::Arc<sable_script::Program<crate::Sip>>>,
 }
 
 impl Core {
@@ -35,6 +38,7 @@ impl Core {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
         Core {
+            program: std::sync::OnceLock::new(),
             started_at,
             config,
             transport,

@@ -267,10 +267,35 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
         .add_via(&ctx.msg, via.as_bytes())
         .map_err(|e| format!("cannot add the Via: {e}"))?;
     let bytes = edits.to_vec(&ctx.msg);
+    if !run_onsend(ctx, hop) {
+        return Err("dropped by onsend_route".to_owned());
+    }
     core.send(hop.proto, hop.addr, Some(local.index), None, &bytes)
         .map_err(|e| e.to_string())?;
     core.stats.fwd_requests.inc();
     Ok(())
+}
+
+/// Runs `onsend_route` (if the config has one) for a request about to leave towards `hop`:
+/// `$snd(...)` names the destination; `drop` there stops the sending (false). What the
+/// route changes in the message is not sent: the message was built before it ran, as in
+/// Kamailio.
+pub fn run_onsend(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> bool {
+    let Some(program) = ctx.core.program.get() else {
+        return true;
+    };
+    let Some(id) = program.onsend_route() else {
+        return true;
+    };
+    let saved_route = ctx.route;
+    let saved_edits = ctx.edits.clone();
+    ctx.route = RouteMask::ONSEND;
+    ctx.send_to = Some((hop.proto, hop.addr));
+    let result = program.run(id, ctx);
+    ctx.route = saved_route;
+    ctx.send_to = None;
+    ctx.edits = saved_edits;
+    !result.dropped
 }
 
 /// Relays a reply statelessly (RFC 3261 §16.7 step 3 and §18.2.2): the top Via must be

@@ -493,6 +493,39 @@ pub fn register(reg: &mut Registry<Sip>) {
         None,
     );
 
+    // $snd(ip|port|proto|af): where the request is being sent (onsend_route).
+    reg.pv(
+        "snd",
+        PvDef {
+            module: "core",
+            writable: false,
+            make: Box::new(|inner| {
+                let get: Getter = match inner.map(str::trim) {
+                    Some("ip") => |c| c.send_to.map_or(Value::Null, |(_, a)| ip_text(a.ip())),
+                    Some("port") => |c| {
+                        c.send_to
+                            .map_or(Value::Null, |(_, a)| Value::Int(i64::from(a.port())))
+                    },
+                    Some("proto") => |c| {
+                        c.send_to
+                            .map_or(Value::Null, |(p, _)| Value::Str(p.as_str().to_owned()))
+                    },
+                    Some("af") => |c| {
+                        c.send_to.map_or(Value::Null, |(_, a)| {
+                            Value::Str(if a.is_ipv6() { "INET6" } else { "INET" }.to_owned())
+                        })
+                    },
+                    other => {
+                        return Err(format!(
+                            "unknown $snd field {other:?} (ip, port, proto, af)"
+                        ))
+                    }
+                };
+                Ok(Box::new(Simple { get, set: None }) as Box<dyn PvAccess<Sip>>)
+            }),
+        },
+    );
+
     for (name, count) in [("hdr", false), ("hdrc", true)] {
         reg.pv(
             name,

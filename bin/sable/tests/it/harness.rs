@@ -230,3 +230,66 @@ pub fn read_some(stream: &mut std::net::TcpStream, wait: Duration) -> Vec<u8> {
 pub fn have_sipp() -> bool {
     Command::new("sipp").arg("-v").output().is_ok()
 }
+
+/// What a SIPp call through a proxy gave.
+pub struct SippCall {
+    pub uac_ok: bool,
+    pub uas_ok: bool,
+    pub uac_trace: String,
+    pub uas_trace: String,
+}
+
+/// One SIPp `uac` call to the proxy at `proxy_port`, answered by a SIPp `uas` on
+/// `uas_port`, both on 127.0.0.1, run in `dir` (where their message traces land).
+pub fn sipp_call(dir: &Path, proxy_port: u16, uas_port: u16) -> SippCall {
+    let mut uas = Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &uas_port.to_string(),
+            "-m",
+            "1",
+        ])
+        .args(["-timeout", "20s", "-trace_msg", "-nostdin"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let uac = Command::new("sipp")
+        .args(["-sn", "uac", &format!("127.0.0.1:{proxy_port}")])
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string(), "-m", "1"])
+        .args(["-timeout", "20s", "-trace_msg", "-nostdin"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let uas_ok = uas.wait().unwrap().success();
+    let trace = |prefix: &str| -> String {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with(prefix) && n.ends_with("_messages.log")
+            })
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    };
+    SippCall {
+        uac_ok: uac.success(),
+        uas_ok,
+        uac_trace: trace("uac_"),
+        uas_trace: trace("uas_"),
+    }
+}
+
+/// Whether Kamailio is installed.
+pub fn have_kamailio() -> bool {
+    Command::new("kamailio").arg("-v").output().is_ok()
+}

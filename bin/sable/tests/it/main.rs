@@ -12,5 +12,7 @@
 mod check;
 mod harness;
 mod malformed;
+mod routing;
 mod seed;
+mod sidebyside;
 mod signals;

@@ -2,7 +2,6 @@
 //! AVP `<null>` in the reply route.
 
 use crate::harness::*;
-use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -22,62 +21,22 @@ fn stateless_proof_call_completes_through_sable() {
         );
     assert!(cfg.contains("UAS_PORT"), "fixture changed: {cfg}");
     let server = Server::start_with("stateless-proof", &cfg, &[("UAS_PORT", uas_port)]);
-    let dir = server.dir.clone();
-    let mut uas = Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &uas_port.to_string(),
-            "-m",
-            "1",
-        ])
-        .args(["-timeout", "20s", "-trace_msg", "-nostdin"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let uac = Command::new("sipp")
-        .args(["-sn", "uac", &format!("127.0.0.1:{}", server.port)])
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string(), "-m", "1"])
-        .args(["-timeout", "20s", "-trace_msg", "-nostdin"])
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    let uas_status = uas.wait().unwrap();
+    let call = sipp_call(&server.dir, server.port, uas_port);
     assert!(
-        uac.success(),
+        call.uac_ok,
         "SIPp UAC failed; sable log:\n{}",
         server.log_text()
     );
-    assert!(uas_status.success(), "SIPp UAS failed");
-
-    let trace = |prefix: &str| -> String {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with(prefix) && n.ends_with("_messages.log")
-            })
-            .map(|e| std::fs::read_to_string(e.path()).unwrap())
-            .collect()
-    };
-    let uas_trace = trace("uas_");
-    let uac_trace = trace("uac_");
+    assert!(call.uas_ok, "SIPp UAS failed");
     assert!(
-        uas_trace.contains("X-Proxied: You betcha"),
-        "UAS trace:\n{uas_trace}"
+        call.uas_trace.contains("X-Proxied: You betcha"),
+        "UAS trace:\n{}",
+        call.uas_trace
     );
     assert!(
-        uac_trace.contains("X-Proxied: For the reply"),
-        "UAC trace:\n{uac_trace}"
+        call.uac_trace.contains("X-Proxied: For the reply"),
+        "UAC trace:\n{}",
+        call.uac_trace
     );
 
     server.wait_log("for BYE the value", Duration::from_secs(5));

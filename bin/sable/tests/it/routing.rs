@@ -1,0 +1,208 @@
+//! Stateless routing end to end: forward() with the Via, received/rport, Record-Route and
+//! R-URI rewriting; replies relayed back by their Via; onsend_route; Max-Forwards.
+
+use crate::harness::*;
+use std::net::UdpSocket;
+use std::time::Duration;
+
+const CFG: &str = r#"
+listen=udp:127.0.0.1:PORT
+children=2
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "xlog.so"
+
+request_route {
+    if (!mf_process_maxfwd_header("10")) {
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }
+    if ($rU == "rewrite") {
+        $rU = "rewritten";
+    }
+    if (is_method("INVITE")) {
+        record_route();
+        append_hf("X-Via-Proxy: yes\r\n");
+    }
+    $du = "sip:127.0.0.1:NEXT_PORT";
+    if (!forward()) {
+        sl_send_reply("500", "Not forwarded");
+    }
+}
+
+onsend_route {
+    xlog("L_ERR", "onsend to $snd(ip):$snd(port) for $rU\n");
+    if ($rU == "blocked") {
+        drop;
+    }
+}
+
+reply_route {
+    append_hf("X-Reply-Seen: 1\r\n");
+}
+"#;
+
+fn request(method: &str, user: &str, client_port: u16, proxy_port: u16, extra: &str) -> Vec<u8> {
+    format!(
+        "{method} sip:{user}@127.0.0.1:{proxy_port} SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:{client_port};rport;branch=z9hG4bK-{user}-{method}\r\n\
+From: <sip:alice@127.0.0.1>;tag=a1\r\n\
+To: <sip:{user}@127.0.0.1>\r\n\
+Call-ID: {user}-{method}\r\n\
+CSeq: 1 {method}\r\n\
+{extra}Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn next_hop() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+fn recv_text(s: &UdpSocket) -> Option<(String, std::net::SocketAddr)> {
+    let mut buf = vec![0u8; 65536];
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, from)| (String::from_utf8_lossy(&buf[..n]).into_owned(), from))
+}
+
+fn header<'t>(msg: &'t str, name: &str) -> Vec<&'t str> {
+    msg.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[test]
+fn forward_adds_via_received_rport_record_route_and_relays_the_reply_back() {
+    let hop = next_hop();
+    let hop_port = hop.local_addr().unwrap().port();
+    let server = Server::start_with("forward", CFG, &[("NEXT_PORT", hop_port)]);
+    let client = UdpClient::new();
+    client.send(
+        server.addr(),
+        &request(
+            "INVITE",
+            "bob",
+            client.port(),
+            server.port,
+            "Max-Forwards: 70\r\n",
+        ),
+    );
+
+    let (fwd, from) = recv_text(&hop).expect("the INVITE was not forwarded");
+    assert_eq!(from.port(), server.port, "sent from the listen socket");
+    let vias = header(&fwd, "Via");
+    assert_eq!(vias.len(), 2, "{fwd}");
+    assert!(
+        vias[0].starts_with(&format!(
+            "SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bK",
+            server.port
+        )),
+        "{fwd}"
+    );
+    assert!(
+        vias[1].contains(&format!("rport={}", client.port()))
+            && vias[1].contains("received=127.0.0.1"),
+        "{fwd}"
+    );
+    assert_eq!(header(&fwd, "Max-Forwards"), ["69"]);
+    assert_eq!(header(&fwd, "X-Via-Proxy"), ["yes"]);
+    let rr = header(&fwd, "Record-Route");
+    assert_eq!(rr.len(), 1);
+    assert_eq!(rr[0], format!("<sip:127.0.0.1:{};lr;ftag=a1>", server.port));
+
+    // The next hop answers to the proxy (top Via); the proxy relays to the client by the
+    // second Via's received/rport, without its own Via.
+    let reply = {
+        let mut lines: Vec<String> = vec!["SIP/2.0 180 Ringing".to_owned()];
+        for v in &vias {
+            lines.push(format!("Via: {v}"));
+        }
+        for h in ["From", "To", "Call-ID", "CSeq"] {
+            lines.push(format!("{h}: {}", header(&fwd, h)[0]));
+        }
+        lines.push("Content-Length: 0".to_owned());
+        format!("{}\r\n\r\n", lines.join("\r\n"))
+    };
+    hop.send_to(reply.as_bytes(), server.addr()).unwrap();
+    let relayed = String::from_utf8(client.recv()).unwrap();
+    assert!(relayed.starts_with("SIP/2.0 180 Ringing"), "{relayed}");
+    assert_eq!(header(&relayed, "Via").len(), 1, "{relayed}");
+    assert_eq!(header(&relayed, "X-Reply-Seen"), ["1"]);
+
+    // The onsend_route saw the destination.
+    server.wait_log(
+        &format!("onsend to 127.0.0.1:{hop_port} for bob"),
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn onsend_drop_stops_the_request_and_rewrites_reach_the_wire() {
+    let hop = next_hop();
+    let hop_port = hop.local_addr().unwrap().port();
+    let server = Server::start_with("onsend", CFG, &[("NEXT_PORT", hop_port)]);
+    let client = UdpClient::new();
+
+    client.send(
+        server.addr(),
+        &request("MESSAGE", "blocked", client.port(), server.port, ""),
+    );
+    // forward() failed (dropped in onsend_route): the script answers 500.
+    assert_eq!(status(&client.recv()), 500);
+
+    client.send(
+        server.addr(),
+        &request("MESSAGE", "rewrite", client.port(), server.port, ""),
+    );
+    let (fwd, _) = recv_text(&hop).expect("not forwarded");
+    assert!(
+        fwd.starts_with(&format!(
+            "MESSAGE sip:rewritten@127.0.0.1:{} SIP/2.0",
+            server.port
+        )),
+        "{fwd}"
+    );
+    // No Max-Forwards in the request: the module added one.
+    assert_eq!(header(&fwd, "Max-Forwards"), ["10"]);
+    // Nothing else arrived at the next hop (the blocked one was not sent).
+    hop.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(recv_text(&hop).is_none());
+}
+
+#[test]
+fn max_forwards_zero_gets_483() {
+    let hop = next_hop();
+    let server = Server::start_with(
+        "maxfwd",
+        CFG,
+        &[("NEXT_PORT", hop.local_addr().unwrap().port())],
+    );
+    let client = UdpClient::new();
+    client.send(
+        server.addr(),
+        &request(
+            "OPTIONS",
+            "bob",
+            client.port(),
+            server.port,
+            "Max-Forwards: 0\r\n",
+        ),
+    );
+    let reply = client.recv();
+    assert_eq!(status(&reply), 483);
+    // A stateless reply of 180 or more gets a To-tag; its top Via carries received/rport.
+    let text = String::from_utf8(reply).unwrap();
+    assert!(header(&text, "To")[0].contains(";tag="), "{text}");
+    assert!(
+        header(&text, "Via")[0].contains("received=127.0.0.1"),
+        "{text}"
+    );
+}
