@@ -9,8 +9,8 @@
 # For each server: start it, start a SIPp UAS on :5070, place CALLS calls from a SIPp UAC on
 # :5080, and read the server's CPU time (user+sys of all its processes and threads, from
 # /proc) before and after the load. Prints one line per server and the ratio. Needs
-# kamailio, sipp, bc; run it on an otherwise idle machine; build Sable first with
-# `cargo build --release -p sable`.
+# kamailio, sipp, bc; run it on an otherwise idle machine; build Sable and the floor relay
+# first: `cargo build --release -p sable -p sable-transport --example udp_relay`.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -18,6 +18,7 @@ cfg=${1:-$here/configs/stateless.cfg}
 calls=${2:-5000}
 rate=${3:-500}
 sable=${SABLE:-$root/target/release/sable}
+relay=${RELAY:-$root/target/release/examples/udp_relay}
 hz=$(getconf CLK_TCK)
 dir=$(mktemp -d)
 
@@ -46,6 +47,11 @@ run_one() { # name -> prints "name cpu_s failed successful rss"
         sleep 1.5
         main=$(cat "$dir/k.pid")
         pids="$main $(pgrep -d' ' -P "$main")"
+    elif [ "$name" = floor ]; then
+        "$relay" 127.0.0.1:5060 127.0.0.1:5070 127.0.0.1:5080 2>"$dir/floor.log" &
+        main=$!
+        sleep 0.5
+        pids=$main
     else
         "$sable" -f "$cfg" >/dev/null 2>"$dir/sable.log" &
         main=$!
@@ -83,4 +89,13 @@ done
 kc=$(echo "$k" | awk '{print $2}')
 sc=$(echo "$s" | awk '{print $2}')
 echo "ratio sable/kamailio CPU: $(echo "scale=3; $sc / $kc" | bc)"
+# The floor: a bare UDP relay (no SIP) under the same load. SIPp's UAS answers the UAC
+# directly (the relay adds no Via), so it relays the 3 requests of a call, not the 6
+# datagrams the proxies relay: compare CPU per datagram.
+if [ -x "$relay" ]; then
+    f=$(run_one floor)
+    fc=$(echo "$f" | awk '{print $2}')
+    echo "floor (bare UDP relay, requests only): cpu_s=$fc  us/datagram=$(echo "scale=1; $fc * 1000000 / ($calls * 3)" | bc)"
+    echo "proxies per datagram (6 a call): kamailio $(echo "scale=1; $kc * 1000000 / ($calls * 6)" | bc) us, sable $(echo "scale=1; $sc * 1000000 / ($calls * 6)" | bc) us"
+fi
 echo "logs and SIPp statistics: $dir"
