@@ -63,6 +63,8 @@ pub struct MsgCtx<'a> {
     pub reply_headers: String,
     /// `record_route()` was called: the Record-Route to add when sending.
     pub record_route: Option<RecordRoute>,
+    /// `$fs`: the listen socket (index) requests must leave through.
+    pub force_socket: Option<usize>,
     /// Inside `onsend_route`: where the request is about to go (`$snd(...)`).
     pub send_to: Option<(Proto, SocketAddr)>,
     /// The route type running now.
@@ -98,6 +100,7 @@ impl<'a> MsgCtx<'a> {
             reply_headers: String::new(),
             record_route: None,
             send_to: None,
+            force_socket: None,
             route,
             avps: AvpStore::new(),
             xavps: XavpStore::new(),

@@ -237,9 +237,15 @@ fn send_reply_to(
 /// with a branch derived from the received one.
 pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String> {
     let core = ctx.core;
-    let local = core
-        .socket_for(hop.proto, &hop.addr, Some(&ctx.recv.local))
-        .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?;
+    let forced = ctx
+        .force_socket
+        .and_then(|k| core.sockets.iter().find(|s| s.index == k));
+    let local = match forced {
+        Some(s) if s.proto == hop.proto && s.addr.is_ipv6() == hop.addr.is_ipv6() => s,
+        _ => core
+            .socket_for(hop.proto, &hop.addr, Some(&ctx.recv.local))
+            .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?,
+    };
     let (host, port) = core.advertised(local);
     let mut edits = ctx.edits.clone();
     if let Some(uri) = &ctx.new_uri {

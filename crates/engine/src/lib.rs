@@ -37,8 +37,13 @@ pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
 pub use pvs::Header;
 
 /// Registers the core functions, pseudo-variables, keywords and transformation classes.
-pub fn register_core(registry: &mut sable_script::Registry<Sip>) {
+/// `cfg_vars`: the config's custom variables (`group.name = value`), read by
+/// `$sel(cfg_get.group.name)`.
+pub fn register_core(
+    registry: &mut sable_script::Registry<Sip>,
+    cfg_vars: std::sync::Arc<std::collections::HashMap<String, sable_script::Value>>,
+) {
     core_fns::register(registry);
-    pvs::register(registry);
+    pvs::register(registry, cfg_vars);
 }
 pub use stats::{CoreStats, Counter};

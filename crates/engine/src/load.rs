@@ -4,8 +4,10 @@
 use crate::config::{CoreConfig, GlobalParamError};
 use crate::context::Sip;
 use crate::module::{ModuleSet, ParamError};
-use sable_script::ast::{Config, Item, Pos};
-use sable_script::{compile, CompileOptions, ErrorKind, Program, Registry, ScriptError};
+use sable_script::ast::{Config, Item, ParamValue, Pos};
+use sable_script::{compile, CompileOptions, ErrorKind, Program, Registry, ScriptError, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A loaded config, ready to start.
 #[derive(Debug)]
@@ -33,6 +35,7 @@ fn error(config: &Config, kind: ErrorKind, pos: Pos, hint: Option<String>) -> Sc
 pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<ScriptError>> {
     let mut errors = Vec::new();
     let mut core = CoreConfig::default();
+    let mut cfg_vars: HashMap<String, Value> = HashMap::new();
 
     for item in &config.items {
         match item {
@@ -116,14 +119,22 @@ pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<Scrip
                     }
                 }
             }
-            // Custom cfg variables (`group.name = value`) are read by `$sel(cfg_get...)`,
-            // which arrives later; the declaration itself is fine.
-            Item::CfgVar { .. } | Item::Route { .. } => {}
+            Item::CfgVar {
+                group, name, value, ..
+            } => {
+                let v = match value {
+                    ParamValue::Int(n) => Value::Int(*n),
+                    ParamValue::Bool(b) => Value::Int(i64::from(*b)),
+                    ParamValue::Str(s) | ParamValue::Raw(s) => Value::Str(s.clone()),
+                };
+                cfg_vars.insert(format!("{group}.{name}"), v);
+            }
+            Item::Route { .. } => {}
         }
     }
 
     let mut registry: Registry<Sip> = Registry::new();
-    crate::register_core(&mut registry);
+    crate::register_core(&mut registry, Arc::new(cfg_vars));
     modules.register(&mut registry);
     let options = CompileOptions {
         loaded_modules: modules.loaded().iter().map(|s| (*s).to_owned()).collect(),

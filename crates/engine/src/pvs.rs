@@ -6,6 +6,7 @@ use crate::core_fns::UriParts;
 use sable_script::transform::{TransformClass, TransformFn};
 use sable_script::{PvAccess, PvDef, Registry, Value};
 use sable_sip::{HeaderName, HeaderValue, Message, NameAddr, Uri};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -232,6 +233,23 @@ impl PvAccess<Sip> for HdrCount {
     }
 }
 
+/// The index of the listen socket written `proto:host:port` (or `host:port`, any protocol).
+fn find_socket(c: &MsgCtx<'_>, text: &str) -> Option<usize> {
+    let t = text.trim();
+    let (proto, rest) = match t.split_once(':') {
+        Some((p, r)) if p.eq_ignore_ascii_case("udp") || p.eq_ignore_ascii_case("tcp") => {
+            (Some(p.to_ascii_lowercase()), r)
+        }
+        _ => (None, t),
+    };
+    let addr: std::net::SocketAddr = rest.parse().ok()?;
+    c.core
+        .sockets
+        .iter()
+        .find(|s| s.addr == addr && proto.as_deref().is_none_or(|p| p == s.proto.as_str()))
+        .map(|s| s.index)
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -242,8 +260,40 @@ fn ip_text(ip: std::net::IpAddr) -> Value {
     Value::Str(ip.to_string())
 }
 
+/// `$sel(cfg_get.group.name)`: a custom cfg variable (read at load, constant since Sable has
+/// no cfg_rpc yet).
+struct CfgGet(Value);
+
+impl PvAccess<Sip> for CfgGet {
+    fn get(&self, _ctx: &mut MsgCtx<'_>) -> Value {
+        self.0.clone()
+    }
+}
+
 /// Registers the core pseudo-variables, keywords and SIP transformation classes.
-pub fn register(reg: &mut Registry<Sip>) {
+pub fn register(reg: &mut Registry<Sip>, cfg_vars: Arc<HashMap<String, Value>>) {
+    reg.pv(
+        "sel",
+        PvDef {
+            module: "core",
+            writable: false,
+            make: Box::new(move |inner| {
+                let sel = inner.map(str::trim).unwrap_or("");
+                match sel.strip_prefix("cfg_get.") {
+                    Some(var) => cfg_vars
+                        .get(var)
+                        .map(|v| Box::new(CfgGet(v.clone())) as Box<dyn PvAccess<Sip>>)
+                        .ok_or_else(|| {
+                            format!("no cfg variable '{var}' (declare it as `{var} = value`)")
+                        }),
+                    None => Err(format!(
+                        "select '{sel}' is not supported (only cfg_get.GROUP.NAME)"
+                    )),
+                }
+            }),
+        },
+    );
+
     simple(
         reg,
         &["ru"],
@@ -331,6 +381,37 @@ pub fn register(reg: &mut Registry<Sip>) {
                 }
             };
             true
+        }),
+    );
+    simple(
+        reg,
+        &["fs"],
+        |c| {
+            let k = c.force_socket;
+            c.core
+                .sockets
+                .iter()
+                .find(|s| Some(s.index) == k)
+                .map_or(Value::Null, |s| {
+                    Value::Str(format!("{}:{}", s.proto, s.addr))
+                })
+        },
+        Some(|c, v| {
+            if v.is_null() {
+                c.force_socket = None;
+                return true;
+            }
+            let text = v.into_string();
+            match find_socket(c, &text) {
+                Some(k) => {
+                    c.force_socket = Some(k);
+                    true
+                }
+                None => {
+                    tracing::warn!("$fs: no listen socket '{text}'");
+                    false
+                }
+            }
         }),
     );
     simple(

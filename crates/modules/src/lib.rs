@@ -2,6 +2,8 @@
 //! and return codes. The binary hands [`all`] to the engine; `loadmodule` in the config
 //! decides which ones a script may use.
 
+mod corex;
+mod counters;
 mod kex;
 mod maxfwd;
 mod pv;
@@ -27,5 +29,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(rr::Rr::default()),
         Box::new(kex::Kex),
         Box::new(pv::Pv),
+        Box::new(corex::Corex),
+        Box::new(counters::Counters::new()),
     ]
 }

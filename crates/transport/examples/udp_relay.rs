@@ -12,14 +12,20 @@ use std::net::{SocketAddr, UdpSocket};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let listen: SocketAddr = args.get(1).expect("LISTEN").parse().expect("LISTEN address");
+    let listen: SocketAddr = args
+        .get(1)
+        .expect("LISTEN")
+        .parse()
+        .expect("LISTEN address");
     let uas: SocketAddr = args.get(2).expect("UAS").parse().expect("UAS address");
     let uac: SocketAddr = args.get(3).expect("UAC").parse().expect("UAC address");
     let socket = UdpSocket::bind(listen).expect("bind");
     let mut buf = vec![0u8; 65536];
     let mut relayed: u64 = 0;
     loop {
-        let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
         let to = if from == uas { uac } else { uas };
         if socket.send_to(&buf[..n], to).is_ok() {
             relayed += 1;

@@ -54,6 +54,7 @@ const BAD: &[(&str, &str, &str, &str)] = &[
     ("unknown_modparam", "modparam(\"sl\", \"no_such\", 1)\nrequest_route { exit; }\n", "5:1", "no_such"),
     ("bad_modparam_value", "loadmodule \"maxfwd.so\"\nmodparam(\"maxfwd\", \"max_limit\", \"lots\")\nrequest_route { exit; }\n", "6:1", "max_limit"),
     ("modparam_module_not_loaded", "modparam(\"tm\", \"fr_timer\", 1000)\nrequest_route { exit; }\n", "5:1", "tm"),
+    ("undeclared_counter", "loadmodule \"counters.so\"\nrequest_route { cnt_inc(\"x\"); }\n", "6:25", "not declared"),
     ("bad_subst", "request_route {\n  subst(\"/a(/b/\");\n}\n", "6:9", "regular expression"),
 ];
 

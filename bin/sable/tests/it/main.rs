@@ -10,6 +10,7 @@
 )]
 
 mod check;
+mod core;
 mod harness;
 mod malformed;
 mod routing;
