@@ -534,19 +534,177 @@ impl Module for Textops {
     }
 }
 
+/// Shell-style wildcard match (`*`, `?`, `[...]`), as fnmatch(3) without flags.
+pub fn fnmatch(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    let (mut star_p, mut star_t) = (None::<usize>, 0usize);
+    while t < text.len() {
+        let pc = pattern.get(p).copied();
+        let tc = text.get(t).copied();
+        let single = match pc {
+            Some(b'?') => Some(1),
+            Some(b'[') => class_match(pattern, p, tc.unwrap_or(0)),
+            Some(b'*') => None,
+            Some(c) if Some(c) == tc => Some(1),
+            _ => Some(0),
+        };
+        match (pc, single) {
+            (Some(b'*'), _) => {
+                star_p = Some(p);
+                star_t = t;
+                p += 1;
+            }
+            (_, Some(adv)) if adv > 0 => {
+                p += if pc == Some(b'[') { adv } else { 1 };
+                t += 1;
+            }
+            _ => match star_p {
+                Some(sp) => {
+                    p = sp + 1;
+                    star_t += 1;
+                    t = star_t;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+}
+
+/// For a `[...]` class at `p`: `Some(len of the class)` when `c` matches, `Some(0)` when not.
+fn class_match(pattern: &[u8], p: usize, c: u8) -> Option<usize> {
+    let mut k = p + 1;
+    let negate = matches!(pattern.get(k), Some(b'!' | b'^'));
+    if negate {
+        k += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    while let Some(&x) = pattern.get(k) {
+        if x == b']' && !first {
+            let len = k + 1 - p;
+            return Some(if hit != negate { len } else { 0 });
+        }
+        first = false;
+        if pattern.get(k + 1) == Some(&b'-') && pattern.get(k + 2).is_some_and(|&e| e != b']') {
+            let hi = pattern.get(k + 2).copied().unwrap_or(x);
+            if (x..=hi).contains(&c) {
+                hit = true;
+            }
+            k += 3;
+        } else {
+            if x == c {
+                hit = true;
+            }
+            k += 1;
+        }
+    }
+    // No closing ']': the '[' is an ordinary character.
+    Some(usize::from(c == b'['))
+}
+
 impl Module for Textopsx {
     fn name(&self) -> &'static str {
         "textopsx"
     }
 
-    fn register(&self, _reg: &mut Registry<Sip>) {
-        // msg_apply_changes() and the header-value functions arrive with a later issue.
+    fn register(&self, reg: &mut Registry<Sip>) {
+        reg.function(
+            "remove_body",
+            function("textopsx", 0, 0, HDR_ROUTES, |_, _| {
+                Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
+                    if ctx.msg.body().is_empty() {
+                        return -1;
+                    }
+                    ctx.edits.remove_body();
+                    1
+                }))
+            }),
+        );
+        reg.function(
+            "change_reply_status",
+            function("textopsx", 2, 2, RouteMask::ONREPLY, |_, mut a| {
+                let code = need(&mut a, 1, "code")?.into_int(1)?;
+                if let Some(c) = code.as_const() {
+                    if !(100..=699).contains(&c) {
+                        return Err(ArgError::new(
+                            1,
+                            format!("reply code {c} is not in 100..699"),
+                        ));
+                    }
+                }
+                let reason = need(&mut a, 2, "reason")?.into_str();
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(old) = ctx.msg.status_code() else {
+                        return -1;
+                    };
+                    let Some(new) = code.eval(ctx).filter(|c| (100..=699).contains(c)) else {
+                        return -1;
+                    };
+                    // A final reply stays final and a provisional one provisional.
+                    if (old < 200) != (new < 200) {
+                        tracing::warn!("change_reply_status: {old} cannot become {new}");
+                        return -1;
+                    }
+                    let r = reason.eval(ctx).into_owned();
+                    if r.contains(['\r', '\n']) {
+                        return -1;
+                    }
+                    let line = format!("SIP/2.0 {new} {r}");
+                    let span = ctx.msg.start_line_span();
+                    ctx.edits.replace(span, line.as_bytes());
+                    1
+                }))
+            }),
+        );
+        reg.function(
+            "fnmatch",
+            function("textopsx", 2, 3, RouteMask::ANY, |_, mut a| {
+                let value = need(&mut a, 1, "value")?.into_str();
+                let pattern = need(&mut a, 2, "pattern")?.into_str();
+                let flags = take_arg(&mut a, 0).map(Arg::into_str);
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let v = value.eval(ctx).into_owned();
+                    let p = pattern.eval(ctx).into_owned();
+                    let icase = flags.as_ref().is_some_and(|f| f.eval(ctx).contains('i'));
+                    let hit = if icase {
+                        fnmatch(
+                            p.to_ascii_lowercase().as_bytes(),
+                            v.to_ascii_lowercase().as_bytes(),
+                        )
+                    } else {
+                        fnmatch(p.as_bytes(), v.as_bytes())
+                    };
+                    if hit {
+                        1
+                    } else {
+                        -1
+                    }
+                }))
+            }),
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fnmatch_patterns() {
+        assert!(fnmatch(b"*", b"anything"));
+        assert!(fnmatch(b"10.0.*", b"10.0.3.4"));
+        assert!(!fnmatch(b"10.0.*", b"10.1.3.4"));
+        assert!(fnmatch(b"a?c", b"abc"));
+        assert!(fnmatch(b"[a-c]x[!0-9]", b"bxz"));
+        assert!(!fnmatch(b"[a-c]x[!0-9]", b"bx5"));
+        assert!(fnmatch(b"*@example.com", b"alice@example.com"));
+        assert!(!fnmatch(b"abc", b"abcd"));
+        assert!(fnmatch(b"a*b*c", b"aXXbYYc"));
+        assert!(fnmatch(b"[", b"["));
+    }
 
     #[test]
     fn subst_expressions() {

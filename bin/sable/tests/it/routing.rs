@@ -13,6 +13,7 @@ loadmodule "rr.so"
 loadmodule "maxfwd.so"
 loadmodule "textops.so"
 loadmodule "xlog.so"
+loadmodule "textopsx.so"
 
 request_route {
     if (!mf_process_maxfwd_header("10")) {
@@ -41,6 +42,9 @@ onsend_route {
 
 reply_route {
     append_hf("X-Reply-Seen: 1\r\n");
+    if ($rs == 486) {
+        change_reply_status(404, "Not Here");
+    }
 }
 "#;
 
@@ -135,6 +139,15 @@ fn forward_adds_via_received_rport_record_route_and_relays_the_reply_back() {
     assert!(relayed.starts_with("SIP/2.0 180 Ringing"), "{relayed}");
     assert_eq!(header(&relayed, "Via").len(), 1, "{relayed}");
     assert_eq!(header(&relayed, "X-Reply-Seen"), ["1"]);
+
+    // A 486 has its status line rewritten by the reply route.
+    hop.send_to(
+        reply.replace("180 Ringing", "486 Busy Here").as_bytes(),
+        server.addr(),
+    )
+    .unwrap();
+    let relayed = String::from_utf8(client.recv()).unwrap();
+    assert!(relayed.starts_with("SIP/2.0 404 Not Here\r\n"), "{relayed}");
 
     // The onsend_route saw the destination.
     server.wait_log(
