@@ -36,6 +36,12 @@ pub fn take_arg(args: &mut Vec<Arg<Sip>>, k: usize) -> Option<Arg<Sip>> {
     }
 }
 
+/// Takes the next argument of a fixup's list (arguments are taken in order): the
+/// `index`-th (1-based, for the message) one, which must be there.
+pub fn required(args: &mut Vec<Arg<Sip>>, index: usize, what: &str) -> Result<Arg<Sip>, ArgError> {
+    take_arg(args, 0).ok_or_else(|| ArgError::new(index, format!("missing {what}")))
+}
+
 /// Fixes up a flag number argument (0..=31).
 pub fn flag_arg(arg: Arg<Sip>, index: usize) -> Result<IntArg<Sip>, ArgError> {
     let a = arg.into_int(index)?;
@@ -286,7 +292,7 @@ pub fn register(reg: &mut Registry<Sip>) {
     reg.function(
         "setflag",
         function("core", 1, 1, RouteMask::ANY, |_, mut a| {
-            let f = flag_arg(take_arg(&mut a, 0).ok_or(ArgError::new(1, "missing"))?, 1)?;
+            let f = flag_arg(required(&mut a, 1, "argument")?, 1)?;
             Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                 flag_bit(ctx, &f).map_or(-1, |b| {
                     ctx.flags |= b;
@@ -298,7 +304,7 @@ pub fn register(reg: &mut Registry<Sip>) {
     reg.function(
         "resetflag",
         function("core", 1, 1, RouteMask::ANY, |_, mut a| {
-            let f = flag_arg(take_arg(&mut a, 0).ok_or(ArgError::new(1, "missing"))?, 1)?;
+            let f = flag_arg(required(&mut a, 1, "argument")?, 1)?;
             Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                 flag_bit(ctx, &f).map_or(-1, |b| {
                     ctx.flags &= !b;
@@ -310,7 +316,7 @@ pub fn register(reg: &mut Registry<Sip>) {
     reg.function(
         "isflagset",
         function("core", 1, 1, RouteMask::ANY, |_, mut a| {
-            let f = flag_arg(take_arg(&mut a, 0).ok_or(ArgError::new(1, "missing"))?, 1)?;
+            let f = flag_arg(required(&mut a, 1, "argument")?, 1)?;
             Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                 flag_bit(ctx, &f).map_or(-1, |b| if ctx.flags & b != 0 { 1 } else { -1 })
             }))
@@ -352,9 +358,7 @@ pub fn register(reg: &mut Registry<Sip>) {
             reg.function(
                 name,
                 function("core", 1, 1, REQ_FAIL_BRANCH, move |_, mut a| {
-                    let v = take_arg(&mut a, 0)
-                        .ok_or(ArgError::new(1, "missing"))?
-                        .into_str();
+                    let v = required(&mut a, 1, "argument")?.into_str();
                     if matches!(how, Rewrite::Strip | Rewrite::StripTail) {
                         if let Some(c) = v.as_const() {
                             if c.parse::<usize>().is_err() {
@@ -389,9 +393,7 @@ pub fn register(reg: &mut Registry<Sip>) {
             } else {
                 None
             };
-            let text = take_arg(&mut a, 0)
-                .ok_or(ArgError::new(1, "missing"))?
-                .into_str();
+            let text = required(&mut a, 1, "argument")?.into_str();
             Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                 let lvl = level.as_ref().and_then(|l| l.eval(ctx)).unwrap_or(-1);
                 let t = text.eval(ctx);

@@ -5,7 +5,7 @@ use crate::context::{MsgCtx, Sip};
 use crate::core_fns::UriParts;
 use sable_script::transform::{TransformClass, TransformFn};
 use sable_script::{PvAccess, PvDef, Registry, Value};
-use sable_sip::{HeaderName, HeaderValue, Message, NameAddr, Uri};
+use sable_sip::{HeaderName, HeaderValue, Message, NameAddr, SipUri, Uri};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -686,6 +686,14 @@ fn tf(func: impl Fn(Value, &[Value]) -> Option<Value> + Send + Sync + 'static) -
     Arc::new(func)
 }
 
+/// Parses a value as a URI (angle brackets allowed) and runs `f` on it.
+fn on_uri<R>(v: Value, f: impl FnOnce(&Uri<'_>) -> Option<R>) -> Option<R> {
+    let text = v.into_string();
+    let t = text.trim().trim_start_matches('<').trim_end_matches('>');
+    let uri = Uri::parse(t.as_bytes()).ok()?;
+    f(&uri)
+}
+
 fn no_params(name: &str, n: usize) -> Result<(), String> {
     if n == 0 {
         Ok(())
@@ -698,7 +706,30 @@ fn no_params(name: &str, n: usize) -> Result<(), String> {
 /// `{uri.headers}`, `{uri.transport}`, `{uri.ttl}`, `{uri.uparam}`, `{uri.maddr}`,
 /// `{uri.method}`, `{uri.lr}`, `{uri.r2}`, `{uri.scheme}`, `{uri.saor}`, `{uri.suri}`.
 fn uri_class() -> TransformClass {
+    /// Optional parts of a SIP URI: the text, or the empty string when absent.
+    type Part = for<'s> fn(&SipUri<'s>) -> Option<&'s [u8]>;
+    const OPTIONAL: [(&str, Part); 6] = [
+        ("headers", |s| s.headers()),
+        ("transport", |s| s.transport()),
+        ("ttl", |s| s.ttl()),
+        ("uparam", |s| s.user_param()),
+        ("maddr", |s| s.maddr()),
+        ("method", |s| s.method()),
+    ];
     Box::new(|name, n| {
+        if let Some((_, get)) = OPTIONAL.iter().find(|(k, _)| *k == name) {
+            no_params(name, n)?;
+            let get: Part = *get;
+            return Ok(tf(move |v, _| {
+                on_uri(v, |uri| {
+                    Some(
+                        uri.as_sip()
+                            .and_then(get)
+                            .map_or(Value::Str(String::new()), lossy),
+                    )
+                })
+            }));
+        }
         let part: fn(&Uri<'_>, &[Value]) -> Option<Value> = match name {
             "user" => |u, _| Some(uri_user(u)),
             "host" | "domain" => |u, _| Some(uri_host(u)),
@@ -725,48 +756,6 @@ fn uri_class() -> TransformClass {
                     Some(Some(v)) => lossy(v),
                     Some(None) | None => Value::Str(String::new()),
                 })
-            },
-            "headers" => |u, _| {
-                Some(
-                    u.as_sip()
-                        .and_then(|s| s.headers())
-                        .map_or(Value::Str(String::new()), lossy),
-                )
-            },
-            "transport" => |u, _| {
-                Some(
-                    u.as_sip()
-                        .and_then(|s| s.transport())
-                        .map_or(Value::Str(String::new()), lossy),
-                )
-            },
-            "ttl" => |u, _| {
-                Some(
-                    u.as_sip()
-                        .and_then(|s| s.ttl())
-                        .map_or(Value::Str(String::new()), lossy),
-                )
-            },
-            "uparam" => |u, _| {
-                Some(
-                    u.as_sip()
-                        .and_then(|s| s.user_param())
-                        .map_or(Value::Str(String::new()), lossy),
-                )
-            },
-            "maddr" => |u, _| {
-                Some(
-                    u.as_sip()
-                        .and_then(|s| s.maddr())
-                        .map_or(Value::Str(String::new()), lossy),
-                )
-            },
-            "method" => |u, _| {
-                Some(
-                    u.as_sip()
-                        .and_then(|s| s.method())
-                        .map_or(Value::Str(String::new()), lossy),
-                )
             },
             "lr" => |u, _| {
                 Some(Value::Str(if u.as_sip().is_some_and(|s| s.lr()) {
@@ -823,12 +812,7 @@ fn uri_class() -> TransformClass {
         } else {
             no_params(name, n)?;
         }
-        Ok(tf(move |v, p| {
-            let text = v.into_string();
-            let t = text.trim().trim_start_matches('<').trim_end_matches('>');
-            let uri = Uri::parse(t.as_bytes()).ok()?;
-            part(&uri, p)
-        }))
+        Ok(tf(move |v, p| on_uri(v, |uri| part(uri, p))))
     })
 }
 
@@ -871,4 +855,63 @@ fn tobody_class() -> TransformClass {
             Some(part(&a))
         }))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri_tf(name: &str, input: &str, params: &[Value]) -> Option<Value> {
+        let t = uri_class()(name, params.len()).unwrap();
+        t(Value::from(input), params)
+    }
+
+    #[test]
+    fn uri_transformations() {
+        let u = "<sip:alice:pw@example.com:5070;transport=TCP;maddr=10.0.0.1;lr?subject=x>";
+        assert_eq!(uri_tf("user", u, &[]), Some("alice".into()));
+        assert_eq!(uri_tf("host", u, &[]), Some("example.com".into()));
+        assert_eq!(uri_tf("port", u, &[]), Some(Value::Int(5070)));
+        assert_eq!(uri_tf("transport", u, &[]), Some("TCP".into()));
+        assert_eq!(uri_tf("maddr", u, &[]), Some("10.0.0.1".into()));
+        assert_eq!(uri_tf("headers", u, &[]), Some("subject=x".into()));
+        assert_eq!(uri_tf("ttl", u, &[]), Some("".into()));
+        assert_eq!(uri_tf("lr", u, &[]), Some("lr".into()));
+        assert_eq!(
+            uri_tf("param", u, &["maddr".into()]),
+            Some("10.0.0.1".into())
+        );
+        assert_eq!(uri_tf("saor", u, &[]), Some("sip:alice@example.com".into()));
+        assert_eq!(
+            uri_tf("suri", u, &[]),
+            Some("sip:alice@example.com:5070".into())
+        );
+        assert_eq!(uri_tf("user", "not a uri", &[]), None);
+        assert!(uri_class()("nope", 0).is_err());
+        assert!(uri_class()("user", 1).is_err());
+    }
+
+    #[test]
+    fn nameaddr_and_tobody_transformations() {
+        let t = nameaddr_class()("name", 0).unwrap();
+        assert_eq!(
+            t(Value::from("\"Bob\" <sip:bob@b>;tag=1"), &[]),
+            Some("\"Bob\"".into())
+        );
+        let t = nameaddr_class()("uri", 0).unwrap();
+        assert_eq!(
+            t(Value::from("\"Bob\" <sip:bob@b>;tag=1"), &[]),
+            Some("sip:bob@b".into())
+        );
+        let t = tobody_class()("tag", 0).unwrap();
+        assert_eq!(
+            t(Value::from("<sip:bob@b>;tag=xyz"), &[]),
+            Some("xyz".into())
+        );
+        let t = tobody_class()("user", 0).unwrap();
+        assert_eq!(
+            t(Value::from("<sip:bob@b>;tag=xyz"), &[]),
+            Some("bob".into())
+        );
+    }
 }

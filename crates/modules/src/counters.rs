@@ -1,7 +1,7 @@
 //! `counters`: script counters (`cnt_inc`, `cnt_add`, `cnt_reset`) declared with
 //! `modparam("counters", "script_counter", "name[: description]")`.
 
-use sable_engine::{function, str_param, take_arg, Module, MsgCtx, ParamError, Sip};
+use sable_engine::{function, required, str_param, take_arg, Module, MsgCtx, ParamError, Sip};
 use sable_script::{ArgError, Registry, RouteMask};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -89,8 +89,7 @@ impl Module for Counters {
             reg.function(
                 fname,
                 function("counters", nargs, nargs, RouteMask::ANY, move |_, mut a| {
-                    let name = take_arg(&mut a, 0)
-                        .ok_or(ArgError::new(1, "missing counter"))?
+                    let name = required(&mut a, 1, "counter")?
                         .const_str()
                         .ok_or(ArgError::new(1, "the counter name must be a constant"))?
                         .into_owned();

@@ -1,7 +1,7 @@
 //! `kex`: Kamailio core extensions (branch and script flags, `$du` helpers, `is_myself`,
 //! `pv_printf`).
 
-use sable_engine::{flag_arg, function, take_arg, Module, MsgCtx, Sip};
+use sable_engine::{flag_arg, function, required, take_arg, Module, MsgCtx, Sip};
 use sable_script::{ArgError, IntArg, Registry, RouteMask};
 
 #[derive(Debug)]
@@ -41,7 +41,7 @@ impl Module for Kex {
             reg.function(
                 &format!("{prefix}bflag"),
                 function("kex", 1, 2, RouteMask::ANY, move |_, mut a| {
-                    let f = flag_arg(take_arg(&mut a, 0).ok_or(ArgError::new(1, "missing"))?, 1)?;
+                    let f = flag_arg(required(&mut a, 1, "argument")?, 1)?;
                     let b = take_arg(&mut a, 0).map(|x| x.into_int(2)).transpose()?;
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                         if !branch_ok(ctx, &b) {
@@ -57,7 +57,7 @@ impl Module for Kex {
             reg.function(
                 &format!("{prefix}sflag"),
                 function("kex", 1, 1, RouteMask::ANY, move |_, mut a| {
-                    let f = flag_arg(take_arg(&mut a, 0).ok_or(ArgError::new(1, "missing"))?, 1)?;
+                    let f = flag_arg(required(&mut a, 1, "argument")?, 1)?;
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| match bit(ctx, &f) {
                         Some(bit) => op(&mut ctx.sflags, bit),
                         None => -1,
@@ -68,9 +68,7 @@ impl Module for Kex {
         reg.function(
             "setdsturi",
             function("kex", 1, 1, RouteMask::ANY, |_, mut a| {
-                let u = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let u = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let v = u.eval(ctx).into_owned();
                     if v.is_empty() {
@@ -101,9 +99,7 @@ impl Module for Kex {
         reg.function(
             "is_myself",
             function("kex", 1, 1, RouteMask::ANY, |_, mut a| {
-                let u = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let u = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let v = u.eval(ctx).into_owned();
                     if ctx.core.is_myself_uri(&v) {
@@ -118,15 +114,11 @@ impl Module for Kex {
             reg.function(
                 name,
                 function("kex", 2, 2, RouteMask::ANY, |_, mut a| {
-                    let target = take_arg(&mut a, 0)
-                        .ok_or(ArgError::new(1, "missing"))?
-                        .into_pv(1)?;
+                    let target = required(&mut a, 1, "argument")?.into_pv(1)?;
                     if !target.is_writable() {
                         return Err(ArgError::new(1, format!("${} is read-only", target.name())));
                     }
-                    let fmt = take_arg(&mut a, 0)
-                        .ok_or(ArgError::new(2, "missing"))?
-                        .into_str();
+                    let fmt = required(&mut a, 2, "argument")?.into_str();
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                         let v = fmt.eval(ctx).into_owned();
                         if target.set(ctx, sable_script::Value::Str(v)) {

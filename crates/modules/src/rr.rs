@@ -1,6 +1,8 @@
 //! `rr`: Record-Route (RFC 3261 §16.6 item 4) and loose routing (RFC 3261 §16.4, §16.12).
 
-use sable_engine::{function, int_param, take_arg, Module, MsgCtx, ParamError, RecordRoute, Sip};
+use sable_engine::{
+    function, int_param, required, take_arg, Module, MsgCtx, ParamError, RecordRoute, Sip,
+};
 use sable_script::{Arg, ArgError, Registry, RouteMask};
 use sable_sip::{HeaderName, Uri};
 
@@ -111,9 +113,7 @@ impl Module for Rr {
         reg.function(
             "record_route_preset",
             function("rr", 1, 2, RR_ROUTES, move |_, mut a| {
-                let addr = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let addr = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let text = addr.eval(ctx).into_owned();
                     let text = text.strip_prefix("sip:").unwrap_or(&text).to_owned();
@@ -132,9 +132,7 @@ impl Module for Rr {
         reg.function(
             "add_rr_param",
             function("rr", 1, 1, RR_ROUTES, |_, mut a| {
-                let p = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let p = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let mut param = p.eval(ctx).into_owned();
                     if !param.starts_with(';') {
@@ -157,8 +155,7 @@ impl Module for Rr {
         reg.function(
             "check_route_param",
             function("rr", 1, 1, RouteMask::REQUEST, |_, mut a| {
-                let text = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
+                let text = required(&mut a, 1, "argument")?
                     .const_str()
                     .ok_or(ArgError::new(
                         1,

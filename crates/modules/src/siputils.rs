@@ -1,7 +1,7 @@
 //! `siputils`: SIP helper checks (`has_totag`, `is_request`, `is_first_hop`, `uri_param`...).
 
-use sable_engine::{function, take_arg, Module, MsgCtx, Sip, UriParts};
-use sable_script::{ArgError, Registry, RouteMask};
+use sable_engine::{function, required, take_arg, Module, MsgCtx, Sip, UriParts};
+use sable_script::{Registry, RouteMask};
 use sable_sip::Uri;
 
 #[derive(Debug)]
@@ -59,9 +59,7 @@ impl Module for Siputils {
         reg.function(
             "is_uri",
             function("siputils", 1, 1, RouteMask::ANY, |_, mut a| {
-                let v = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let v = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let s = v.eval(ctx).into_owned();
                     truth(Uri::parse(s.as_bytes()).is_ok())
@@ -71,9 +69,7 @@ impl Module for Siputils {
         reg.function(
             "is_user",
             function("siputils", 1, 1, RouteMask::REQUEST, |_, mut a| {
-                let v = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let v = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let want = v.eval(ctx).into_owned();
                     let user = ctx
@@ -88,9 +84,7 @@ impl Module for Siputils {
         reg.function(
             "is_e164",
             function("siputils", 1, 1, RouteMask::ANY, |_, mut a| {
-                let v = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let v = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let s = v.eval(ctx).into_owned();
                     let s = s
@@ -110,9 +104,7 @@ impl Module for Siputils {
         reg.function(
             "uri_param",
             function("siputils", 1, 2, RouteMask::REQUEST, |_, mut a| {
-                let name = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let name = required(&mut a, 1, "argument")?.into_str();
                 let value = take_arg(&mut a, 0).map(sable_script::Arg::into_str);
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let n = name.eval(ctx).into_owned();
@@ -135,9 +127,7 @@ impl Module for Siputils {
         reg.function(
             "add_uri_param",
             function("siputils", 1, 1, RouteMask::REQUEST, |_, mut a| {
-                let p = take_arg(&mut a, 0)
-                    .ok_or(ArgError::new(1, "missing"))?
-                    .into_str();
+                let p = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let param = p.eval(ctx).into_owned();
                     let uri = ctx.ruri_text().into_owned();

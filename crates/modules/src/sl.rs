@@ -2,7 +2,7 @@
 //! statistics.
 
 use sable_engine::{
-    function, int_param, send_reply, str_param, take_arg, Module, MsgCtx, ParamError, Sip,
+    function, int_param, required, send_reply, str_param, Module, MsgCtx, ParamError, Sip,
 };
 use sable_script::{Arg, ArgError, IntArg, Registry, RouteMask, StrArg};
 use sable_sip::Method;
@@ -65,9 +65,7 @@ impl Default for Sl {
 
 /// Fixes up a (code, reason) pair.
 fn code_reason(mut args: Vec<Arg<Sip>>) -> Result<(IntArg<Sip>, StrArg<Sip>), ArgError> {
-    let code = take_arg(&mut args, 0)
-        .ok_or(ArgError::new(1, "missing code"))?
-        .into_int(1)?;
+    let code = required(&mut args, 1, "code")?.into_int(1)?;
     if let Some(c) = code.as_const() {
         if !(100..=699).contains(&c) {
             return Err(ArgError::new(
@@ -76,9 +74,7 @@ fn code_reason(mut args: Vec<Arg<Sip>>) -> Result<(IntArg<Sip>, StrArg<Sip>), Ar
             ));
         }
     }
-    let reason = take_arg(&mut args, 0)
-        .ok_or(ArgError::new(2, "missing reason"))?
-        .into_str();
+    let reason = required(&mut args, 2, "reason")?.into_str();
     Ok((code, reason))
 }
 

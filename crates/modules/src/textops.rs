@@ -1,7 +1,7 @@
 //! `textops` and `textopsx`: header and text operations on the message (`append_hf`,
 //! `remove_hf`, `is_method`, `search`, `subst`...).
 
-use sable_engine::{function, take_arg, Header, Module, MsgCtx, Sip};
+use sable_engine::{function, required, take_arg, Header, Module, MsgCtx, Sip};
 use sable_script::{Arg, ArgError, Registry, RouteMask, StrArg};
 use sable_sip::message::Span;
 use std::sync::Arc;
@@ -16,10 +16,6 @@ pub struct Textopsx;
 const HDR_ROUTES: RouteMask = RouteMask(
     RouteMask::REQUEST.0 | RouteMask::ONREPLY.0 | RouteMask::FAILURE.0 | RouteMask::BRANCH.0,
 );
-
-fn need(args: &mut Vec<Arg<Sip>>, k: usize, what: &str) -> Result<Arg<Sip>, ArgError> {
-    take_arg(args, 0).ok_or_else(|| ArgError::new(k, format!("missing {what}")))
-}
 
 /// A regex of a textops function: POSIX extended, case-insensitive, `^`/`$` at line
 /// boundaries (Kamailio compiles them with `REG_EXTENDED|REG_ICASE|REG_NEWLINE`).
@@ -224,7 +220,7 @@ fn add_hf(
     Vec<Arg<Sip>>,
 ) -> Result<sable_script::Action<Sip>, ArgError> {
     move |_, mut args| {
-        let text = need(&mut args, 1, "header text")?.into_str();
+        let text = required(&mut args, 1, "header text")?.into_str();
         let anchor = match take_arg(&mut args, 0) {
             Some(a) => Some(header_arg(a, 2)?),
             None => None,
@@ -281,7 +277,7 @@ impl Module for Textops {
         reg.function(
             "is_method",
             sable_engine::function("textops", 1, 1, RouteMask::ANY, |_, mut a| {
-                let list = method_list(need(&mut a, 1, "methods")?)?;
+                let list = method_list(required(&mut a, 1, "methods")?)?;
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let m = ctx.method_bytes();
                     if list.iter().any(|x| x.as_bytes().eq_ignore_ascii_case(m)) {
@@ -303,7 +299,7 @@ impl Module for Textops {
         reg.function(
             "remove_hf",
             function("textops", 1, 1, HDR_ROUTES, |_, mut a| {
-                let h = header_arg(need(&mut a, 1, "header name")?, 1)?;
+                let h = header_arg(required(&mut a, 1, "header name")?, 1)?;
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let lines: Vec<Span> = ctx
                         .msg
@@ -326,7 +322,7 @@ impl Module for Textops {
         reg.function(
             "is_present_hf",
             function("textops", 1, 1, RouteMask::ANY, |_, mut a| {
-                let h = header_arg(need(&mut a, 1, "header name")?, 1)?;
+                let h = header_arg(required(&mut a, 1, "header name")?, 1)?;
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     if first_line_of(ctx, &h).is_some() {
                         1
@@ -339,7 +335,7 @@ impl Module for Textops {
         reg.function(
             "search",
             function("textops", 1, 1, RouteMask::ANY, |_, mut a| {
-                let re = const_regex(need(&mut a, 1, "regular expression")?, 1)?;
+                let re = const_regex(required(&mut a, 1, "regular expression")?, 1)?;
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     if re.is_match(ctx.msg.as_bytes()) {
                         1
@@ -352,7 +348,7 @@ impl Module for Textops {
         reg.function(
             "search_body",
             function("textops", 1, 1, RouteMask::ANY, |_, mut a| {
-                let re = const_regex(need(&mut a, 1, "regular expression")?, 1)?;
+                let re = const_regex(required(&mut a, 1, "regular expression")?, 1)?;
                 Ok(Box::new(
                     move |ctx: &mut MsgCtx<'_>| {
                         if re.is_match(ctx.msg.body()) {
@@ -367,8 +363,8 @@ impl Module for Textops {
         reg.function(
             "search_append",
             function("textops", 2, 2, HDR_ROUTES, |_, mut a| {
-                let re = const_regex(need(&mut a, 1, "regular expression")?, 1)?;
-                let text = need(&mut a, 2, "text")?.into_str();
+                let re = const_regex(required(&mut a, 1, "regular expression")?, 1)?;
+                let text = required(&mut a, 2, "text")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let Some(m) = re.find(ctx.msg.as_bytes()) else {
                         return -1;
@@ -383,7 +379,7 @@ impl Module for Textops {
         reg.function(
             "subst",
             function("textops", 1, 1, HDR_ROUTES, |_, mut a| {
-                let s = subst_arg(need(&mut a, 1, "substitution")?, 1)?;
+                let s = subst_arg(required(&mut a, 1, "substitution")?, 1)?;
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let (start, end) = headers_and_body(ctx);
                     let Some(text) = ctx.msg.buffer().get(start..end) else {
@@ -409,7 +405,7 @@ impl Module for Textops {
                     1,
                     RouteMask(RouteMask::REQUEST.0 | RouteMask::FAILURE.0 | RouteMask::BRANCH.0),
                     move |_, mut a| {
-                        let s = Arc::new(subst_arg(need(&mut a, 1, "substitution")?, 1)?);
+                        let s = Arc::new(subst_arg(required(&mut a, 1, "substitution")?, 1)?);
                         Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                             if !ctx.is_request() {
                                 return -1;
@@ -441,8 +437,8 @@ impl Module for Textops {
         reg.function(
             "starts_with",
             function("textops", 2, 2, RouteMask::ANY, |_, mut a| {
-                let s = need(&mut a, 1, "text")?.into_str();
-                let p = need(&mut a, 2, "prefix")?.into_str();
+                let s = required(&mut a, 1, "text")?.into_str();
+                let p = required(&mut a, 2, "prefix")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let text = s.eval(ctx).into_owned();
                     if text.starts_with(p.eval(ctx).as_ref()) {
@@ -457,8 +453,8 @@ impl Module for Textops {
             reg.function(
                 name,
                 function("textops", 2, 2, RouteMask::ANY, move |_, mut a| {
-                    let x = need(&mut a, 1, "text")?.into_str();
-                    let y = need(&mut a, 2, "text")?.into_str();
+                    let x = required(&mut a, 1, "text")?.into_str();
+                    let y = required(&mut a, 2, "text")?.into_str();
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                         let l = x.eval(ctx).into_owned();
                         let r = y.eval(ctx);
@@ -479,9 +475,9 @@ impl Module for Textops {
         reg.function(
             "in_list",
             function("textops", 3, 3, RouteMask::ANY, |_, mut a| {
-                let subject = need(&mut a, 1, "subject")?.into_str();
-                let list = need(&mut a, 2, "list")?.into_str();
-                let sep: StrArg<Sip> = need(&mut a, 3, "separator")?.into_str();
+                let subject = required(&mut a, 1, "subject")?.into_str();
+                let list = required(&mut a, 2, "list")?.into_str();
+                let sep: StrArg<Sip> = required(&mut a, 3, "separator")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let s = subject.eval(ctx).into_owned();
                     let l = list.eval(ctx).into_owned();
@@ -522,7 +518,7 @@ impl Module for Textops {
                 1,
                 RouteMask(RouteMask::REQUEST.0 | RouteMask::FAILURE.0 | RouteMask::BRANCH.0),
                 |_, mut a| {
-                    let text = need(&mut a, 1, "header text")?.into_str();
+                    let text = required(&mut a, 1, "header text")?.into_str();
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                         let t = text.eval(ctx).into_owned();
                         ctx.reply_headers.push_str(&t);
@@ -626,7 +622,7 @@ impl Module for Textopsx {
         reg.function(
             "change_reply_status",
             function("textopsx", 2, 2, RouteMask::ONREPLY, |_, mut a| {
-                let code = need(&mut a, 1, "code")?.into_int(1)?;
+                let code = required(&mut a, 1, "code")?.into_int(1)?;
                 if let Some(c) = code.as_const() {
                     if !(100..=699).contains(&c) {
                         return Err(ArgError::new(
@@ -635,7 +631,7 @@ impl Module for Textopsx {
                         ));
                     }
                 }
-                let reason = need(&mut a, 2, "reason")?.into_str();
+                let reason = required(&mut a, 2, "reason")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let Some(old) = ctx.msg.status_code() else {
                         return -1;
@@ -662,8 +658,8 @@ impl Module for Textopsx {
         reg.function(
             "fnmatch",
             function("textopsx", 2, 3, RouteMask::ANY, |_, mut a| {
-                let value = need(&mut a, 1, "value")?.into_str();
-                let pattern = need(&mut a, 2, "pattern")?.into_str();
+                let value = required(&mut a, 1, "value")?.into_str();
+                let pattern = required(&mut a, 2, "pattern")?.into_str();
                 let flags = take_arg(&mut a, 0).map(Arg::into_str);
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let v = value.eval(ctx).into_owned();

@@ -1,7 +1,7 @@
 //! `xlog`: log lines with pseudo-variables (`xlog`, `xdbg`, `xinfo`...).
 
 use sable_engine::{
-    function, script_log, str_param, take_arg, LogLevel, Module, MsgCtx, ParamError, Sip,
+    function, required, script_log, str_param, LogLevel, Module, MsgCtx, ParamError, Sip,
 };
 use sable_script::{Arg, ArgError, Registry, RouteMask, StrArg};
 
@@ -41,15 +41,11 @@ fn log_fixup(
     move |_, mut args| {
         let level = match fixed {
             Some(l) => Level::Fixed(l),
-            None if args.len() == 2 => {
-                level_arg(take_arg(&mut args, 0).ok_or(ArgError::new(1, "missing"))?)?
-            }
+            None if args.len() == 2 => level_arg(required(&mut args, 1, "argument")?)?,
             // xlog(format) logs at L_ERR, as Kamailio's does.
             None => Level::Fixed(LogLevel::ERR),
         };
-        let text = take_arg(&mut args, 0)
-            .ok_or(ArgError::new(1, "missing format"))?
-            .into_str();
+        let text = required(&mut args, 1, "format")?.into_str();
         Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
             let lvl = match &level {
                 Level::Fixed(l) => *l,
