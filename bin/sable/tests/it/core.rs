@@ -208,3 +208,31 @@ fn command_line_defines_select_code_and_cfg_vars_are_read() {
     assert_eq!(status(&r), 299);
     assert_eq!(reason(&r), "greeting 192.0.2.7");
 }
+
+#[test]
+fn advertised_address_goes_in_via_and_record_route_and_counts_as_myself() {
+    let hop = UdpSocket::bind("127.0.0.1:0").unwrap();
+    hop.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let hop_port = hop.local_addr().unwrap().port();
+    let cfg = "listen=udp:127.0.0.1:PORT advertise 192.0.2.5:5999\nloadmodule \"rr.so\"\n\
+request_route { record_route(); $du = \"sip:127.0.0.1:HOP\"; forward(); }\n";
+    let server = Server::start_with("advertise", cfg, &[("HOP", hop_port)]);
+    let client = UdpClient::new();
+    client.send(server.addr(), &options(client.port(), server.port, "adv"));
+    let mut buf = [0u8; 4096];
+    let (n, _) = hop.recv_from(&mut buf).unwrap();
+    let fwd = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(fwd.contains("Via: SIP/2.0/UDP 192.0.2.5:5999;branch="), "{fwd}");
+    assert!(fwd.contains("Record-Route: <sip:192.0.2.5:5999;lr"), "{fwd}");
+    // The reply names the advertised address in its top Via: still relayed.
+    let mut reply = String::from("SIP/2.0 200 OK\r\n");
+    for l in fwd.lines() {
+        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h)) {
+            reply.push_str(l);
+            reply.push_str("\r\n");
+        }
+    }
+    reply.push_str("Content-Length: 0\r\n\r\n");
+    hop.send_to(reply.as_bytes(), server.addr()).unwrap();
+    assert_eq!(status(&client.recv()), 200);
+}
