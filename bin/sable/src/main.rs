@@ -27,7 +27,7 @@ Usage: sable [options]
                  foreground and logs to stderr)
   -L DIR -m MB -M MB
                  accepted and ignored (modules are built in; memory is not pooled)
-  -V             print the version and exit
+  -V, -v         print the version and exit
   -h             this help
 
 Exit codes: 0 clean stop or config ok, 1 config errors, 2 bad command line,
@@ -140,14 +140,27 @@ fn load_config(o: &Options) -> Result<Loaded, Vec<ScriptError>> {
     load(&config, ModuleSet::new(sable_modules::all()))
 }
 
-fn init_logging(level: sable_engine::LogLevel) {
+/// Sets up logging to stderr at `level` (or `SABLE_LOG`); returns the function that changes
+/// the level at run time (`corex.debug`).
+fn init_logging(
+    level: sable_engine::LogLevel,
+) -> Box<dyn Fn(sable_engine::LogLevel) + Send + Sync> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("SABLE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.filter()));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(filter)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(false),
+        )
         .try_init();
+    Box::new(move |level: sable_engine::LogLevel| {
+        let _ = handle.modify(|f| *f = tracing_subscriber::EnvFilter::new(level.filter()));
+    })
 }
 
 fn main() -> ExitCode {
@@ -175,8 +188,8 @@ fn main() -> ExitCode {
         println!("config file ok, exiting...");
         return ExitCode::SUCCESS;
     }
-    init_logging(level);
-    match run(loaded) {
+    let set_level = init_logging(level);
+    match run(loaded, set_level) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -186,7 +199,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(loaded: Loaded) -> anyhow::Result<()> {
+fn run(
+    loaded: Loaded,
+    set_level: Box<dyn Fn(sable_engine::LogLevel) + Send + Sync>,
+) -> anyhow::Result<()> {
     for w in &loaded.core.warnings {
         tracing::warn!("{w}");
     }
@@ -195,8 +211,12 @@ fn run(loaded: Loaded) -> anyhow::Result<()> {
         accept_no_content_length: cfg.tcp_accept_no_cl,
         ..Default::default()
     };
+    let listens = cfg.effective_listens();
+    if listens.is_empty() {
+        anyhow::bail!("no socket to listen on (disable_tcp=yes with only TCP listen= lines?)");
+    }
     let mut transport = Transport::bind(TransportConfig {
-        listens: cfg.effective_listens(),
+        listens,
         udp_children: cfg.children.max(1),
         tcp_connection_lifetime: cfg.tcp_connection_lifetime,
         tcp_max_connections: cfg.tcp_max_connections,
@@ -210,7 +230,36 @@ fn run(loaded: Loaded) -> anyhow::Result<()> {
         program,
     } = loaded;
     let core = Arc::new(Core::new(core_config, transport.handle(), sockets));
+    let _ = core.log_level_setter.set(set_level);
     modules.init(&core).map_err(|e| anyhow::anyhow!(e))?;
+
+    // The RPC methods (core and modules), then the control socket sablectl talks to.
+    let mut rpc = sable_rpc::Registry::new();
+    sable_engine::rpc::register(&mut rpc, &core);
+    modules.rpc(&mut rpc, &core);
+    let rpc = Arc::new(rpc);
+    let _ = core.rpc.set(rpc.clone());
+    let (ctl_path, ctl_mode) = core
+        .ctl_socket
+        .get()
+        .cloned()
+        .unwrap_or_else(|| (PathBuf::from(sable_rpc::DEFAULT_SOCKET), 0o660));
+    let control = match sable_rpc::ControlServer::start(&ctl_path, ctl_mode, rpc.clone(), 64) {
+        Ok(c) => {
+            tracing::info!("control socket on {}", ctl_path.display());
+            Some(c)
+        }
+        // Without modparam("ctl", ...) the default path may not be writable (not root):
+        // the server runs without a control socket and says so.
+        Err(e) if core.ctl_socket.get().is_none() => {
+            tracing::warn!(
+                "no control socket ({}: {e}); set modparam(\"ctl\", \"binrpc\", \"unix:PATH\")",
+                ctl_path.display()
+            );
+            None
+        }
+        Err(e) => anyhow::bail!("cannot open the control socket {}: {e}", ctl_path.display()),
+    };
     let program = Arc::new(program);
     let _ = core.program.set(program.clone());
     let dispatcher = Arc::new(Dispatcher::new(core.clone(), program));
@@ -231,6 +280,9 @@ fn run(loaded: Loaded) -> anyhow::Result<()> {
         }
     })?;
     tracing::info!("{signal}: stopping (in-flight work gets up to 2 s)");
+    if let Some(c) = control {
+        c.stop();
+    }
     transport.shutdown(Duration::from_secs(2));
     tracing::info!("stopped");
     Ok(())
@@ -272,6 +324,6 @@ mod tests {
     fn the_default_config_loads() {
         let o = Options::default();
         let loaded = load_config(&o).unwrap();
-        assert_eq!(loaded.core.listens.len(), 1);
+        assert_eq!(loaded.core.effective_listens().len(), 1);
     }
 }

@@ -15,7 +15,7 @@ pub struct LogLevel(pub i32);
 impl LogLevel {
     pub const ALERT: LogLevel = LogLevel(-5);
     pub const BUG: LogLevel = LogLevel(-4);
-    pub const CRIT: LogLevel = LogLevel(-3);
+    pub const CRIT: LogLevel = LogLevel(-2);
     pub const ERR: LogLevel = LogLevel(-1);
     pub const WARN: LogLevel = LogLevel(0);
     pub const NOTICE: LogLevel = LogLevel(1);
@@ -70,8 +70,9 @@ pub struct CoreConfig {
     pub log_stderror: bool,
     /// UDP worker threads per listen address (default: the number of cores).
     pub children: usize,
-    /// `listen=` entries, in order (port 0 = `port=`).
-    pub listens: Vec<ListenSpec>,
+    /// `listen=` entries, in order; each with whether it named its port (those that did
+    /// not take `port=`, wherever that line is).
+    pub listens: Vec<(ListenSpec, bool)>,
     /// `port=`: the port of listen entries without one (default 5060).
     pub port: u16,
     /// `alias=` host names (with optional port) that also mean this server.
@@ -254,7 +255,7 @@ impl CoreConfig {
             }
             "listen" => {
                 let text = as_str(name, value)?;
-                self.listens.extend(parse_listen(&text, self.port)?);
+                self.listens.extend(parse_listen(&text)?);
             }
             "port" => {
                 let n = as_int(name, value)?;
@@ -285,7 +286,12 @@ impl CoreConfig {
                     })?;
                 self.aliases.push((host.to_ascii_lowercase(), port));
             }
-            "auto_aliases" => self.auto_aliases = as_bool(name, value)?,
+            // Sable adds no aliases from reverse DNS of its addresses either way.
+            "auto_aliases" => {
+                self.auto_aliases = as_bool(name, value)?;
+                self.warnings
+                    .push("auto_aliases: Sable never adds aliases from DNS; use alias=".to_owned());
+            }
             "disable_tcp" => self.disable_tcp = as_bool(name, value)?,
             "tcp_connection_lifetime" => {
                 let n = positive(name, as_int(name, value)?, "seconds (>= 0)")?;
@@ -302,14 +308,33 @@ impl CoreConfig {
                     self.server_header = None;
                 }
             }
-            "user_agent_header" => self.user_agent_header = as_str(name, value)?,
-            "sip_warning" => self.sip_warning = as_bool(name, value)?,
+            "user_agent_header" => {
+                self.user_agent_header = as_str(name, value)?;
+                self.warnings.push(
+                    "user_agent_header: Sable sends no locally generated requests yet".to_owned(),
+                );
+            }
+            "sip_warning" => {
+                self.sip_warning = as_bool(name, value)?;
+                if self.sip_warning {
+                    self.warnings
+                        .push("sip_warning=yes: Sable adds no Warning header yet".to_owned());
+                }
+            }
             "max_while_loops" => {
                 let n = positive(name, as_int(name, value)?, "a count (>= 0)")?;
                 self.max_while_loops = u32::try_from(n).unwrap_or(u32::MAX);
             }
             "reply_to_via" => self.reply_to_via = as_bool(name, value)?,
-            "onsend_route_reply" => self.onsend_route_reply = as_bool(name, value)?,
+            "onsend_route_reply" => {
+                self.onsend_route_reply = as_bool(name, value)?;
+                if self.onsend_route_reply {
+                    self.warnings.push(
+                        "onsend_route_reply=yes: onsend_route runs for requests only in Sable"
+                            .to_owned(),
+                    );
+                }
+            }
             // Modules are compiled in: where they would be loaded from does not matter.
             "mpath" | "loadpath" => {
                 as_str(name, value)?;
@@ -343,8 +368,9 @@ impl CoreConfig {
         Ok(())
     }
 
-    /// The listen sockets to open: the `listen=` lines, or (without any) UDP and TCP on
-    /// 127.0.0.1 at `port=`. TCP ones are left out with `disable_tcp=yes`.
+    /// The listen sockets to open: the `listen=` lines (those without a port on `port=`),
+    /// or (without any) UDP and TCP on 127.0.0.1 at `port=`. TCP ones are left out with
+    /// `disable_tcp=yes`.
     pub fn effective_listens(&self) -> Vec<ListenSpec> {
         let mut out: Vec<ListenSpec> = if self.listens.is_empty() {
             let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.port);
@@ -361,7 +387,16 @@ impl CoreConfig {
                 },
             ]
         } else {
-            self.listens.clone()
+            self.listens
+                .iter()
+                .map(|(spec, port_given)| {
+                    let mut spec = spec.clone();
+                    if !port_given {
+                        spec.addr.set_port(self.port);
+                    }
+                    spec
+                })
+                .collect()
         };
         if self.disable_tcp {
             out.retain(|l| l.proto != Proto::Tcp);
@@ -417,7 +452,7 @@ fn resolve_host(host: &str) -> Result<IpAddr, String> {
 /// Parses a `listen=` value: `[proto:]host[:port] [advertise host[:port]] [name "x"]`.
 /// Without a protocol the address is opened for UDP and TCP, as Kamailio opens it for every
 /// enabled transport.
-pub fn parse_listen(text: &str, default_port: u16) -> Result<Vec<ListenSpec>, GlobalParamError> {
+pub fn parse_listen(text: &str) -> Result<Vec<(ListenSpec, bool)>, GlobalParamError> {
     let bad = |reason: String| GlobalParamError::BadListen {
         value: text.to_owned(),
         reason,
@@ -464,7 +499,14 @@ pub fn parse_listen(text: &str, default_port: u16) -> Result<Vec<ListenSpec>, Gl
     };
     let (host, port) = split_host_port(rest).map_err(&bad)?;
     let ip = resolve_host(&host).map_err(&bad)?;
-    let addr = SocketAddr::new(ip, port.unwrap_or(default_port));
+    if ip.is_unspecified() {
+        return Err(bad(
+            "a wildcard address: Sable does not enumerate interfaces yet; listen on each \
+             address (a Via needs a real one)"
+                .to_owned(),
+        ));
+    }
+    let addr = SocketAddr::new(ip, port.unwrap_or(0));
     let protos: &[Proto] = match proto {
         Some(Proto::Tcp) => &[Proto::Tcp],
         Some(_) => &[Proto::Udp],
@@ -472,10 +514,15 @@ pub fn parse_listen(text: &str, default_port: u16) -> Result<Vec<ListenSpec>, Gl
     };
     Ok(protos
         .iter()
-        .map(|&proto| ListenSpec {
-            proto,
-            addr,
-            advertise: advertise.clone(),
+        .map(|&proto| {
+            (
+                ListenSpec {
+                    proto,
+                    addr,
+                    advertise: advertise.clone(),
+                },
+                port.is_some(),
+            )
         })
         .collect())
 }
@@ -486,29 +533,30 @@ mod tests {
 
     #[test]
     fn listen_forms() {
-        let l = parse_listen("udp:127.0.0.1:5070", 5060).unwrap();
+        let l = parse_listen("udp:127.0.0.1:5070").unwrap();
         assert_eq!(l.len(), 1);
         assert_eq!(
-            (l[0].proto, l[0].addr.to_string()),
-            (Proto::Udp, "127.0.0.1:5070".to_owned())
+            (l[0].0.proto, l[0].0.addr.to_string(), l[0].1),
+            (Proto::Udp, "127.0.0.1:5070".to_owned(), true)
         );
-        let l = parse_listen("tcp:[::1]:5080 advertise 192.0.2.1:5090", 5060).unwrap();
+        let l = parse_listen("tcp:[::1]:5080 advertise 192.0.2.1:5090").unwrap();
         assert_eq!(
-            (l[0].proto, l[0].addr.to_string()),
+            (l[0].0.proto, l[0].0.addr.to_string()),
             (Proto::Tcp, "[::1]:5080".to_owned())
         );
-        let a = l[0].advertise.clone().unwrap();
+        let a = l[0].0.advertise.clone().unwrap();
         assert_eq!((a.host.as_str(), a.port), ("192.0.2.1", Some(5090)));
-        let l = parse_listen("127.0.0.1", 5099).unwrap();
+        let l = parse_listen("127.0.0.1").unwrap();
         assert_eq!(
-            l.iter().map(|x| x.proto).collect::<Vec<_>>(),
+            l.iter().map(|x| x.0.proto).collect::<Vec<_>>(),
             [Proto::Udp, Proto::Tcp]
         );
-        assert_eq!(l[0].addr.port(), 5099);
-        assert!(parse_listen("udp:127.0.0.1:99999", 5060).is_err());
-        assert!(parse_listen("tls:127.0.0.1:5061", 5060).is_err());
-        assert!(parse_listen("udp:::1:5060", 5060).is_err());
-        assert!(parse_listen("udp:127.0.0.1:5060 bogus", 5060).is_err());
+        assert!(!l[0].1, "no port given");
+        assert!(parse_listen("udp:127.0.0.1:99999").is_err());
+        assert!(parse_listen("tls:127.0.0.1:5061").is_err());
+        assert!(parse_listen("udp:::1:5060").is_err());
+        assert!(parse_listen("udp:127.0.0.1:5060 bogus").is_err());
+        assert!(parse_listen("udp:0.0.0.0:5060").is_err());
     }
 
     #[test]
@@ -526,6 +574,11 @@ mod tests {
             c.set("no_such_param", &ParamValue::Int(1)),
             Err(GlobalParamError::Unknown { .. })
         ));
+        // A port= after the listen line still applies to it.
+        c.set("listen", &ParamValue::Raw("udp:127.0.0.1".into()))
+            .unwrap();
+        c.set("port", &ParamValue::Int(5070)).unwrap();
+        assert_eq!(c.effective_listens()[0].addr.port(), 5070);
         c.set("memdbg", &ParamValue::Int(5)).unwrap();
         assert_eq!(c.warnings.len(), 1);
         c.set("alias", &ParamValue::Str("udp:example.com:5060".into()))

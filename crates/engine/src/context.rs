@@ -25,6 +25,9 @@ pub struct RecordRoute {
     pub params: String,
     /// An explicit address (`record_route_preset`), instead of the socket's.
     pub preset: Option<String>,
+    /// `record_route()` (or the preset form) was called: only then is a Record-Route added
+    /// (`add_rr_param()` alone only collects parameters for it).
+    pub active: bool,
 }
 
 /// Where a message came from.
@@ -57,12 +60,19 @@ pub struct MsgCtx<'a> {
     pub sflags: u32,
     /// `force_rport()` was called.
     pub force_rport: bool,
+    /// `add_local_rport()` was called: Sable's own Via asks for `rport` (RFC 3581).
+    pub local_rport: bool,
     /// A final reply was sent for this request (sl).
     pub replied: bool,
     /// Header lines to add to local replies (`append_to_reply`), each ending in CRLF.
     pub reply_headers: String,
     /// `record_route()` was called: the Record-Route to add when sending.
     pub record_route: Option<RecordRoute>,
+    /// TCP options of local replies (`set_reply_close()`, `set_reply_no_connect()`).
+    pub reply_flags: sable_transport::SendFlags,
+    /// TCP options of forwarded requests (`set_forward_close()`,
+    /// `set_forward_no_connect()`).
+    pub forward_flags: sable_transport::SendFlags,
     /// `$fs`: the listen socket (index) requests must leave through.
     pub force_socket: Option<usize>,
     /// Inside `onsend_route`: where the request is about to go (`$snd(...)`).
@@ -96,11 +106,14 @@ impl<'a> MsgCtx<'a> {
             bflags: 0,
             sflags: 0,
             force_rport: false,
+            local_rport: false,
             replied: false,
             reply_headers: String::new(),
             record_route: None,
             send_to: None,
             force_socket: None,
+            reply_flags: sable_transport::SendFlags::default(),
+            forward_flags: sable_transport::SendFlags::default(),
             route,
             avps: AvpStore::new(),
             xavps: XavpStore::new(),

@@ -2,18 +2,39 @@
 //! the statistics, and the "is it me?" knowledge.
 
 use crate::config::CoreConfig;
-use crate::stats::CoreStats;
+use crate::stats::{CoreStats, Counter, StatRegistry};
 use sable_sip::Uri;
-use sable_transport::{ConnectionId, LocalSocket, Outbound, Proto, SendError, TransportHandle};
+use sable_transport::{
+    ConnectionId, LocalSocket, Outbound, Proto, SendError, SendFlags, TransportHandle,
+};
 use std::net::{IpAddr, SocketAddr};
 
 /// Shared engine state.
-#[derive(Debug)]
+/// Whether an HTTP URL is for the script (xhttp's url_match/url_skip).
+pub type UrlFilter = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Applies a log level to the logger.
+pub type LevelSetter = Box<dyn Fn(crate::LogLevel) + Send + Sync>;
+
 pub struct Core {
     pub config: CoreConfig,
     pub transport: TransportHandle,
     pub sockets: Vec<LocalSocket>,
     pub stats: CoreStats,
+    /// Every statistic (`stats.get_statistics`, Prometheus).
+    pub stat_registry: StatRegistry,
+    /// `core:rcv_replies_6xx`.
+    pub replies_6xx: std::sync::Arc<Counter>,
+    /// The log level now (`debug=`, changed by `corex.debug`).
+    log_level: std::sync::atomic::AtomicI32,
+    /// The RPC methods, for `jsonrpc_dispatch()` (set once the registry is complete).
+    pub rpc: std::sync::OnceLock<std::sync::Arc<sable_rpc::Registry>>,
+    /// The control socket's path and mode when the config sets them (module ctl).
+    pub ctl_socket: std::sync::OnceLock<(std::path::PathBuf, u32)>,
+    /// Which HTTP URLs `event_route[xhttp:request]` handles (xhttp's url_match/url_skip).
+    pub http_filter: std::sync::OnceLock<UrlFilter>,
+    /// Applies a new log level to the logger (set by the binary, which owns the logger).
+    pub log_level_setter: std::sync::OnceLock<LevelSetter>,
     /// Prefix of the To-tags of stateless replies (one per instance, as Kamailio's sl).
     pub sl_tag_prefix: String,
     /// Start time, seconds since the Unix epoch (`$TS`).
@@ -21,6 +42,15 @@ pub struct Core {
     /// The compiled script, set once before the transport starts (modules that run routes
     /// from inside a function, such as `onsend_route` from `forward()`, find it here).
     pub program: std::sync::OnceLock<std::sync::Arc<sable_script::Program<crate::Sip>>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("sockets", &self.sockets)
+            .field("started_at", &self.started_at)
+            .finish()
+    }
 }
 
 impl Core {
@@ -37,14 +67,39 @@ impl Core {
         let started_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+        let stat_registry = StatRegistry::new();
+        let stats = CoreStats::register(&stat_registry);
+        let replies_6xx = stat_registry.counter("core", "rcv_replies_6xx");
+        let log_level = std::sync::atomic::AtomicI32::new(config.debug.0);
         Core {
+            log_level,
+            log_level_setter: std::sync::OnceLock::new(),
+            rpc: std::sync::OnceLock::new(),
+            http_filter: std::sync::OnceLock::new(),
+            ctl_socket: std::sync::OnceLock::new(),
             program: std::sync::OnceLock::new(),
             started_at,
             config,
             transport,
             sockets,
-            stats: CoreStats::default(),
+            stats,
+            stat_registry,
+            replies_6xx,
             sl_tag_prefix,
+        }
+    }
+
+    /// The log level now.
+    pub fn log_level(&self) -> i32 {
+        self.log_level.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes the log level at run time.
+    pub fn set_log_level(&self, level: crate::LogLevel) {
+        self.log_level
+            .store(level.0, std::sync::atomic::Ordering::Relaxed);
+        if let Some(set) = self.log_level_setter.get() {
+            set(level);
         }
     }
 
@@ -143,12 +198,28 @@ impl Core {
         conn: Option<ConnectionId>,
         data: &[u8],
     ) -> Result<(), SendError> {
-        self.transport.send(Outbound {
-            proto,
-            dst,
-            local,
-            conn,
-            data,
-        })
+        self.send_with(proto, dst, local, conn, data, SendFlags::default())
+    }
+
+    /// Sends bytes with TCP options (close after, no new connection).
+    pub fn send_with(
+        &self,
+        proto: Proto,
+        dst: SocketAddr,
+        local: Option<usize>,
+        conn: Option<ConnectionId>,
+        data: &[u8],
+        flags: SendFlags,
+    ) -> Result<(), SendError> {
+        self.transport.send_with(
+            Outbound {
+                proto,
+                dst,
+                local,
+                conn,
+                data,
+            },
+            flags,
+        )
     }
 }

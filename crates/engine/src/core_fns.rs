@@ -324,12 +324,43 @@ pub fn register(reg: &mut Registry<Sip>) {
     );
 
     // Via handling for replies.
-    for name in ["force_rport", "add_rport", "add_local_rport"] {
+    reg.function(
+        "add_local_rport",
+        function("core", 0, 0, RouteMask::ANY, |_, _| {
+            Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
+                ctx.local_rport = true;
+                1
+            }))
+        }),
+    );
+    for name in ["force_rport", "add_rport"] {
         reg.function(
             name,
             function("core", 0, 0, RouteMask::ANY, |_, _| {
                 Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
                     ctx.force_rport = true;
+                    1
+                }))
+            }),
+        );
+    }
+
+    // TCP options of what this message causes to be sent.
+    type FlagSet = fn(&mut MsgCtx<'_>);
+    let tcp_flags: [(&str, FlagSet); 4] = [
+        ("set_reply_close", |c| c.reply_flags.close_after = true),
+        ("set_reply_no_connect", |c| c.reply_flags.no_connect = true),
+        ("set_forward_close", |c| c.forward_flags.close_after = true),
+        ("set_forward_no_connect", |c| {
+            c.forward_flags.no_connect = true
+        }),
+    ];
+    for (name, set) in tcp_flags {
+        reg.function(
+            name,
+            function("core", 0, 0, RouteMask::ANY, move |_, _| {
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    set(ctx);
                     1
                 }))
             }),
@@ -395,7 +426,8 @@ pub fn register(reg: &mut Registry<Sip>) {
             };
             let text = required(&mut a, 1, "argument")?.into_str();
             Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
-                let lvl = level.as_ref().and_then(|l| l.eval(ctx)).unwrap_or(-1);
+                // Without a level, Kamailio's log() writes at L_DBG+1: seen only with debug=4.
+                let lvl = level.as_ref().and_then(|l| l.eval(ctx)).unwrap_or(4);
                 let t = text.eval(ctx);
                 crate::dispatch::script_log(crate::LogLevel(i32::try_from(lvl).unwrap_or(-1)), &t);
                 1

@@ -76,6 +76,12 @@ impl Dispatcher {
         if data.iter().all(u8::is_ascii_whitespace) {
             return;
         }
+        if recv.proto == sable_transport::Proto::Tcp && Message::looks_like_http(data) {
+            let vars = VARS.with(|cell| cell.take());
+            let vars = self.handle_http(data, recv, vars);
+            VARS.with(|cell| cell.replace(vars));
+            return;
+        }
         let msg = match Message::parse(data) {
             Ok(m) => m,
             Err(e) => return self.malformed(data, recv, &e),
@@ -91,7 +97,9 @@ impl Dispatcher {
     /// Runs the route phase of a parsed message; gives back the worker's variables.
     fn route<'a>(&'a self, msg: Message<'a>, recv: &'a RecvInfo, vars: Vec<Value>) -> Vec<Value> {
         if msg.is_request() {
-            self.core.stats.rcv_requests.inc();
+            self.core
+                .stats
+                .count_request(msg.method().map_or(&b""[..], |m| m.as_bytes()));
             let Some(id) = self.program.request_route() else {
                 return vars;
             };
@@ -102,7 +110,9 @@ impl Dispatcher {
             }
             ctx.vars
         } else {
-            self.core.stats.rcv_replies.inc();
+            self.core
+                .stats
+                .count_reply(msg.status_code().unwrap_or(0), &self.core.replies_6xx);
             let mut ctx = MsgCtx::new(&self.core, msg, recv, vars, RouteMask::CORE_ONREPLY);
             if let Some(id) = self.program.core_reply_route() {
                 let result = self.program.run(id, &mut ctx);
@@ -134,6 +144,16 @@ impl Dispatcher {
             return;
         }
         self.core.stats.err_requests.inc();
+        // Kamailio's finer counters: a bad Request-URI, an unknown method, a bad header.
+        if error.status() == 501 {
+            self.core.stats.unsupported_methods.inc();
+        } else if matches!(error.kind(), sable_sip::ParseErrorKind::BadUri(_))
+            && error.header().is_none()
+        {
+            self.core.stats.bad_uris_rcvd.inc();
+        } else if error.header().is_some() {
+            self.core.stats.bad_msg_hdr.inc();
+        }
         let Ok(req) = Message::parse_for_reply(data) else {
             self.core.stats.parse_errors_dropped.inc();
             tracing::debug!(src = %recv.src, "malformed request dropped: {error}");
@@ -155,6 +175,7 @@ impl Dispatcher {
             "",
             b"",
             None,
+            sable_transport::SendFlags::default(),
         ) {
             Ok(()) => {
                 self.core.stats.parse_errors_replied.inc();
@@ -192,6 +213,7 @@ pub fn send_reply(
         &headers,
         body,
         content_type,
+        ctx.reply_flags,
     )?;
     if code >= 200 {
         ctx.replied = true;
@@ -210,6 +232,7 @@ fn send_reply_to(
     extra_headers: &str,
     body: &[u8],
     content_type: Option<&str>,
+    flags: sable_transport::SendFlags,
 ) -> Result<(), String> {
     let via = req.top_via().map_err(|e| format!("no usable Via: {e}"))?;
     let top_via = via_with_received(via, recv.src, force_rport);
@@ -228,8 +251,15 @@ fn send_reply_to(
         },
     );
     let dst = reply_destination(via, recv.src, force_rport, core.config.reply_to_via);
-    core.send(recv.proto, dst, Some(recv.local.index), recv.conn, &bytes)
-        .map_err(|e| format!("send to {dst}: {e}"))
+    core.send_with(
+        recv.proto,
+        dst,
+        Some(recv.local.index),
+        recv.conn,
+        &bytes,
+        flags,
+    )
+    .map_err(|e| format!("send to {dst}: {e}"))
 }
 
 /// Forwards the request of `ctx` statelessly to `hop` (RFC 3261 §16.11): the pending edits,
@@ -258,7 +288,7 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
                 .map_err(|e| format!("cannot edit the Via: {e}"))?;
         }
     }
-    if let Some(rr) = &ctx.record_route {
+    if let Some(rr) = ctx.record_route.as_ref().filter(|rr| rr.active) {
         let value = record_route_value(rr, &host, port, hop.proto);
         edits
             .add_record_route(&ctx.msg, value.as_bytes())
@@ -266,8 +296,9 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
     }
     let branch = stateless_branch(&ctx.msg, &ctx.ruri_text());
     let via = format!(
-        "SIP/2.0/{} {host}:{port};branch={branch}",
-        hop.proto.as_str().to_ascii_uppercase()
+        "SIP/2.0/{} {host}:{port};branch={branch}{}",
+        hop.proto.as_str().to_ascii_uppercase(),
+        if ctx.local_rport { ";rport" } else { "" }
     );
     edits
         .add_via(&ctx.msg, via.as_bytes())
@@ -276,8 +307,15 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
     if !run_onsend(ctx, hop) {
         return Err("dropped by onsend_route".to_owned());
     }
-    core.send(hop.proto, hop.addr, Some(local.index), None, &bytes)
-        .map_err(|e| e.to_string())?;
+    core.send_with(
+        hop.proto,
+        hop.addr,
+        Some(local.index),
+        None,
+        &bytes,
+        ctx.forward_flags,
+    )
+    .map_err(|e| e.to_string())?;
     core.stats.fwd_requests.inc();
     Ok(())
 }

@@ -20,9 +20,11 @@ mod context;
 mod core;
 mod core_fns;
 mod dispatch;
+pub mod http;
 mod load;
 mod module;
 mod pvs;
+pub mod rpc;
 pub mod sip_util;
 mod stats;
 
@@ -46,4 +48,4 @@ pub fn register_core(
     core_fns::register(registry);
     pvs::register(registry, cfg_vars);
 }
-pub use stats::{CoreStats, Counter};
+pub use stats::{CoreStats, Counter, Gauge, StatRegistry, StatSource, StatValue};

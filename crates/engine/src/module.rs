@@ -41,6 +41,11 @@ pub trait Module: Send + Sync + std::fmt::Debug {
     /// Adds the module's functions, pseudo-variables and transformations.
     fn register(&self, registry: &mut Registry<Sip>);
 
+    /// Adds the module's RPC methods (called once, after `init`).
+    fn rpc(&self, registry: &mut sable_rpc::Registry, core: &std::sync::Arc<Core>) {
+        let _ = (registry, core);
+    }
+
     /// Starts the module (timers, tables) once the core is ready.
     fn init(&self, core: &std::sync::Arc<Core>) -> Result<(), String> {
         let _ = core;
@@ -132,6 +137,15 @@ impl ModuleSet {
     pub fn register(&self, registry: &mut Registry<Sip>) {
         for m in &self.modules {
             m.register(registry);
+        }
+    }
+
+    /// Adds the RPC methods of the loaded modules.
+    pub fn rpc(&self, registry: &mut sable_rpc::Registry, core: &std::sync::Arc<Core>) {
+        for m in &self.modules {
+            if self.is_loaded(m.name()) {
+                m.rpc(registry, core);
+            }
         }
     }
 

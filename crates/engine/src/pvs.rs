@@ -669,9 +669,6 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: Arc<HashMap<String, Value>>) 
             .to_owned(),
         )
     });
-    keyword(reg, "msg:len", |c| {
-        Value::Int(i64::try_from(c.msg.as_bytes().len()).unwrap_or(0))
-    });
 
     reg.set_myself(Box::new(|ctx: &mut MsgCtx<'_>, value: &str| {
         ctx.core.is_myself_uri(value)

@@ -281,6 +281,15 @@ pub fn build_reply(req: &Message<'_>, spec: &ReplySpec<'_>) -> Vec<u8> {
             out.extend_from_slice(b"\r\n");
         }
     }
+    // A reply that may establish a dialog (101..299) carries the request's Record-Route
+    // (RFC 3261 §12.1.1), as Kamailio's local replies do.
+    if (101..300).contains(&spec.code) {
+        for h in req.headers_named(HeaderName::RecordRoute) {
+            out.extend_from_slice(b"Record-Route: ");
+            out.extend_from_slice(req.value(h));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
     out.extend_from_slice(spec.extra_headers.as_bytes());
     if let Some(server) = spec.server_header {
         out.extend_from_slice(server.as_bytes());
@@ -382,6 +391,32 @@ Content-Length: 0\r\n\r\n";
         assert!(text.ends_with("Server: Sable\r\nContent-Length: 0\r\n\r\n"));
         let parsed = Message::parse(text.as_bytes()).unwrap();
         parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn dialog_creating_replies_copy_record_route() {
+        let with_rr = String::from_utf8(INVITE.to_vec()).unwrap().replace(
+            "Call-ID: c1\r\n",
+            "Call-ID: c1\r\nRecord-Route: <sip:p1;lr>, <sip:p2;lr>\r\n",
+        );
+        let m = Message::parse(with_rr.as_bytes()).unwrap();
+        let spec = |code| ReplySpec {
+            code,
+            reason: "x",
+            to_tag: None,
+            top_via: None,
+            extra_headers: "",
+            server_header: None,
+            body: b"",
+            content_type: None,
+        };
+        let ok = String::from_utf8(build_reply(&m, &spec(200))).unwrap();
+        assert!(
+            ok.contains("Record-Route: <sip:p1;lr>\r\nRecord-Route: <sip:p2;lr>\r\n"),
+            "{ok}"
+        );
+        let busy = String::from_utf8(build_reply(&m, &spec(486))).unwrap();
+        assert!(!busy.contains("Record-Route"));
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! `counters`: script counters (`cnt_inc`, `cnt_add`, `cnt_reset`) declared with
 //! `modparam("counters", "script_counter", "name[: description]")`.
 
+use sable_engine::Counter;
 use sable_engine::{function, required, str_param, take_arg, Module, MsgCtx, ParamError, Sip};
 use sable_script::{ArgError, Registry, RouteMask};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The declared counters: `group.name` → value (group `script` unless
 /// `script_cnt_grp_name` says otherwise).
@@ -15,6 +15,8 @@ pub struct Counters {
     /// Declared counters with their descriptions (shown by the statistics RPC of a later
     /// issue).
     declared: Vec<(String, String)>,
+    /// The counters, made when the functions are registered, published at init.
+    made: OnceLock<Arc<BTreeMap<String, Arc<Counter>>>>,
 }
 
 impl Counters {
@@ -22,6 +24,7 @@ impl Counters {
         Counters {
             group: "script".to_owned(),
             declared: Vec::new(),
+            made: OnceLock::new(),
         }
     }
 
@@ -74,13 +77,23 @@ impl Module for Counters {
         Ok(())
     }
 
+    fn init(&self, core: &Arc<sable_engine::Core>) -> Result<(), String> {
+        if let Some(made) = self.made.get() {
+            for (full, c) in made.iter() {
+                let (group, name) = full.split_once('.').unwrap_or((&self.group, full));
+                core.stat_registry.adopt_counter(group, name, c.clone());
+            }
+        }
+        Ok(())
+    }
+
     fn register(&self, reg: &mut Registry<Sip>) {
-        let values: BTreeMap<String, AtomicI64> = self
+        let values: BTreeMap<String, Arc<Counter>> = self
             .declared
             .iter()
-            .map(|(n, _)| (self.full_name(n), AtomicI64::new(0)))
+            .map(|(n, _)| (self.full_name(n), Arc::default()))
             .collect();
-        let values = Arc::new(values);
+        let values = self.made.get_or_init(|| Arc::new(values)).clone();
         let group = self.group.clone();
         for (fname, kind) in [("cnt_inc", 0), ("cnt_add", 1), ("cnt_reset", 2)] {
             let values = values.clone();
@@ -108,14 +121,19 @@ impl Module for Counters {
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                         let Some(counter) = values.get(&full) else { return -1 };
                         match kind {
-                            0 => {
-                                counter.fetch_add(1, Ordering::Relaxed);
-                            }
+                            0 => counter.inc(),
                             1 => {
-                                let Some(n) = amount.as_ref().and_then(|a| a.eval(ctx)) else { return -1 };
-                                counter.fetch_add(n, Ordering::Relaxed);
+                                // Counters only grow (a negative amount is refused).
+                                let Some(n) = amount
+                                    .as_ref()
+                                    .and_then(|a| a.eval(ctx))
+                                    .and_then(|n| u64::try_from(n).ok())
+                                else {
+                                    return -1;
+                                };
+                                counter.add(n);
                             }
-                            _ => counter.store(0, Ordering::Relaxed),
+                            _ => counter.reset(),
                         }
                         1
                     }))

@@ -38,8 +38,9 @@ impl Module for Kex {
             ("is", |f, b| if *f & b != 0 { 1 } else { -1 }),
         ];
         for (prefix, op) in ops {
+            let suffix = if prefix == "is" { "set" } else { "" };
             reg.function(
-                &format!("{prefix}bflag"),
+                &format!("{prefix}bflag{suffix}"),
                 function("kex", 1, 2, RouteMask::ANY, move |_, mut a| {
                     let f = flag_arg(required(&mut a, 1, "argument")?, 1)?;
                     let b = take_arg(&mut a, 0).map(|x| x.into_int(2)).transpose()?;
@@ -55,7 +56,7 @@ impl Module for Kex {
                 }),
             );
             reg.function(
-                &format!("{prefix}sflag"),
+                &format!("{prefix}sflag{suffix}"),
                 function("kex", 1, 1, RouteMask::ANY, move |_, mut a| {
                     let f = flag_arg(required(&mut a, 1, "argument")?, 1)?;
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| match bit(ctx, &f) {

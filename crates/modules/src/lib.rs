@@ -4,6 +4,8 @@
 
 mod corex;
 mod counters;
+mod ctl;
+mod jsonrpcs;
 mod kex;
 mod maxfwd;
 mod pv;
@@ -11,7 +13,9 @@ mod rr;
 mod sanity;
 mod siputils;
 mod sl;
+mod statistics;
 mod textops;
+mod xhttp;
 mod xlog;
 
 use sable_engine::Module;
@@ -31,5 +35,9 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(pv::Pv),
         Box::new(corex::Corex),
         Box::new(counters::Counters::new()),
+        Box::new(statistics::Statistics::default()),
+        Box::new(xhttp::Xhttp::default()),
+        Box::new(jsonrpcs::Jsonrpcs::default()),
+        Box::new(ctl::Ctl::default()),
     ]
 }

@@ -83,6 +83,7 @@ impl Module for Rr {
                 user,
                 params,
                 preset: None,
+                active: true,
             }
         };
         reg.function(
@@ -123,6 +124,10 @@ impl Module for Rr {
                     };
                     let mut rr = base(ctx);
                     rr.params = format!("{params}{}", rr.params);
+                    // Parameters added by add_rr_param() before this call are kept.
+                    if let Some(prev) = ctx.record_route.take() {
+                        rr.params.push_str(&prev.params);
+                    }
                     rr.preset = Some(address);
                     ctx.record_route = Some(rr);
                     1
@@ -162,7 +167,10 @@ impl Module for Rr {
                         "the regular expression must be a constant",
                     ))?
                     .into_owned();
-                let re = regex::Regex::new(&text)
+                // Case-insensitive, as Kamailio's pattern tests.
+                let re = regex::RegexBuilder::new(&text)
+                    .case_insensitive(true)
+                    .build()
                     .map_err(|e| ArgError::new(1, format!("bad regular expression: {e}")))?;
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let params = ctx.msg.routes().ok().and_then(|r| {

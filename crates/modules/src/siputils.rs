@@ -2,7 +2,7 @@
 
 use sable_engine::{function, required, take_arg, Module, MsgCtx, Sip, UriParts};
 use sable_script::{Registry, RouteMask};
-use sable_sip::Uri;
+use sable_sip::{HeaderName, Uri};
 
 #[derive(Debug)]
 pub struct Siputils;
@@ -70,14 +70,17 @@ impl Module for Siputils {
             "is_user",
             function("siputils", 1, 1, RouteMask::REQUEST, |_, mut a| {
                 let v = required(&mut a, 1, "argument")?.into_str();
+                // The user name of the digest credentials (Authorization or
+                // Proxy-Authorization), as Kamailio's is_user().
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let want = v.eval(ctx).into_owned();
-                    let user = ctx
-                        .msg
-                        .request_uri()
-                        .ok()
-                        .and_then(|u| u.as_sip().and_then(|s| s.user()).map(<[u8]>::to_vec));
-                    truth(user.is_some_and(|u| u == want.as_bytes()))
+                    let hit = [HeaderName::Authorization, HeaderName::ProxyAuthorization]
+                        .into_iter()
+                        .filter_map(|h| ctx.msg.credentials(h).ok())
+                        .flatten()
+                        .filter_map(|c| c.username())
+                        .any(|u| u.as_ref() == want.as_bytes());
+                    truth(hit)
                 }))
             }),
         );

@@ -1,48 +1,79 @@
 //! `sl`: stateless replies (`sl_send_reply`, `send_reply`, `sl_reply_error`) and their
 //! statistics.
 
+use sable_engine::Counter;
 use sable_engine::{
     function, int_param, required, send_reply, str_param, Module, MsgCtx, ParamError, Sip,
 };
 use sable_script::{Arg, ArgError, IntArg, Registry, RouteMask, StrArg};
 use sable_sip::Method;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Reply counters, per class and for the codes Kamailio's `sl.stats` lists.
-#[derive(Debug, Default)]
+/// Reply counters with Kamailio's `sl:` names: the codes counted one by one, the other
+/// codes of each class, all replies, error replies (>= 300) and failures to send.
+#[derive(Debug)]
 pub struct SlStats {
-    pub by_code: [AtomicU64; 7],
-    pub codes: [AtomicU64; 14],
-    pub sent_replies: AtomicU64,
-    pub sent_err_replies: AtomicU64,
-    pub failures: AtomicU64,
+    codes: Vec<(u16, Arc<Counter>)>,
+    classes: Vec<Arc<Counter>>,
+    sent_replies: Arc<Counter>,
+    sent_err_replies: Arc<Counter>,
+    failures: Arc<Counter>,
 }
 
-/// Codes counted one by one in `sl.stats` (the `Nxx` keys count the others of the class).
-pub const LISTED_CODES: [u16; 14] = [
-    200, 202, 300, 301, 302, 400, 401, 403, 404, 407, 408, 483, 500, 0,
+/// Codes counted one by one (`sl:200_replies`...); the `Nxx_replies` count the others.
+const LISTED_CODES: [u16; 13] = [
+    200, 202, 300, 301, 302, 400, 401, 403, 404, 407, 408, 483, 500,
 ];
+
+impl Default for SlStats {
+    fn default() -> Self {
+        SlStats {
+            codes: LISTED_CODES.iter().map(|&c| (c, Arc::default())).collect(),
+            // 1xx..6xx, then xxx (anything else).
+            classes: (0..7).map(|_| Arc::default()).collect(),
+            sent_replies: Arc::default(),
+            sent_err_replies: Arc::default(),
+            failures: Arc::default(),
+        }
+    }
+}
 
 impl SlStats {
     fn count(&self, code: u16) {
-        self.sent_replies.fetch_add(1, Ordering::Relaxed);
+        self.sent_replies.inc();
         if code >= 300 {
-            self.sent_err_replies.fetch_add(1, Ordering::Relaxed);
+            self.sent_err_replies.inc();
         }
-        match LISTED_CODES.iter().position(|&c| c == code && c != 0) {
-            Some(k) => {
-                if let Some(c) = self.codes.get(k) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        match self.codes.iter().find(|(c, _)| *c == code) {
+            Some((_, c)) => c.inc(),
             None => {
-                let class = usize::from(code / 100).min(6);
-                if let Some(c) = self.by_code.get(class) {
-                    c.fetch_add(1, Ordering::Relaxed);
+                let class = match code / 100 {
+                    k @ 1..=6 => usize::from(k - 1),
+                    _ => 6,
+                };
+                if let Some(c) = self.classes.get(class) {
+                    c.inc();
                 }
             }
         }
+    }
+
+    /// Puts the counters in the statistics registry (group `sl`).
+    fn publish(&self, reg: &sable_engine::StatRegistry) {
+        for (code, c) in &self.codes {
+            reg.adopt_counter("sl", &format!("{code}_replies"), c.clone());
+        }
+        for (k, c) in self.classes.iter().enumerate() {
+            let name = if k < 6 {
+                format!("{}xx_replies", k + 1)
+            } else {
+                "xxx_replies".to_owned()
+            };
+            reg.adopt_counter("sl", &name, c.clone());
+        }
+        reg.adopt_counter("sl", "sent_replies", self.sent_replies.clone());
+        reg.adopt_counter("sl", "sent_err_replies", self.sent_err_replies.clone());
+        reg.adopt_counter("sl", "failures", self.failures.clone());
     }
 }
 
@@ -101,7 +132,7 @@ fn reply(ctx: &mut MsgCtx<'_>, stats: &SlStats, code: &IntArg<Sip>, reason: &Str
             1
         }
         Err(e) => {
-            stats.failures.fetch_add(1, Ordering::Relaxed);
+            stats.failures.inc();
             tracing::warn!("sl: reply {code} not sent: {e}");
             -1
         }
@@ -136,6 +167,11 @@ impl Module for Sl {
             }
             _ => return Err(ParamError::Unknown),
         }
+        Ok(())
+    }
+
+    fn init(&self, core: &Arc<sable_engine::Core>) -> Result<(), String> {
+        self.stats.publish(&core.stat_registry);
         Ok(())
     }
 

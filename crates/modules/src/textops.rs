@@ -202,15 +202,6 @@ fn first_line_of(ctx: &MsgCtx<'_>, h: &Header) -> Option<Span> {
         .map(|v| v.line)
 }
 
-fn last_line_of(ctx: &MsgCtx<'_>, h: &Header) -> Option<Span> {
-    ctx.msg
-        .headers()
-        .iter()
-        .rev()
-        .find(|v| h.matches(&ctx.msg, v))
-        .map(|v| v.line)
-}
-
 /// Adds header text at the end of the headers (or after the last `hdr` line); `insert`
 /// puts it before the first header (or before the first `hdr` line).
 fn add_hf(
@@ -230,21 +221,20 @@ fn add_hf(
             if t.is_empty() {
                 return -1;
             }
-            let at = match (&anchor, insert) {
+            // With a header name: after (append) or before (insert) the first line of that
+            // header; when the message has none, at the end (append) or the start (insert)
+            // of the headers, as Kamailio's textops.
+            let first_header = ctx
+                .msg
+                .headers()
+                .first()
+                .map_or(ctx.msg.headers_end(), |h| h.line.range().start);
+            let anchor_line = anchor.as_ref().and_then(|h| first_line_of(ctx, h));
+            let at = match (anchor_line, insert) {
+                (Some(l), false) => l.range().end,
+                (Some(l), true) => l.range().start,
                 (None, false) => ctx.msg.headers_end(),
-                (None, true) => ctx
-                    .msg
-                    .headers()
-                    .first()
-                    .map_or(ctx.msg.headers_end(), |h| h.line.range().start),
-                (Some(h), false) => match last_line_of(ctx, h) {
-                    Some(l) => l.range().end,
-                    None => return -1,
-                },
-                (Some(h), true) => match first_line_of(ctx, h) {
-                    Some(l) => l.range().start,
-                    None => return -1,
-                },
+                (None, true) => first_header,
             };
             ctx.edits.insert_raw(at, t.as_bytes());
             1

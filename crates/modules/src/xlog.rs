@@ -16,16 +16,10 @@ enum Level {
 }
 
 fn level_arg(arg: Arg<Sip>) -> Result<Level, ArgError> {
-    if let Arg::Pv(_) = arg {
+    // A level held in a variable (`$var(lvl)` or `"$var(lvl)"`) is read per message.
+    let Some(text) = arg.const_str().map(|t| t.into_owned()) else {
         return Ok(Level::Dynamic(arg.into_str()));
-    }
-    let text = arg
-        .const_str()
-        .ok_or(ArgError::new(
-            1,
-            "the level must be a constant or a pseudo-variable",
-        ))?
-        .into_owned();
+    };
     let name = text.rsplit('.').next().unwrap_or(&text);
     LogLevel::parse(name)
         .map(Level::Fixed)

@@ -724,6 +724,11 @@ impl<'r, H: Host> Compiler<'r, H> {
         })
     }
 
+    /// Whether an operand is a core keyword (`method`, `src_ip`...).
+    fn is_keyword(&self, e: &ast::Expr) -> bool {
+        matches!(&e.kind, AstExpr::Ident(n) if self.registry.keywords.contains_key(n.as_str()))
+    }
+
     fn expr(&mut self, e: &ast::Expr) -> CResult<Expr<H>> {
         self.expr_in(e, false)
     }
@@ -812,6 +817,14 @@ impl<'r, H: Host> Compiler<'r, H> {
                             right: Box::new(self.expr_in(right, true)?),
                             negate,
                         },
+                    }
+                } else if matches!(op, BinaryOp::Eq | BinaryOp::Ne)
+                    && (self.is_keyword(left) || self.is_keyword(right))
+                {
+                    ExprKind::KeywordEq {
+                        left: Box::new(self.expr_in(left, true)?),
+                        right: Box::new(self.expr_in(right, true)?),
+                        negate: *op == BinaryOp::Ne,
                     }
                 } else {
                     ExprKind::Binary(

@@ -116,6 +116,14 @@ pub(crate) enum ExprKind<H: Host> {
         check: Arc<MyselfFn<H>>,
     },
     Keyword(Box<dyn PvAccess<H>>),
+    /// `keyword == value` / `!=` (`method == "INVITE"`, `src_ip == 10.0.0.0/8`): compared as
+    /// Kamailio's core expressions compare, case-insensitively, and as addresses when the
+    /// value is an IP address or network.
+    KeywordEq {
+        left: Box<Expr<H>>,
+        right: Box<Expr<H>>,
+        negate: bool,
+    },
 }
 
 impl<H: Host> fmt::Debug for Expr<H> {
@@ -452,6 +460,15 @@ impl<H: Host> Run<'_, H> {
                 Value::Int(i64::from(check(ctx, &v.as_str()) != *negate))
             }
             ExprKind::Keyword(access) => access.get(ctx),
+            ExprKind::KeywordEq {
+                left,
+                right,
+                negate,
+            } => {
+                let l = self.eval(left, ctx)?;
+                let r = self.eval(right, ctx)?;
+                Value::Int(i64::from(keyword_equal(&l, &r) != *negate))
+            }
         })
     }
 }
@@ -479,6 +496,57 @@ impl<H: Host> Expr<H> {
             last: 1,
         };
         run.eval(self, ctx).unwrap_or_default()
+    }
+}
+
+/// Equality of a core keyword's value with an operand: integers as integers, an IP address
+/// against an address or a network (`10.0.0.0/8`, `[::1]`), else strings ignoring case.
+fn keyword_equal(l: &Value, r: &Value) -> bool {
+    if let (Value::Int(a), Some(b)) = (l, r.to_int()) {
+        return *a == b;
+    }
+    let ls = l.as_str();
+    let rs = r.as_str();
+    if let Some(ip) = parse_ip(&ls) {
+        if let Some((net, bits)) = parse_net(&rs) {
+            return ip_in_net(ip, net, bits);
+        }
+    }
+    ls.eq_ignore_ascii_case(&rs)
+}
+
+fn parse_ip(s: &str) -> Option<std::net::IpAddr> {
+    s.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// `addr` or `addr/bits` (IPv6 optionally in brackets).
+fn parse_net(s: &str) -> Option<(std::net::IpAddr, u32)> {
+    let (a, bits) = match s.trim().split_once('/') {
+        Some((a, b)) => (a, Some(b.parse::<u32>().ok()?)),
+        None => (s, None),
+    };
+    let ip = parse_ip(a)?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(max);
+    (bits <= max).then_some((ip, bits))
+}
+
+fn ip_in_net(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u32) -> bool {
+    use std::net::IpAddr;
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
     }
 }
 
@@ -576,5 +644,25 @@ fn binary(op: BinaryOp, a: Value, b: Value) -> Value {
                 .unwrap_or(false);
             truth(hit == (op == BinaryOp::Match))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyword_comparisons() {
+        let v = |s: &str| Value::Str(s.to_owned());
+        assert!(keyword_equal(&v("INVITE"), &v("invite")));
+        assert!(keyword_equal(&v("udp"), &v("UDP")));
+        assert!(keyword_equal(&v("10.1.2.3"), &v("10.0.0.0/8")));
+        assert!(!keyword_equal(&v("11.1.2.3"), &v("10.0.0.0/8")));
+        assert!(keyword_equal(&v("::1"), &v("[::1]")));
+        assert!(keyword_equal(&v("2001:db8::5"), &v("2001:db8::/32")));
+        assert!(!keyword_equal(&v("10.0.0.1"), &v("[::1]")));
+        assert!(keyword_equal(&v("192.0.2.1"), &v("192.0.2.1")));
+        assert!(keyword_equal(&v("1.2.3.4"), &v("0.0.0.0/0")));
+        assert!(keyword_equal(&Value::Int(5060), &v("5060")));
     }
 }

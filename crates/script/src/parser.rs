@@ -3,9 +3,9 @@
 //! Recursive descent, stopping at the first error. Nesting of statements and expressions is
 //! bounded ([`MAX_DEPTH`]) so that no input can overflow the stack.
 //!
-//! Expression precedence, lowest first: `||` `or`; `&&` `and`; `|`; `^`; `&`;
-//! `==` `!=` `=~` `!~`; `<` `<=` `>` `>=`; `<<` `>>`; `+` `-`; `*` `/` `%`; then the unary
-//! `!` `not` `-` `~` `defined` `strlen()` `strempty()`.
+//! Expression precedence, lowest first, as Kamailio's grammar has it: `||` `or`; `&&` `and`;
+//! `|`; `&`; `^`; `<<` `>>`; `==` `!=` `=~` `!~`; `<` `<=` `>` `>=`; `+` `-`; `*` `/` `%`
+//! `mod`; then the unary `!` `not` `-` `~` `defined` `strlen()` `strempty()`.
 
 // `ScriptError` is large (its public fields are fixed: kind, file, pos, hint), and a config is
 // parsed once at load, so returning it by value costs nothing that matters.
@@ -165,24 +165,27 @@ fn binary_op(tok: &Tok) -> Option<(BinaryOp, u8)> {
         Tok::Ident(w) if w == "or" => (BinaryOp::Or, 1),
         Tok::AndAnd => (BinaryOp::And, 2),
         Tok::Ident(w) if w == "and" => (BinaryOp::And, 2),
+        // Kamailio's grammar binds the bitwise operators and shifts more loosely than the
+        // comparisons (unlike C), and `&` more loosely than `^`.
         Tok::Pipe => (BinaryOp::BitOr, 3),
-        Tok::Caret => (BinaryOp::BitXor, 4),
-        Tok::Amp => (BinaryOp::BitAnd, 5),
-        Tok::EqEq => (BinaryOp::Eq, 6),
-        Tok::Ne => (BinaryOp::Ne, 6),
-        Tok::Match => (BinaryOp::Match, 6),
-        Tok::NotMatch => (BinaryOp::NotMatch, 6),
-        Tok::Lt => (BinaryOp::Lt, 7),
-        Tok::Le => (BinaryOp::Le, 7),
-        Tok::Gt => (BinaryOp::Gt, 7),
-        Tok::Ge => (BinaryOp::Ge, 7),
-        Tok::Shl => (BinaryOp::Shl, 8),
-        Tok::Shr => (BinaryOp::Shr, 8),
+        Tok::Amp => (BinaryOp::BitAnd, 4),
+        Tok::Caret => (BinaryOp::BitXor, 5),
+        Tok::Shl => (BinaryOp::Shl, 6),
+        Tok::Shr => (BinaryOp::Shr, 6),
+        Tok::EqEq => (BinaryOp::Eq, 7),
+        Tok::Ne => (BinaryOp::Ne, 7),
+        Tok::Match => (BinaryOp::Match, 7),
+        Tok::NotMatch => (BinaryOp::NotMatch, 7),
+        Tok::Lt => (BinaryOp::Lt, 8),
+        Tok::Le => (BinaryOp::Le, 8),
+        Tok::Gt => (BinaryOp::Gt, 8),
+        Tok::Ge => (BinaryOp::Ge, 8),
         Tok::Plus => (BinaryOp::Add, 9),
         Tok::Minus => (BinaryOp::Sub, 9),
         Tok::Star => (BinaryOp::Mul, 10),
         Tok::Slash => (BinaryOp::Div, 10),
         Tok::Percent => (BinaryOp::Mod, 10),
+        Tok::Ident(w) if w == "mod" => (BinaryOp::Mod, 10),
         _ => return None,
     })
 }
@@ -1557,14 +1560,14 @@ mod tests {
     }
 
     #[test]
-    fn precedence_is_c_like() {
+    fn precedence_is_kamailios() {
         assert_eq!(
             show(&expr("1 + 2 * 3 - 4 / 2 % 3")),
             "((1 Add (2 Mul 3)) Sub ((4 Div 2) Mod 3))"
         );
         assert_eq!(
-            show(&expr("a || b && c | d ^ e & f == g < h << i + j")),
-            "(a Or (b And (c BitOr (d BitXor (e BitAnd (f Eq (g Lt (h Shl (i Add j)))))))))"
+            show(&expr("a || b && c | d & e ^ f << g == h < i + j")),
+            "(a Or (b And (c BitOr (d BitAnd (e BitXor (f Shl (g Eq (h Lt (i Add j)))))))))"
         );
         assert_eq!(
             show(&expr("$a == 1 or not $b != 2 and $c =~ \"x\"")),
@@ -1581,7 +1584,9 @@ mod tests {
         );
         assert_eq!(show(&expr("(1 + 2) * 3")), "((1 Add 2) Mul 3)");
         assert_eq!(show(&expr("1 >= 2 != 3 <= 4")), "((1 Ge 2) Ne (3 Le 4))");
-        assert_eq!(show(&expr("8 >> 1 !~ \"a\"")), "((8 Shr 1) NotMatch \"a\")");
+        assert_eq!(show(&expr("8 >> 1 !~ \"a\"")), "(8 Shr (1 NotMatch \"a\"))");
+        assert_eq!(show(&expr("$x & 1 == 1")), "($x BitAnd (1 Eq 1))");
+        assert_eq!(show(&expr("7 mod 4")), "(7 Mod 4)");
     }
 
     #[test]

@@ -308,6 +308,19 @@ impl<H: Host> Format<H> {
         self.parts.push(FormatPart::Pv(pv));
     }
 
+    /// The pseudo-variable when the format is exactly one (`"$avp(x)"`), as functions that
+    /// take a variable in quotes want it; the format back otherwise.
+    pub fn into_single_pv(mut self) -> Result<Pv<H>, Self> {
+        if self.parts.len() == 1 {
+            if let Some(FormatPart::Pv(_)) = self.parts.first() {
+                if let Some(FormatPart::Pv(pv)) = self.parts.pop() {
+                    return Ok(pv);
+                }
+            }
+        }
+        Err(self)
+    }
+
     /// The text when there is no pseudo-variable in it.
     pub fn as_const(&self) -> Option<String> {
         let mut out = String::new();

@@ -337,13 +337,14 @@ impl<H: Host> Arg<H> {
     }
 
     /// The pseudo-variable of a `$...` argument (for functions that write one).
+    /// A pseudo-variable written bare (`$avp(x)`) or alone in quotes (`"$avp(x)"`, the usual
+    /// Kamailio form).
     pub fn into_pv(self, index: usize) -> Result<Pv<H>, ArgError> {
+        let refuse = || ArgError::new(index, "expected a pseudo-variable such as $avp(name)");
         match self {
             Arg::Pv(p) => Ok(p),
-            other => Err(ArgError::new(
-                index,
-                format!("expected a pseudo-variable, found {other:?}"),
-            )),
+            Arg::Str(f) => f.into_single_pv().map_err(|_| refuse()),
+            _ => Err(refuse()),
         }
     }
 }

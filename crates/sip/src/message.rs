@@ -189,6 +189,9 @@ enum Strictness {
     Forward,
     /// Enough to answer a refused message.
     Reply,
+    /// An HTTP/1.x request on a SIP port (Kamailio's xhttp): `HTTP/1.0` or `HTTP/1.1` as
+    /// the version, SIP framing otherwise.
+    Http,
 }
 
 fn parse_seconds(v: &[u8]) -> Result<u32> {
@@ -293,6 +296,27 @@ impl<'a> Message<'a> {
         Self::parse_with(buf, Strictness::Reply)
     }
 
+    /// Parses an HTTP/1.0 or HTTP/1.1 request that arrived on a SIP stream (Kamailio's xhttp
+    /// handles those): the request line's version must be `HTTP/1.0` or `HTTP/1.1`; headers
+    /// and Content-Length framing are as for SIP. Responses are refused.
+    pub fn parse_http(buf: &'a [u8]) -> Result<Message<'a>> {
+        Self::parse_with(buf, Strictness::Http)
+    }
+
+    /// Whether `buf` starts (after CRLFs) with an HTTP/1.x request line, so that it should be
+    /// parsed with [`Message::parse_http`].
+    pub fn looks_like_http(buf: &[u8]) -> bool {
+        let start = buf
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(buf.len());
+        let rest = buf.get(start..).unwrap_or_default();
+        let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        let line = rest.get(..line_end).unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")
+    }
+
     fn parse_with(buf: &'a [u8], strictness: Strictness) -> Result<Message<'a>> {
         let lenient = strictness == Strictness::Reply;
         if u32::try_from(buf.len()).is_err() {
@@ -319,7 +343,7 @@ impl<'a> Message<'a> {
             .from(msg_start)
             .ok_or(ParseError::new(ParseErrorKind::Truncated, buf.len()))?;
         let line = buf.get(msg_start..sl_end).unwrap_or_default();
-        let (start_line, uri_span) = Self::parse_start_line(line, msg_start, lenient)?;
+        let (start_line, uri_span) = Self::parse_start_line(line, msg_start, strictness)?;
 
         let mut headers: SmallVec<[HeaderValue; INLINE_HEADERS]> = SmallVec::new();
         let mut content_length: Option<u32> = None;
@@ -588,17 +612,31 @@ impl<'a> Message<'a> {
     fn parse_start_line(
         line: &'a [u8],
         base: usize,
-        lenient: bool,
+        strictness: Strictness,
     ) -> Result<(StartLine<'a>, Span)> {
-        let check_version = |v: &[u8], at: usize| match check_version(v, at) {
-            Err(e) if lenient && e.kind() == ParseErrorKind::UnsupportedVersion => Ok(()),
-            other => other,
+        let lenient = strictness == Strictness::Reply;
+        let http = strictness == Strictness::Http;
+        let check_version = |v: &[u8], at: usize| {
+            if http {
+                return if v == b"HTTP/1.1" || v == b"HTTP/1.0" {
+                    Ok(())
+                } else {
+                    Err(start_error("expected HTTP/1.0 or HTTP/1.1", at))
+                };
+            }
+            match check_version(v, at) {
+                Err(e) if lenient && e.kind() == ParseErrorKind::UnsupportedVersion => Ok(()),
+                other => other,
+            }
         };
         let is_response = line.len() > 4
             && line
                 .get(..4)
                 .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
             && line.get(4).is_some_and(u8::is_ascii_digit);
+        if is_response && http {
+            return Err(start_error("an HTTP response on a SIP port", base));
+        }
         if is_response {
             let sp1 = memchr::memchr(b' ', line)
                 .ok_or_else(|| start_error("expected SP after the SIP-Version", base))?;
@@ -1443,5 +1481,22 @@ v=0\n";
             .validate()
             .unwrap_err();
         assert_eq!(e.reason_phrase(), "Bad Request - several From headers");
+    }
+
+    #[test]
+    fn http_requests_parse_with_parse_http_only() {
+        let get = b"GET /RPC?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: curl\r\n\r\n";
+        assert!(Message::looks_like_http(get));
+        assert!(Message::parse(get).is_err());
+        let m = Message::parse_http(get).unwrap();
+        assert_eq!(m.method().map(|x| x.as_bytes()), Some(&b"GET"[..]));
+        assert_eq!(m.slice(m.request_uri_span()), b"/RPC?x=1");
+        assert_eq!(m.user_agent(), Some(&b"curl"[..]));
+        assert!(m.body().is_empty());
+        let post = b"POST /RPC HTTP/1.0\r\nContent-Length: 2\r\n\r\n{}";
+        assert_eq!(Message::parse_http(post).unwrap().body(), b"{}");
+        assert!(Message::parse_http(b"GET / HTTP/2.0\r\n\r\n").is_err());
+        assert!(Message::parse_http(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
+        assert!(!Message::looks_like_http(b"OPTIONS sip:a SIP/2.0\r\n\r\n"));
     }
 }

@@ -56,6 +56,10 @@ pub enum SendError {
     /// The transport is shutting down or shut down.
     #[error("the transport is shut down")]
     Closed,
+    /// TCP with [`SendFlags::no_connect`](crate::SendFlags::no_connect): no connection to
+    /// the destination is open, and none may be opened.
+    #[error("no open TCP connection to the destination (no-connect)")]
+    NotConnected,
     /// A TCP message was sent before [`Transport::start`](crate::Transport::start) (UDP
     /// works before start; TCP needs the runtime).
     #[error("the transport is not started")]

@@ -239,6 +239,16 @@ pub trait Handler: Send + Sync + 'static {
     fn on_send_failure(&self, _proto: Proto, _dst: SocketAddr) {}
 }
 
+/// TCP options of one send (ignored for UDP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendFlags {
+    /// Close the connection once this message is written.
+    pub close_after: bool,
+    /// Use only an open connection; never connect (fails with
+    /// [`SendError::NotConnected`]).
+    pub no_connect: bool,
+}
+
 /// One message to send.
 #[derive(Debug, Clone, Copy)]
 pub struct Outbound<'a> {

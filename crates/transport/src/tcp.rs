@@ -29,6 +29,14 @@ use crate::shared::{guarded, Shared};
 use crate::stats::{add, bump};
 use crate::{family_name, pick_local, ConnectionId, DynHandler, Inbound, Outbound, Proto};
 
+/// One message queued to a connection's writer; `close` ends the connection once it is
+/// written (Kamailio's `set_reply_close()` / `set_forward_close()`).
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub data: Vec<u8>,
+    pub close: bool,
+}
+
 /// Octets read from a connection at a time (one buffer per connection).
 const READ_BUFFER_LEN: usize = 8192;
 
@@ -58,7 +66,7 @@ pub(crate) enum Phase {
 #[derive(Debug)]
 struct Entry {
     remote: SocketAddr,
-    tx: UnboundedSender<Vec<u8>>,
+    tx: UnboundedSender<Queued>,
 }
 
 /// The open connections, by id and by remote address.
@@ -76,7 +84,7 @@ impl Table {
         self.by_id.len()
     }
 
-    fn insert(&mut self, id: u64, remote: SocketAddr, tx: UnboundedSender<Vec<u8>>) {
+    fn insert(&mut self, id: u64, remote: SocketAddr, tx: UnboundedSender<Queued>) {
         self.by_id.insert(id, Entry { remote, tx });
         self.by_addr.insert(remote, id);
     }
@@ -102,7 +110,7 @@ impl Table {
         self.by_addr.get(remote).copied()
     }
 
-    fn sender(&self, id: u64) -> Option<&UnboundedSender<Vec<u8>>> {
+    fn sender(&self, id: u64) -> Option<&UnboundedSender<Queued>> {
         self.by_id.get(&id).map(|e| &e.tx)
     }
 }
@@ -141,8 +149,8 @@ impl TcpShared {
         &self,
         table: &mut Table,
         remote: SocketAddr,
-        first: Option<Vec<u8>>,
-    ) -> Option<(u64, UnboundedReceiver<Vec<u8>>)> {
+        first: Option<Queued>,
+    ) -> Option<(u64, UnboundedReceiver<Queued>)> {
         if table.len() >= self.max_connections {
             return None;
         }
@@ -186,9 +194,16 @@ pub(crate) fn bind_listener(addr: SocketAddr) -> io::Result<std::net::TcpListene
 
 /// Queues one message to a TCP connection: the one named, else one open to the destination,
 /// else a new one, connected in the background.
-pub(crate) fn send(shared: &Arc<Shared>, out: &Outbound<'_>) -> Result<(), SendError> {
+pub(crate) fn send(
+    shared: &Arc<Shared>,
+    out: &Outbound<'_>,
+    flags: crate::SendFlags,
+) -> Result<(), SendError> {
     let runtime = shared.runtime.read().clone().ok_or(SendError::NotStarted)?;
-    let mut data = out.data.to_vec();
+    let mut data = Queued {
+        data: out.data.to_vec(),
+        close: flags.close_after,
+    };
     let mut table = shared.tcp.table.lock();
     let candidates = [out.conn.map(|c| c.0), table.by_addr(&out.dst)];
     for id in candidates.into_iter().flatten() {
@@ -202,6 +217,9 @@ pub(crate) fn send(shared: &Arc<Shared>, out: &Outbound<'_>) -> Result<(), SendE
     }
     if shared.closing.load(Ordering::Acquire) {
         return Err(SendError::Closed);
+    }
+    if flags.no_connect {
+        return Err(SendError::NotConnected);
     }
     let local = pick_local(&shared.sockets, out.local, Proto::Tcp, &out.dst).ok_or(
         SendError::NoSocket {
@@ -239,7 +257,7 @@ async fn connect_and_serve(
     registration: Registration,
     dst: SocketAddr,
     local: usize,
-    mut rx: UnboundedReceiver<Vec<u8>>,
+    mut rx: UnboundedReceiver<Queued>,
 ) {
     // Not interrupted by shutdown: what is queued is flushed within the grace period (the
     // runtime is dropped when it ends).
@@ -266,7 +284,7 @@ async fn connect_and_serve(
 }
 
 /// Closes a queue and drops what it holds; returns how many messages that was.
-fn discard(rx: &mut UnboundedReceiver<Vec<u8>>) -> u64 {
+fn discard(rx: &mut UnboundedReceiver<Queued>) -> u64 {
     rx.close();
     let mut dropped = 0;
     while rx.try_recv().is_ok() {
@@ -353,6 +371,8 @@ enum End {
     Idle,
     /// The transport is shutting down.
     Shutdown,
+    /// A message was sent with "close after" (`set_reply_close()`).
+    CloseRequested,
 }
 
 /// The life of one established connection: read and write until it ends, then write what is
@@ -364,7 +384,7 @@ async fn serve(
     mut stream: TcpStream,
     remote: SocketAddr,
     local: usize,
-    mut rx: UnboundedReceiver<Vec<u8>>,
+    mut rx: UnboundedReceiver<Queued>,
 ) {
     let _ = stream.set_nodelay(true);
     let id = registration.id;
@@ -391,7 +411,7 @@ async fn serve(
     let mut writable = !matches!(end, End::WriteFailed | End::ReadFailed);
     let mut dropped = 0;
     while let Some(data) = rx.recv().await {
-        if writable && write(&mut stream, &data).await.is_ok() {
+        if writable && write(&mut stream, &data.data).await.is_ok() {
             bump(&shared.stats.tcp_sent);
         } else {
             writable = false;
@@ -412,7 +432,7 @@ async fn read_loop(
     shared: &Shared,
     handler: &DynHandler,
     stream: &mut TcpStream,
-    rx: &mut UnboundedReceiver<Vec<u8>>,
+    rx: &mut UnboundedReceiver<Queued>,
     phase: &mut watch::Receiver<Phase>,
     id: u64,
     remote: SocketAddr,
@@ -440,11 +460,14 @@ async fn read_loop(
                 let Some(data) = queued else {
                     return End::Shutdown;
                 };
-                if write(stream, &data).await.is_err() {
+                if write(stream, &data.data).await.is_err() {
                     bump(&shared.stats.send_errors);
                     return End::WriteFailed;
                 }
                 bump(&shared.stats.tcp_sent);
+                if data.close {
+                    return End::CloseRequested;
+                }
                 idle.as_mut().reset(tokio::time::Instant::now() + lifetime);
             }
             read = stream.read(&mut buf) => {
@@ -502,7 +525,7 @@ async fn read_loop(
 async fn write_until_close(
     shared: &Shared,
     stream: &mut TcpStream,
-    rx: &mut UnboundedReceiver<Vec<u8>>,
+    rx: &mut UnboundedReceiver<Queued>,
     phase: &mut watch::Receiver<Phase>,
 ) -> End {
     loop {
@@ -519,11 +542,14 @@ async fn write_until_close(
                 let Some(data) = queued else {
                     return End::Shutdown;
                 };
-                if write(stream, &data).await.is_err() {
+                if write(stream, &data.data).await.is_err() {
                     bump(&shared.stats.send_errors);
                     return End::WriteFailed;
                 }
                 bump(&shared.stats.tcp_sent);
+                if data.close {
+                    return End::CloseRequested;
+                }
             }
         }
     }
@@ -583,9 +609,16 @@ mod tests {
     fn register_respects_the_limit() {
         let tcp = TcpShared::new(1, Duration::from_secs(1), FramerLimits::default());
         let mut table = Table::default();
-        let first = tcp.register(&mut table, addr("127.0.0.1:1"), Some(b"x".to_vec()));
+        let first = tcp.register(
+            &mut table,
+            addr("127.0.0.1:1"),
+            Some(Queued {
+                data: b"x".to_vec(),
+                close: false,
+            }),
+        );
         let (id, mut rx) = first.unwrap();
-        assert_eq!(rx.try_recv().unwrap(), b"x".to_vec());
+        assert_eq!(rx.try_recv().unwrap().data, b"x".to_vec());
         assert!(tcp
             .register(&mut table, addr("127.0.0.1:2"), None)
             .is_none());

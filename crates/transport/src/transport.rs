@@ -339,12 +339,18 @@ impl TransportHandle {
     /// [`SendError::NotStarted`] for TCP before [`Transport::start`];
     /// [`SendError::Closed`] after shutdown began (TCP) or ended (all).
     pub fn send(&self, out: Outbound<'_>) -> Result<(), SendError> {
+        self.send_with(out, crate::SendFlags::default())
+    }
+
+    /// [`send`](TransportHandle::send) with TCP options: close the connection once the
+    /// message is written, or send only over a connection that is already open.
+    pub fn send_with(&self, out: Outbound<'_>, flags: crate::SendFlags) -> Result<(), SendError> {
         let result = if self.shared.closed.load(Ordering::Acquire) {
             Err(SendError::Closed)
         } else {
             match out.proto {
                 Proto::Udp => udp::send(&self.shared, &out),
-                Proto::Tcp => tcp::send(&self.shared, &out),
+                Proto::Tcp => tcp::send(&self.shared, &out, flags),
             }
         };
         if result.is_err() {

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use sable_transport::{
     ConnectionId, FramerLimits, Handler, Inbound, ListenSpec, LocalSocket, Outbound, Proto,
-    SendError, Transport, TransportConfig, TransportError, TransportHandle, TransportStatsSnapshot,
+    SendError, SendFlags, Transport, TransportConfig, TransportError, TransportHandle,
+    TransportStatsSnapshot,
 };
 
 /// The longest any single wait in these tests may take.
@@ -640,6 +641,54 @@ fn tcp_reply_reuses_the_connection() {
     assert_eq!(stats.tcp_connections_open, 1);
     assert_eq!(stats.tcp_connections_accepted, 1);
     assert_eq!(stats.tcp_connections_connected, 0);
+    server.shutdown();
+}
+
+#[test]
+fn tcp_send_flags_close_after_and_no_connect() {
+    let server = Server::start(config(&[(Proto::Tcp, "127.0.0.1:0")]), Behaviour::default());
+    let mut stream = tcp_client(server.addr(0));
+    stream.write_all(&options(1)).unwrap();
+    let (_, src, conn) = server.next_message();
+    let reply = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+    server
+        .handle
+        .send_with(
+            Outbound {
+                proto: Proto::Tcp,
+                dst: src,
+                local: None,
+                conn,
+                data: reply,
+            },
+            SendFlags {
+                close_after: true,
+                no_connect: false,
+            },
+        )
+        .unwrap();
+    // The reply arrives, then the connection is closed by the server.
+    assert_eq!(read_exact(&mut stream, reply.len()), reply);
+    assert!(closed_by_peer(&mut stream));
+    // No connection is open to a fresh address, and none may be opened.
+    let nobody: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let err = server
+        .handle
+        .send_with(
+            Outbound {
+                proto: Proto::Tcp,
+                dst: nobody,
+                local: None,
+                conn: None,
+                data: reply,
+            },
+            SendFlags {
+                close_after: false,
+                no_connect: true,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, SendError::NotConnected), "{err:?}");
     server.shutdown();
 }
 

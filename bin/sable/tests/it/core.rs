@@ -222,12 +222,21 @@ request_route { record_route(); $du = \"sip:127.0.0.1:HOP\"; forward(); }\n";
     let mut buf = [0u8; 4096];
     let (n, _) = hop.recv_from(&mut buf).unwrap();
     let fwd = String::from_utf8_lossy(&buf[..n]).into_owned();
-    assert!(fwd.contains("Via: SIP/2.0/UDP 192.0.2.5:5999;branch="), "{fwd}");
-    assert!(fwd.contains("Record-Route: <sip:192.0.2.5:5999;lr"), "{fwd}");
+    assert!(
+        fwd.contains("Via: SIP/2.0/UDP 192.0.2.5:5999;branch="),
+        "{fwd}"
+    );
+    assert!(
+        fwd.contains("Record-Route: <sip:192.0.2.5:5999;lr"),
+        "{fwd}"
+    );
     // The reply names the advertised address in its top Via: still relayed.
     let mut reply = String::from("SIP/2.0 200 OK\r\n");
     for l in fwd.lines() {
-        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h)) {
+        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
+        {
             reply.push_str(l);
             reply.push_str("\r\n");
         }

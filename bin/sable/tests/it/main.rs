@@ -10,6 +10,7 @@
 )]
 
 mod check;
+mod control;
 mod core;
 mod harness;
 mod malformed;
