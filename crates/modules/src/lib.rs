@@ -16,6 +16,7 @@ mod sl;
 mod statistics;
 mod textops;
 mod xhttp;
+mod xhttp_prom;
 mod xlog;
 
 use sable_engine::Module;
@@ -39,5 +40,6 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(xhttp::Xhttp::default()),
         Box::new(jsonrpcs::Jsonrpcs::default()),
         Box::new(ctl::Ctl::default()),
+        Box::new(xhttp_prom::XhttpProm::default()),
     ]
 }

@@ -37,16 +37,20 @@ fn ctl_json(socket: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
 }
 
-fn cfg_with_ctl(extra: &str) -> String {
+fn cfg_with_ctl(extra: &str, request_route: &str) -> String {
     format!(
-        "listen=udp:127.0.0.1:PORT\nlisten=tcp:127.0.0.1:PORT\ntcp_accept_no_cl=yes\nloadmodule \"sl.so\"\nloadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:CTL_PATH\")\n{extra}\nrequest_route {{ sl_send_reply(\"200\", \"OK\"); }}\n"
+        "listen=udp:127.0.0.1:PORT\nlisten=tcp:127.0.0.1:PORT\ntcp_accept_no_cl=yes\nloadmodule \"sl.so\"\nloadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:CTL_PATH\")\n{extra}\nrequest_route {{ {request_route} sl_send_reply(\"200\", \"OK\"); }}\n"
     )
 }
 
 fn start_with_ctl(name: &str, extra: &str) -> (Server, PathBuf) {
+    start_with_ctl_route(name, extra, "")
+}
+
+fn start_with_ctl_route(name: &str, extra: &str, request_route: &str) -> (Server, PathBuf) {
     let dir = scratch(&format!("{name}-ctl"));
     let socket = dir.join("sable_ctl");
-    let cfg = cfg_with_ctl(extra).replace("CTL_PATH", &socket.to_string_lossy());
+    let cfg = cfg_with_ctl(extra, request_route).replace("CTL_PATH", &socket.to_string_lossy());
     let server = Server::start(name, &cfg);
     (server, socket)
 }
@@ -293,4 +297,180 @@ fn json_rpc_over_http_with_the_stock_jsonrpc_block() {
         &options(client.port(), server.port, "after-http"),
     );
     assert_eq!(status(&client.recv()), 200);
+}
+
+/// 1,000 RPC calls from 20 threads while SIPp places calls through the server: every RPC
+/// answered with its own value, every call completed.
+#[test]
+fn concurrent_rpc_during_a_call_load() {
+    if !have_sipp() {
+        eprintln!("note: sipp is not installed: RPC-under-load test skipped");
+        return;
+    }
+    let uas_port = free_port();
+    let extra = "loadmodule \"maxfwd.so\"\n";
+    let dir = scratch("rpc-load-ctl");
+    let socket = dir.join("sable_ctl");
+    let cfg = format!(
+        "listen=udp:127.0.0.1:PORT\nchildren=2\nloadmodule \"sl.so\"\nloadmodule \"ctl.so\"\n{extra}modparam(\"ctl\", \"binrpc\", \"unix:{}\")\n\
+request_route {{ if (!mf_process_maxfwd_header(\"10\")) {{ sl_send_reply(\"483\", \"Too Many Hops\"); exit; }} $du = \"sip:127.0.0.1:{uas_port}\"; forward(); }}\n",
+        socket.display()
+    );
+    let server = Server::start("rpc-load", &cfg);
+    let mut uas = Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &uas_port.to_string(),
+            "-nostdin",
+        ])
+        .current_dir(&server.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut uac = Command::new("sipp")
+        .args(["-sn", "uac", &format!("127.0.0.1:{}", server.port)])
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args(["-r", "100", "-m", "300", "-timeout", "60s", "-nostdin"])
+        .current_dir(&server.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let threads: Vec<_> = (0..20)
+        .map(|t| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut ok = 0;
+                for k in 0..50 {
+                    let tag = format!("t{t}-{k}");
+                    let r = sable_rpc::call(
+                        &socket,
+                        "core.echo",
+                        vec![Value::from(tag.clone())],
+                        Duration::from_secs(10),
+                    )
+                    .unwrap_or_else(|e| panic!("{tag}: {e}"));
+                    assert_eq!(r, serde_json::json!([tag]));
+                    ok += 1;
+                }
+                ok
+            })
+        })
+        .collect();
+    let answered: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(answered, 1000);
+    let status = uac.wait().unwrap();
+    let _ = uas.kill();
+    let _ = uas.wait();
+    assert!(
+        status.success(),
+        "SIPp UAC failed calls; log:\n{}",
+        server.log_text()
+    );
+}
+
+/// Prometheus exposition at /metrics, read back by Python's prometheus_client parser; the
+/// counters move with SIP traffic, and script metrics appear with their labels.
+#[test]
+fn prometheus_metrics_parse_and_move() {
+    let have_parser = Command::new("python3")
+        .args(["-c", "import prometheus_client.parser"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_parser {
+        eprintln!(
+            "note: python3 prometheus_client missing (pip install prometheus_client): skipped"
+        );
+        return;
+    }
+    let extra = r#"
+loadmodule "xhttp.so"
+loadmodule "xhttp_prom.so"
+modparam("xhttp_prom", "xhttp_prom_stats", "core: sl:")
+modparam("xhttp_prom", "prom_counter", "name=requests_by_method; label=method")
+modparam("xhttp_prom", "prom_gauge", "name=last_cseq")
+event_route[xhttp:request] {
+    if (prom_check_uri()) {
+        prom_dispatch();
+    } else {
+        xhttp_reply("404", "Not Found", "text/plain", "no");
+    }
+}
+"#;
+    let (server, _s) = start_with_ctl_route(
+        "prom",
+        extra,
+        "prom_counter_inc(\"requests_by_method\", \"1\", \"$rm\"); prom_gauge_set(\"last_cseq\", \"$cs\");",
+    );
+    let scrape = || -> std::collections::HashMap<String, f64> {
+        let (code, body) = http(server.port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(code, 200, "{body}");
+        let script = "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\nfor f in text_string_to_metric_families(sys.stdin.read()):\n    for s in f.samples:\n        labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))\n        print(f'{s.name}|{labels}|{s.value}|{f.type}')\n";
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "the parser refused:\n{body}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let parts: Vec<&str> = l.split('|').collect();
+                (
+                    format!("{}|{}", parts[0], parts[1]),
+                    parts[2].parse::<f64>().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let before = scrape();
+    assert!(
+        before.contains_key("kamailio_core_rcv_requests_total|")
+            || before.contains_key("kamailio_core_rcv_requests|"),
+        "{before:?}"
+    );
+    let get = |m: &std::collections::HashMap<String, f64>, name: &str, labels: &str| -> f64 {
+        m.get(&format!("{name}_total|{labels}"))
+            .or_else(|| m.get(&format!("{name}|{labels}")))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let client = UdpClient::new();
+    for k in 0..4 {
+        client.send(
+            server.addr(),
+            &options(client.port(), server.port, &format!("p{k}")),
+        );
+        assert_eq!(status(&client.recv()), 200);
+    }
+    let after = scrape();
+    assert_eq!(
+        get(&after, "kamailio_core_rcv_requests", "")
+            - get(&before, "kamailio_core_rcv_requests", ""),
+        4.0
+    );
+    assert_eq!(
+        get(&after, "kamailio_sl_200_replies", "") - get(&before, "kamailio_sl_200_replies", ""),
+        4.0
+    );
+    assert_eq!(
+        get(&after, "kamailio_requests_by_method", "method=OPTIONS"),
+        4.0,
+        "{after:?}"
+    );
+    assert_eq!(get(&after, "kamailio_last_cseq", ""), 1.0);
 }
