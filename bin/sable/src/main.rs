@@ -33,7 +33,7 @@ Usage: sable [options]
 Exit codes: 0 clean stop or config ok, 1 config errors, 2 bad command line,
 3 could not start.";
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Options {
     file: Option<PathBuf>,
     check: bool,
@@ -121,7 +121,9 @@ fn print_errors(errors: &[ScriptError]) {
     );
 }
 
-fn load_config(o: &Options) -> Result<Loaded, Vec<ScriptError>> {
+/// Reads and preprocesses the config the options name (the file, or the embedded default),
+/// with the `-A` defines and `-l` listens.
+fn read_config(o: &Options) -> Result<sable_script::ast::Config, Vec<ScriptError>> {
     let mut defines = Defines::with_predefined();
     for (n, v) in &o.defines {
         defines.define(n, v.as_deref());
@@ -137,7 +139,57 @@ fn load_config(o: &Options) -> Result<Loaded, Vec<ScriptError>> {
             pos: sable_script::ast::Pos::default(),
         });
     }
-    load(&config, ModuleSet::new(sable_modules::all()))
+    Ok(config)
+}
+
+fn load_config(o: &Options) -> Result<(sable_script::ast::Config, Loaded), Vec<ScriptError>> {
+    let config = read_config(o)?;
+    let loaded = load(&config, ModuleSet::new(sable_modules::all()))?;
+    Ok((config, loaded))
+}
+
+/// What a reload needs: how the config was read, the running modules, what it started with.
+struct Reload {
+    options: Options,
+    modules: Arc<ModuleSet>,
+    running: sable_engine::RunningConfig,
+}
+
+impl Reload {
+    /// Re-reads and compiles the config and swaps it in. `Ok`: what was not applied;
+    /// `Err`: the errors (the running config stays).
+    fn run(&self, core: &Core) -> Result<Vec<String>, Vec<String>> {
+        let show =
+            |errors: Vec<ScriptError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let config = read_config(&self.options).map_err(show)?;
+        let new = sable_engine::reload(&config, &self.modules, &self.running).map_err(show)?;
+        core.set_program(Arc::new(new.program));
+        let level =
+            sable_engine::LogLevel(new.core.debug.0.saturating_add(self.options.debug_raise));
+        if level.0 != core.log_level() {
+            core.set_log_level(level);
+        }
+        Ok(new.not_applied)
+    }
+
+    /// Runs a reload and logs what happened.
+    fn run_logged(&self, core: &Core, why: &str) -> Result<Vec<String>, Vec<String>> {
+        let r = self.run(core);
+        match &r {
+            Ok(notes) => {
+                tracing::info!("{why}: config reloaded");
+                for n in notes {
+                    tracing::warn!("reload: {n}");
+                }
+            }
+            Err(errors) => {
+                for e in errors {
+                    tracing::error!("reload refused: {e}");
+                }
+            }
+        }
+        r
+    }
 }
 
 /// Sets up logging to stderr at `level` (or `SABLE_LOG`); returns the function that changes
@@ -173,7 +225,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let loaded = match load_config(&options) {
+    let (config, loaded) = match load_config(&options) {
         Ok(l) => l,
         Err(errors) => {
             print_errors(&errors);
@@ -189,7 +241,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let set_level = init_logging(level);
-    match run(loaded, set_level) {
+    let running = sable_engine::RunningConfig::of(&config, &loaded.core);
+    match run(loaded, set_level, options, running) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -202,6 +255,8 @@ fn main() -> ExitCode {
 fn run(
     loaded: Loaded,
     set_level: Box<dyn Fn(sable_engine::LogLevel) + Send + Sync>,
+    options: Options,
+    running: sable_engine::RunningConfig,
 ) -> anyhow::Result<()> {
     for w in &loaded.core.warnings {
         tracing::warn!("{w}");
@@ -233,10 +288,37 @@ fn run(
     let _ = core.log_level_setter.set(set_level);
     modules.init(&core).map_err(|e| anyhow::anyhow!(e))?;
 
-    // The RPC methods (core and modules), then the control socket sablectl talks to.
+    // The RPC methods (core, modules, cfg.reload), then the control socket sablectl talks to.
+    let modules = Arc::new(modules);
+    let reload = Arc::new(Reload {
+        options,
+        modules: modules.clone(),
+        running,
+    });
     let mut rpc = sable_rpc::Registry::new();
     sable_engine::rpc::register(&mut rpc, &core);
     modules.rpc(&mut rpc, &core);
+    {
+        let (reload, core) = (reload.clone(), core.clone());
+        let registered = rpc.register(
+            "cfg.reload",
+            "Re-reads, compiles and swaps in the config; a config that does not compile is \
+             refused with its errors and the running one stays. Returns what could not change \
+             while running.",
+            ["struct"],
+            sable_rpc::MethodKind::Value,
+            move |_| match reload.run_logged(&core, "cfg.reload") {
+                Ok(notes) => Ok(serde_json::json!({ "reloaded": true, "not_applied": notes })),
+                Err(errors) => Err(sable_rpc::RpcError::new(
+                    500,
+                    format!("config refused: {}", errors.join("; ")),
+                )),
+            },
+        );
+        if let Err(e) = registered {
+            tracing::error!("{e}");
+        }
+    }
     let rpc = Arc::new(rpc);
     let _ = core.rpc.set(rpc.clone());
     let (ctl_path, ctl_mode) = core
@@ -260,9 +342,8 @@ fn run(
         }
         Err(e) => anyhow::bail!("cannot open the control socket {}: {e}", ctl_path.display()),
     };
-    let program = Arc::new(program);
-    let _ = core.program.set(program.clone());
-    let dispatcher = Arc::new(Dispatcher::new(core.clone(), program));
+    core.set_program(Arc::new(program));
+    let dispatcher = Arc::new(Dispatcher::new(core.clone()));
     transport.start(dispatcher)?;
     for s in &core.sockets {
         tracing::info!("listening on {}:{}", s.proto, s.addr);
@@ -273,10 +354,18 @@ fn run(
         .enable_all()
         .build()?;
     let signal = runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map(|()| "SIGINT"),
-            _ = term.recv() => Ok("SIGTERM"),
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => return r.map(|()| "SIGINT"),
+                _ = term.recv() => return Ok::<_, std::io::Error>("SIGTERM"),
+                // SIGHUP: reload the config, as cfg.reload does.
+                _ = hup.recv() => {
+                    let _ = reload.run_logged(&core, "SIGHUP");
+                }
+            }
         }
     })?;
     tracing::info!("{signal}: stopping (in-flight work gets up to 2 s)");
@@ -323,7 +412,7 @@ mod tests {
     #[test]
     fn the_default_config_loads() {
         let o = Options::default();
-        let loaded = load_config(&o).unwrap();
+        let (_, loaded) = load_config(&o).unwrap();
         assert_eq!(loaded.core.effective_listens().len(), 1);
     }
 }

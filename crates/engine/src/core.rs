@@ -41,7 +41,7 @@ pub struct Core {
     pub started_at: i64,
     /// The compiled script, set once before the transport starts (modules that run routes
     /// from inside a function, such as `onsend_route` from `forward()`, find it here).
-    pub program: std::sync::OnceLock<std::sync::Arc<sable_script::Program<crate::Sip>>>,
+    program: parking_lot::RwLock<Option<std::sync::Arc<sable_script::Program<crate::Sip>>>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -77,7 +77,7 @@ impl Core {
             rpc: std::sync::OnceLock::new(),
             http_filter: std::sync::OnceLock::new(),
             ctl_socket: std::sync::OnceLock::new(),
-            program: std::sync::OnceLock::new(),
+            program: parking_lot::RwLock::new(None),
             started_at,
             config,
             transport,
@@ -87,6 +87,17 @@ impl Core {
             replies_6xx,
             sl_tag_prefix,
         }
+    }
+
+    /// The running program (the compiled config); `None` before start.
+    pub fn program(&self) -> Option<std::sync::Arc<sable_script::Program<crate::Sip>>> {
+        self.program.read().clone()
+    }
+
+    /// Installs a program: at start, and on reload (`cfg.reload`, SIGHUP). Messages already
+    /// being routed finish on the program they started with.
+    pub fn set_program(&self, program: std::sync::Arc<sable_script::Program<crate::Sip>>) {
+        *self.program.write() = Some(program);
     }
 
     /// The log level now.

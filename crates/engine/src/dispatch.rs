@@ -3,13 +3,13 @@
 //! request, relaying a reply by its Via, sending a local reply.
 
 use crate::config::LogLevel;
-use crate::context::{MsgCtx, RecvInfo, Sip};
+use crate::context::{MsgCtx, RecvInfo};
 use crate::core::Core;
 use crate::sip_util::{
     build_reply, reply_destination, reply_next_hop, stateless_branch, stateless_to_tag,
     via_with_received, NextHop, ReplySpec,
 };
-use sable_script::{Program, RouteMask, Value};
+use sable_script::{RouteMask, Value};
 use sable_sip::{HeaderName, Message, Method, ParseError};
 use sable_transport::{Handler, Inbound, LocalSocket};
 use std::cell::RefCell;
@@ -36,7 +36,6 @@ pub fn script_log(level: LogLevel, text: &str) {
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
     core: Arc<Core>,
-    program: Arc<Program<Sip>>,
 }
 
 impl Handler for Dispatcher {
@@ -57,16 +56,14 @@ impl Handler for Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(core: Arc<Core>, program: Arc<Program<Sip>>) -> Self {
-        Dispatcher { core, program }
+    /// A dispatcher for the core; it routes with the core's current program (see
+    /// [`Core::set_program`]).
+    pub fn new(core: Arc<Core>) -> Self {
+        Dispatcher { core }
     }
 
     pub fn core(&self) -> &Arc<Core> {
         &self.core
-    }
-
-    pub fn program(&self) -> &Arc<Program<Sip>> {
-        &self.program
     }
 
     /// Routes one message (a datagram or a stream frame).
@@ -96,15 +93,19 @@ impl Dispatcher {
 
     /// Runs the route phase of a parsed message; gives back the worker's variables.
     fn route<'a>(&'a self, msg: Message<'a>, recv: &'a RecvInfo, vars: Vec<Value>) -> Vec<Value> {
+        // The program as it is now: a reload while this message is routed does not touch it.
+        let Some(program) = self.core.program() else {
+            return vars;
+        };
         if msg.is_request() {
             self.core
                 .stats
                 .count_request(msg.method().map_or(&b""[..], |m| m.as_bytes()));
-            let Some(id) = self.program.request_route() else {
+            let Some(id) = program.request_route() else {
                 return vars;
             };
             let mut ctx = MsgCtx::new(&self.core, msg, recv, vars, RouteMask::REQUEST);
-            let result = self.program.run(id, &mut ctx);
+            let result = program.run(id, &mut ctx);
             if result.dropped {
                 self.core.stats.drop_requests.inc();
             }
@@ -114,8 +115,8 @@ impl Dispatcher {
                 .stats
                 .count_reply(msg.status_code().unwrap_or(0), &self.core.replies_6xx);
             let mut ctx = MsgCtx::new(&self.core, msg, recv, vars, RouteMask::CORE_ONREPLY);
-            if let Some(id) = self.program.core_reply_route() {
-                let result = self.program.run(id, &mut ctx);
+            if let Some(id) = program.core_reply_route() {
+                let result = program.run(id, &mut ctx);
                 if result.dropped {
                     self.core.stats.drop_replies.inc();
                     return ctx.vars;
@@ -325,7 +326,7 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
 /// route changes in the message is not sent: the message was built before it ran, as in
 /// Kamailio.
 pub fn run_onsend(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> bool {
-    let Some(program) = ctx.core.program.get() else {
+    let Some(program) = ctx.core.program() else {
         return true;
     };
     let Some(id) = program.onsend_route() else {

@@ -115,11 +115,14 @@ impl Dispatcher {
         };
         let url = String::from_utf8_lossy(msg.slice(msg.request_uri_span())).into_owned();
         let wanted = core.http_filter.get().is_none_or(|f| f(&url));
-        let route = self.program().event_route(XHTTP_EVENT).filter(|_| wanted);
+        let Some(program) = core.program() else {
+            return vars;
+        };
+        let route = program.event_route(XHTTP_EVENT).filter(|_| wanted);
         let mut ctx = MsgCtx::new(core, msg, recv, vars, RouteMask::EVENT);
         match route {
             Some(id) => {
-                self.program().run(id, &mut ctx);
+                program.run(id, &mut ctx);
                 if !ctx.replied {
                     let _ = send_http_reply(
                         &mut ctx,

@@ -34,7 +34,7 @@ pub use context::{MsgCtx, RecordRoute, RecvInfo, Sip};
 pub use core_fns::{flag_arg, function, required, take_arg, UriParts};
 pub use dispatch::Dispatcher;
 pub use dispatch::{forward_request, record_route_value, relay_reply, script_log, send_reply};
-pub use load::{load, Loaded};
+pub use load::{load, reload, Loaded, Reloaded, RunningConfig};
 pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
 pub use pvs::Header;
 

@@ -474,3 +474,154 @@ event_route[xhttp:request] {
     );
     assert_eq!(get(&after, "kamailio_last_cseq", ""), 1.0);
 }
+
+const RELOAD_CFG: &str = r#"
+listen=udp:127.0.0.1:PORT
+children=2
+loadmodule "sl.so"
+loadmodule "textops.so"
+loadmodule "ctl.so"
+modparam("ctl", "binrpc", "unix:CTL_PATH")
+request_route {
+    if ($rU == "probe") {
+        $du = "sip:127.0.0.1:HOP_PORT";
+    } else {
+        $du = "sip:127.0.0.1:UAS_PORT";
+    }
+    forward();
+}
+reply_route {
+    append_hf("X-Version: VERSION\r\n");
+}
+"#;
+
+/// Reload under load: a changed reply header takes effect for new messages, a broken config
+/// is refused with its error and the running one stays, SIGHUP reloads too, and no call of
+/// the SIPp load fails.
+#[test]
+fn reload_under_load() {
+    if !have_sipp() {
+        eprintln!("note: sipp is not installed: reload test skipped");
+        return;
+    }
+    let hop = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    hop.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let hop_port = hop.local_addr().unwrap().port();
+    let uas_port = free_port();
+    let dir = scratch("reload-ctl");
+    let socket = dir.join("sable_ctl");
+    let cfg_for = |version: &str| {
+        RELOAD_CFG
+            .replace("CTL_PATH", &socket.to_string_lossy())
+            .replace("HOP_PORT", &hop_port.to_string())
+            .replace("UAS_PORT", &uas_port.to_string())
+            .replace("VERSION", version)
+    };
+    let mut server = Server::start("reload", &cfg_for("1"));
+    let cfg_path = server.dir.join("sable.cfg");
+    let write_cfg = |text: &str| {
+        std::fs::write(&cfg_path, text.replace("PORT", &server.port.to_string())).unwrap()
+    };
+
+    let mut uas = Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &uas_port.to_string(),
+            "-nostdin",
+        ])
+        .current_dir(&server.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut uac = Command::new("sipp")
+        .args(["-sn", "uac", &format!("127.0.0.1:{}", server.port)])
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args(["-r", "50", "-m", "200", "-timeout", "60s", "-nostdin"])
+        .current_dir(&server.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let client = UdpClient::new();
+    let probe = |tag: &str| -> String {
+        let req = String::from_utf8(options(client.port(), server.port, tag))
+            .unwrap()
+            .replace(
+                &format!("OPTIONS sip:127.0.0.1:{}", server.port),
+                &format!("OPTIONS sip:probe@127.0.0.1:{}", server.port),
+            );
+        client.send(server.addr(), req.as_bytes());
+        let mut buf = [0u8; 8192];
+        let (n, _) = hop.recv_from(&mut buf).unwrap();
+        let fwd = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let mut reply = String::from("SIP/2.0 200 OK\r\n");
+        for l in fwd.lines() {
+            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+                .iter()
+                .any(|h| l.starts_with(h))
+            {
+                reply.push_str(l);
+                reply.push_str("\r\n");
+            }
+        }
+        reply.push_str("Content-Length: 0\r\n\r\n");
+        hop.send_to(reply.as_bytes(), server.addr()).unwrap();
+        let back = String::from_utf8(client.recv()).unwrap();
+        back.lines()
+            .find_map(|l| l.strip_prefix("X-Version: "))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert_eq!(probe("r1"), "1");
+
+    write_cfg(&cfg_for("2"));
+    let r = ctl_json(&socket, &["rpc", "cfg.reload"]);
+    assert_eq!(r["reloaded"], true, "{r}");
+    assert_eq!(probe("r2"), "2");
+
+    // A broken config is refused with its position; the running one stays.
+    write_cfg(&cfg_for("3").replace("forward();", "forward(;"));
+    let (code, _, err) = ctl(&socket, &["rpc", "cfg.reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("sable.cfg:") && err.contains("config refused"),
+        "{err}"
+    );
+    assert_eq!(probe("r3"), "2");
+
+    // A module parameter change is reported, not applied.
+    write_cfg(&cfg_for("4").replace(
+        "modparam(\"ctl\", \"binrpc\"",
+        "modparam(\"ctl\", \"mode\", 600)\nmodparam(\"ctl\", \"binrpc\"",
+    ));
+    let r = ctl_json(&socket, &["rpc", "cfg.reload"]);
+    assert!(r["not_applied"].to_string().contains("mode"), "{r}");
+    assert_eq!(probe("r4"), "4");
+
+    // SIGHUP reloads too.
+    write_cfg(&cfg_for("5"));
+    let pid = server.child.as_ref().unwrap().id();
+    Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    server.wait_log("SIGHUP: config reloaded", Duration::from_secs(10));
+    assert_eq!(probe("r5"), "5");
+
+    let status = uac.wait().unwrap();
+    let _ = uas.kill();
+    let _ = uas.wait();
+    assert!(
+        status.success(),
+        "calls failed during reloads; log:\n{}",
+        server.log_text()
+    );
+    assert_eq!(server.stop().and_then(|s| s.code()), Some(0));
+}
