@@ -325,7 +325,7 @@ fn run(
         .ctl_socket
         .get()
         .cloned()
-        .unwrap_or_else(|| (PathBuf::from(sable_rpc::DEFAULT_SOCKET), 0o660));
+        .unwrap_or_else(|| (core.config.run_dir.join("sable_ctl"), 0o660));
     let control = match sable_rpc::ControlServer::start(&ctl_path, ctl_mode, rpc.clone(), 64) {
         Ok(c) => {
             tracing::info!("control socket on {}", ctl_path.display());

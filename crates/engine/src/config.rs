@@ -92,6 +92,9 @@ pub struct CoreConfig {
     /// Stateless replies go to the Via host instead of the source address.
     pub reply_to_via: bool,
     pub onsend_route_reply: bool,
+    /// `run_dir=` (alias `rundir`): where the control socket lives by default
+    /// (`RUN_DIR/sable_ctl`; default `/run/sable`).
+    pub run_dir: std::path::PathBuf,
     /// Known parameters that Sable accepts but does not implement, with where they were.
     pub warnings: Vec<String>,
 }
@@ -121,6 +124,7 @@ impl Default for CoreConfig {
             max_while_loops: 100,
             reply_to_via: false,
             onsend_route_reply: false,
+            run_dir: std::path::PathBuf::from("/run/sable"),
             warnings: Vec::new(),
         }
     }
@@ -183,8 +187,6 @@ const ACCEPTED_UNSUPPORTED: &[&str] = &[
     "sip_parser_log",
     "sip_parser_mode",
     "async_workers",
-    "rundir",
-    "run_dir",
     "max_recursive_level",
     "maxbuffer",
     "sock_mode",
@@ -326,6 +328,16 @@ impl CoreConfig {
                 self.max_while_loops = u32::try_from(n).unwrap_or(u32::MAX);
             }
             "reply_to_via" => self.reply_to_via = as_bool(name, value)?,
+            "run_dir" | "rundir" => {
+                let dir = as_str(name, value)?;
+                if dir.trim().is_empty() {
+                    return Err(GlobalParamError::BadValue {
+                        name: name.to_owned(),
+                        expected: "a directory",
+                    });
+                }
+                self.run_dir = std::path::PathBuf::from(dir.trim());
+            }
             "onsend_route_reply" => {
                 self.onsend_route_reply = as_bool(name, value)?;
                 if self.onsend_route_reply {

@@ -290,6 +290,27 @@ fn json_rpc_over_http_with_the_stock_jsonrpc_block() {
     let (code, body) = http(server.port, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(code, 200);
     assert!(body.contains("Wrong URL /other"), "{body}");
+    // The same with curl, when it is installed.
+    let curl = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "5",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+        ])
+        .arg(r#"{"jsonrpc":"2.0","method":"core.uptime","id":7}"#)
+        .arg(format!("http://127.0.0.1:{}/RPC", server.port))
+        .output();
+    match curl {
+        Ok(out) if out.status.success() => {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(v["result"]["uptime"].is_number(), "{v}");
+            assert_eq!(v["id"], 7);
+        }
+        _ => eprintln!("note: curl not available: its part of the HTTP test skipped"),
+    }
     // SIP still works on the same port.
     let client = UdpClient::new();
     client.send(
@@ -624,4 +645,16 @@ fn reload_under_load() {
         server.log_text()
     );
     assert_eq!(server.stop().and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn run_dir_sets_the_default_control_socket() {
+    let dir = scratch("rundir");
+    let cfg = format!(
+        "run_dir=\"{}\"\nlisten=udp:127.0.0.1:PORT\nloadmodule \"sl.so\"\nrequest_route {{ exit; }}\n",
+        dir.display()
+    );
+    let _server = Server::start("rundir", &cfg);
+    let socket = dir.join("sable_ctl");
+    assert!(ctl_json(&socket, &["rpc", "core.version"]).is_string());
 }
