@@ -9,6 +9,15 @@ use sable_script::{compile, CompileOptions, ErrorKind, Program, Registry, Script
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The value of a custom cfg variable (`group.name = value`), as `$sel(cfg_get...)` gives it.
+fn cfg_var_value(value: &ParamValue) -> Value {
+    match value {
+        ParamValue::Int(n) => Value::Int(*n),
+        ParamValue::Bool(b) => Value::Int(i64::from(*b)),
+        ParamValue::Str(s) | ParamValue::Raw(s) => Value::Str(s.clone()),
+    }
+}
+
 /// A loaded config, ready to start.
 #[derive(Debug)]
 pub struct Loaded {
@@ -122,12 +131,7 @@ pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<Scrip
             Item::CfgVar {
                 group, name, value, ..
             } => {
-                let v = match value {
-                    ParamValue::Int(n) => Value::Int(*n),
-                    ParamValue::Bool(b) => Value::Int(i64::from(*b)),
-                    ParamValue::Str(s) | ParamValue::Raw(s) => Value::Str(s.clone()),
-                };
-                cfg_vars.insert(format!("{group}.{name}"), v);
+                cfg_vars.insert(format!("{group}.{name}"), cfg_var_value(value));
             }
             Item::Route { .. } => {}
         }
@@ -252,12 +256,7 @@ pub fn reload(
             Item::CfgVar {
                 group, name, value, ..
             } => {
-                let v = match value {
-                    ParamValue::Int(n) => Value::Int(*n),
-                    ParamValue::Bool(b) => Value::Int(i64::from(*b)),
-                    ParamValue::Str(s) | ParamValue::Raw(s) => Value::Str(s.clone()),
-                };
-                cfg_vars.insert(format!("{group}.{name}"), v);
+                cfg_vars.insert(format!("{group}.{name}"), cfg_var_value(value));
             }
             Item::ModParam { .. } | Item::Route { .. } => {}
         }

@@ -159,8 +159,10 @@ fn bad_documents_get_json_rpc_errors() {
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
     let mut ask = |doc: &str| -> Value {
-        conn.write_all(doc.as_bytes()).unwrap();
-        conn.write_all(b"\n").unwrap();
+        // An over-long document is answered (and the connection closed) before it is all
+        // written: a failed write is expected then; the answer is what counts.
+        let _ = conn.write_all(doc.as_bytes());
+        let _ = conn.write_all(b"\n");
         let mut line = String::new();
         std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
         serde_json::from_str(&line).unwrap()
@@ -338,31 +340,9 @@ request_route {{ if (!mf_process_maxfwd_header(\"10\")) {{ sl_send_reply(\"483\"
         socket.display()
     );
     let server = Server::start("rpc-load", &cfg);
-    let mut uas = Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &uas_port.to_string(),
-            "-nostdin",
-        ])
-        .current_dir(&server.dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut uas = sipp_uas(&server.dir, uas_port);
     std::thread::sleep(Duration::from_millis(300));
-    let mut uac = Command::new("sipp")
-        .args(["-sn", "uac", &format!("127.0.0.1:{}", server.port)])
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-r", "100", "-m", "300", "-timeout", "60s", "-nostdin"])
-        .current_dir(&server.dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut uac = sipp_uac(&server.dir, server.port, 100, 300);
     let threads: Vec<_> = (0..20)
         .map(|t| {
             let socket = socket.clone();
@@ -544,31 +524,9 @@ fn reload_under_load() {
         std::fs::write(&cfg_path, text.replace("PORT", &server.port.to_string())).unwrap()
     };
 
-    let mut uas = Command::new("sipp")
-        .args([
-            "-sn",
-            "uas",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &uas_port.to_string(),
-            "-nostdin",
-        ])
-        .current_dir(&server.dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut uas = sipp_uas(&server.dir, uas_port);
     std::thread::sleep(Duration::from_millis(300));
-    let mut uac = Command::new("sipp")
-        .args(["-sn", "uac", &format!("127.0.0.1:{}", server.port)])
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-r", "50", "-m", "200", "-timeout", "60s", "-nostdin"])
-        .current_dir(&server.dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut uac = sipp_uac(&server.dir, server.port, 50, 200);
 
     let client = UdpClient::new();
     let probe = |tag: &str| -> String {
@@ -582,17 +540,7 @@ fn reload_under_load() {
         let mut buf = [0u8; 8192];
         let (n, _) = hop.recv_from(&mut buf).unwrap();
         let fwd = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let mut reply = String::from("SIP/2.0 200 OK\r\n");
-        for l in fwd.lines() {
-            if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-                .iter()
-                .any(|h| l.starts_with(h))
-            {
-                reply.push_str(l);
-                reply.push_str("\r\n");
-            }
-        }
-        reply.push_str("Content-Length: 0\r\n\r\n");
+        let reply = reply_to(&fwd, "SIP/2.0 200 OK");
         hop.send_to(reply.as_bytes(), server.addr()).unwrap();
         let back = String::from_utf8(client.recv()).unwrap();
         back.lines()

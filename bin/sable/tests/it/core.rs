@@ -71,17 +71,7 @@ request_route { $du = \"sip:127.0.0.1:NEXT;transport=tcp\"; if (!forward()) { sl
         "{req}"
     );
     // Answer on the same connection: the reply is relayed to the UDP client.
-    let mut reply = String::from("SIP/2.0 200 OK\r\n");
-    for l in req.lines() {
-        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-            .iter()
-            .any(|h| l.starts_with(h))
-        {
-            reply.push_str(l);
-            reply.push_str("\r\n");
-        }
-    }
-    reply.push_str("Content-Length: 0\r\n\r\n");
+    let reply = reply_to(&req, "SIP/2.0 200 OK");
     conn.write_all(reply.as_bytes()).unwrap();
     let back = client.recv();
     assert_eq!(status(&back), 200);
@@ -231,17 +221,7 @@ request_route { record_route(); $du = \"sip:127.0.0.1:HOP\"; forward(); }\n";
         "{fwd}"
     );
     // The reply names the advertised address in its top Via: still relayed.
-    let mut reply = String::from("SIP/2.0 200 OK\r\n");
-    for l in fwd.lines() {
-        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
-            .iter()
-            .any(|h| l.starts_with(h))
-        {
-            reply.push_str(l);
-            reply.push_str("\r\n");
-        }
-    }
-    reply.push_str("Content-Length: 0\r\n\r\n");
+    let reply = reply_to(&fwd, "SIP/2.0 200 OK");
     hop.send_to(reply.as_bytes(), server.addr()).unwrap();
     assert_eq!(status(&client.recv()), 200);
 }

@@ -293,3 +293,53 @@ pub fn sipp_call(dir: &Path, proxy_port: u16, uas_port: u16) -> SippCall {
 pub fn have_kamailio() -> bool {
     Command::new("kamailio").arg("-v").output().is_ok()
 }
+
+/// A reply a UAS would send to a forwarded request: the status line, then the request's
+/// Via, From, To, Call-ID and CSeq lines as they are.
+pub fn reply_to(request: &str, status_line: &str) -> String {
+    let mut reply = format!("{status_line}\r\n");
+    for l in request.lines() {
+        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
+        {
+            reply.push_str(l);
+            reply.push_str("\r\n");
+        }
+    }
+    reply.push_str("Content-Length: 0\r\n\r\n");
+    reply
+}
+
+/// A SIPp UAS answering calls on `port` (until killed), run in `dir`.
+pub fn sipp_uas(dir: &Path, port: u16) -> Child {
+    Command::new("sipp")
+        .args([
+            "-sn",
+            "uas",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-nostdin",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A SIPp UAC placing `calls` calls at `rate` per second to the proxy on `proxy_port`.
+pub fn sipp_uac(dir: &Path, proxy_port: u16, rate: u32, calls: u32) -> Child {
+    Command::new("sipp")
+        .args(["-sn", "uac", &format!("127.0.0.1:{proxy_port}")])
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
+        .args(["-timeout", "60s", "-nostdin"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
