@@ -241,8 +241,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let set_level = init_logging(level);
+    let set_level: Box<dyn Fn(sable_engine::LogLevel) + Send + Sync> = set_level;
     let running = sable_engine::RunningConfig::of(&config, &loaded.core);
-    match run(loaded, set_level, options, running) {
+    match run(loaded, set_level, level, options, running) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -255,6 +256,7 @@ fn main() -> ExitCode {
 fn run(
     loaded: Loaded,
     set_level: Box<dyn Fn(sable_engine::LogLevel) + Send + Sync>,
+    level: sable_engine::LogLevel,
     options: Options,
     running: sable_engine::RunningConfig,
 ) -> anyhow::Result<()> {
@@ -286,6 +288,8 @@ fn run(
     } = loaded;
     let core = Arc::new(Core::new(core_config, transport.handle(), sockets));
     let _ = core.log_level_setter.set(set_level);
+    // The level in effect (debug= raised by -d), as corex.debug reports it.
+    core.set_log_level(level);
     modules.init(&core).map_err(|e| anyhow::anyhow!(e))?;
 
     // The RPC methods (core, modules, cfg.reload), then the control socket sablectl talks to.
@@ -329,6 +333,7 @@ fn run(
     let control = match sable_rpc::ControlServer::start(&ctl_path, ctl_mode, rpc.clone(), 64) {
         Ok(c) => {
             tracing::info!("control socket on {}", ctl_path.display());
+            let _ = core.ctl_running.set(ctl_path.clone());
             Some(c)
         }
         // Without modparam("ctl", ...) the default path may not be writable (not root):

@@ -29,6 +29,8 @@ pub struct Core {
     log_level: std::sync::atomic::AtomicI32,
     /// The RPC methods, for `jsonrpc_dispatch()` (set once the registry is complete).
     pub rpc: std::sync::OnceLock<std::sync::Arc<sable_rpc::Registry>>,
+    /// Where the control socket listens, once it does.
+    pub ctl_running: std::sync::OnceLock<std::path::PathBuf>,
     /// The control socket's path and mode when the config sets them (module ctl).
     pub ctl_socket: std::sync::OnceLock<(std::path::PathBuf, u32)>,
     /// Which HTTP URLs `event_route[xhttp:request]` handles (xhttp's url_match/url_skip).
@@ -77,6 +79,7 @@ impl Core {
             rpc: std::sync::OnceLock::new(),
             http_filter: std::sync::OnceLock::new(),
             ctl_socket: std::sync::OnceLock::new(),
+            ctl_running: std::sync::OnceLock::new(),
             program: parking_lot::RwLock::new(None),
             started_at,
             config,

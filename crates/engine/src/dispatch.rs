@@ -28,7 +28,9 @@ pub fn script_log(level: LogLevel, text: &str) {
         i32::MIN..=-1 => tracing::error!(target: "script", "<script>: {text}"),
         0 => tracing::warn!(target: "script", "<script>: {text}"),
         1 | 2 => tracing::info!(target: "script", "<script>: {text}"),
-        _ => tracing::debug!(target: "script", "<script>: {text}"),
+        3 => tracing::debug!(target: "script", "<script>: {text}"),
+        // Above L_DBG (log() without a level is L_DBG+1): shown only at debug=4.
+        _ => tracing::trace!(target: "script", "<script>: {text}"),
     }
 }
 

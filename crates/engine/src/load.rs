@@ -137,6 +137,7 @@ pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<Scrip
         }
     }
 
+    core.warnings.extend(modules.warnings());
     let mut registry: Registry<Sip> = Registry::new();
     crate::register_core(&mut registry, Arc::new(cfg_vars));
     modules.register(&mut registry);

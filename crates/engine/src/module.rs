@@ -41,6 +41,12 @@ pub trait Module: Send + Sync + std::fmt::Debug {
     /// Adds the module's functions, pseudo-variables and transformations.
     fn register(&self, registry: &mut Registry<Sip>);
 
+    /// What the module accepted without acting on it (parameters with no effect in Sable),
+    /// shown by `sable -c` and logged at start.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Adds the module's RPC methods (called once, after `init`).
     fn rpc(&self, registry: &mut sable_rpc::Registry, core: &std::sync::Arc<Core>) {
         let _ = (registry, core);
@@ -138,6 +144,15 @@ impl ModuleSet {
         for m in &self.modules {
             m.register(registry);
         }
+    }
+
+    /// The warnings of the loaded modules.
+    pub fn warnings(&self) -> Vec<String> {
+        self.modules
+            .iter()
+            .filter(|m| self.is_loaded(m.name()))
+            .flat_map(|m| m.warnings())
+            .collect()
     }
 
     /// Adds the RPC methods of the loaded modules.

@@ -94,7 +94,9 @@ fn threads(core: &Core) -> Vec<(u32, String)> {
     {
         out.push((pid, "tcp connections (2 threads)".to_owned()));
     }
-    out.push((pid, "control socket (RPC)".to_owned()));
+    if let Some(path) = core.ctl_running.get() {
+        out.push((pid, format!("control socket (RPC) {}", path.display())));
+    }
     out
 }
 

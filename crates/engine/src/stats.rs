@@ -61,6 +61,9 @@ impl Gauge {
 pub enum StatSource {
     Counter(Arc<Counter>),
     Gauge(Arc<Gauge>),
+    /// A gauge `stats.reset_statistics` sets to 0 (the statistics module's variables
+    /// without `/no_reset`).
+    ResettableGauge(Arc<Gauge>),
     /// Computed when read (memory in use, table sizes); never reset.
     Computed(Box<dyn Fn() -> i64 + Send + Sync>),
 }
@@ -69,7 +72,9 @@ impl std::fmt::Debug for StatSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StatSource::Counter(c) => write!(f, "Counter({})", c.get()),
-            StatSource::Gauge(g) => write!(f, "Gauge({})", g.get()),
+            StatSource::Gauge(g) | StatSource::ResettableGauge(g) => {
+                write!(f, "Gauge({})", g.get())
+            }
             StatSource::Computed(_) => f.write_str("Computed"),
         }
     }
@@ -79,7 +84,7 @@ impl StatSource {
     pub fn value(&self) -> i64 {
         match self {
             StatSource::Counter(c) => i64::try_from(c.get()).unwrap_or(i64::MAX),
-            StatSource::Gauge(g) => g.get(),
+            StatSource::Gauge(g) | StatSource::ResettableGauge(g) => g.get(),
             StatSource::Computed(f) => f(),
         }
     }
@@ -87,7 +92,10 @@ impl StatSource {
     /// Whether `stats.reset_statistics` resets it (Kamailio's statistics without
     /// `STAT_NO_RESET`): counters only.
     pub fn resettable(&self) -> bool {
-        matches!(self, StatSource::Counter(_))
+        matches!(
+            self,
+            StatSource::Counter(_) | StatSource::ResettableGauge(_)
+        )
     }
 }
 
@@ -149,6 +157,16 @@ impl StatRegistry {
         self.insert(group, name, StatSource::Counter(counter));
     }
 
+    /// Registers a gauge made elsewhere; `resettable`: `stats.reset_statistics` sets it to 0.
+    pub fn adopt_gauge(&self, group: &str, name: &str, gauge: Arc<Gauge>, resettable: bool) {
+        let source = if resettable {
+            StatSource::ResettableGauge(gauge)
+        } else {
+            StatSource::Gauge(gauge)
+        };
+        self.insert(group, name, source);
+    }
+
     /// A value computed when read.
     pub fn computed(&self, group: &str, name: &str, f: impl Fn() -> i64 + Send + Sync + 'static) {
         self.insert(group, name, StatSource::Computed(Box::new(f)));
@@ -200,10 +218,16 @@ impl StatRegistry {
         let groups = self.groups.read();
         let mut n = 0;
         for v in wanted {
-            if let Some(StatSource::Counter(c)) = groups.get(&v.group).and_then(|g| g.get(&v.name))
-            {
-                c.reset();
-                n += 1;
+            match groups.get(&v.group).and_then(|g| g.get(&v.name)) {
+                Some(StatSource::Counter(c)) => {
+                    c.reset();
+                    n += 1;
+                }
+                Some(StatSource::ResettableGauge(g)) => {
+                    g.set(0);
+                    n += 1;
+                }
+                _ => {}
             }
         }
         n

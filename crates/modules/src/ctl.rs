@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub struct Ctl {
     path: Option<PathBuf>,
     mode: Option<u32>,
+    warnings: Vec<String>,
 }
 
 /// A file mode written as Kamailio configs write it: `0660` (octal digits; the config
@@ -60,7 +61,8 @@ impl Module for Ctl {
             }
             "user" | "group" | "fifo" => {
                 str_param(value)?;
-                tracing::warn!("ctl: {name} has no effect in Sable");
+                self.warnings
+                    .push(format!("modparam(\"ctl\", \"{name}\"): no effect in Sable"));
             }
             "binrpc_max_body_size" | "binrpc_struct_max_body_size" => {
                 int_param(value)?;
@@ -72,9 +74,18 @@ impl Module for Ctl {
 
     fn register(&self, _reg: &mut Registry<Sip>) {}
 
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
     fn init(&self, core: &Arc<sable_engine::Core>) -> Result<(), String> {
-        if let Some(p) = &self.path {
-            let _ = core.ctl_socket.set((p.clone(), self.mode.unwrap_or(0o660)));
+        // A mode without a path applies to the default socket.
+        if self.path.is_some() || self.mode.is_some() {
+            let path = self
+                .path
+                .clone()
+                .unwrap_or_else(|| core.config.run_dir.join("sable_ctl"));
+            let _ = core.ctl_socket.set((path, self.mode.unwrap_or(0o660)));
         }
         Ok(())
     }

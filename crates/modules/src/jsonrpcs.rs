@@ -8,12 +8,16 @@ use sable_script::{Registry, RouteMask};
 #[derive(Debug)]
 pub struct Jsonrpcs {
     pretty: bool,
+    warnings: Vec<String>,
 }
 
 impl Default for Jsonrpcs {
     fn default() -> Self {
         // Kamailio's pretty_format default is 1.
-        Jsonrpcs { pretty: true }
+        Jsonrpcs {
+            pretty: true,
+            warnings: Vec::new(),
+        }
     }
 }
 
@@ -59,12 +63,19 @@ impl Module for Jsonrpcs {
         Ok(())
     }
 
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+
     fn register(&self, reg: &mut Registry<Sip>) {
         let pretty = self.pretty;
         reg.function(
             "jsonrpc_dispatch",
             function("jsonrpcs", 0, 0, RouteMask::REQUEST, move |_, _| {
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    if !sable_sip::Message::looks_like_http(ctx.msg.as_bytes()) {
+                        return -1;
+                    }
                     let Some(registry) = ctx.core.rpc.get().cloned() else {
                         return -1;
                     };

@@ -94,6 +94,11 @@ impl Module for Rr {
                     if !ctx.is_request() {
                         return -1;
                     }
+                    // One Record-Route per request: a second call is refused, as Kamailio.
+                    if ctx.record_route.as_ref().is_some_and(|r| r.active) {
+                        tracing::warn!("record_route() called twice: the second call is ignored");
+                        return -1;
+                    }
                     let mut rr = base(ctx);
                     if let Some(e) = &extra {
                         let p = e.eval(ctx).into_owned();
@@ -116,6 +121,10 @@ impl Module for Rr {
             function("rr", 1, 2, RR_ROUTES, move |_, mut a| {
                 let addr = required(&mut a, 1, "argument")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    if ctx.record_route.as_ref().is_some_and(|r| r.active) {
+                        tracing::warn!("record_route_preset() after record_route(): ignored");
+                        return -1;
+                    }
                     let text = addr.eval(ctx).into_owned();
                     let text = text.strip_prefix("sip:").unwrap_or(&text).to_owned();
                     let (address, params) = match text.split_once(';') {

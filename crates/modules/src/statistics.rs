@@ -142,10 +142,10 @@ impl Module for Statistics {
 
     fn init(&self, core: &Arc<sable_engine::Core>) -> Result<(), String> {
         if let Some(made) = self.made.get() {
-            for (full, (gauge, _)) in made.iter() {
+            for (full, (gauge, resettable)) in made.iter() {
                 let (g, n) = split_name(full);
-                let gauge = gauge.clone();
-                core.stat_registry.computed(&g, &n, move || gauge.get());
+                core.stat_registry
+                    .adopt_gauge(&g, &n, gauge.clone(), *resettable);
             }
         }
         Ok(())

@@ -94,6 +94,10 @@ impl Module for Xhttp {
                 let ctype = required(&mut a, 3, "content type")?.into_str();
                 let body = required(&mut a, 4, "body")?.into_str();
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    if !sable_sip::Message::looks_like_http(ctx.msg.as_bytes()) {
+                        tracing::warn!("xhttp_reply() on a SIP message: ignored");
+                        return -1;
+                    }
                     let Some(c) = code
                         .eval(ctx)
                         .and_then(|c| u16::try_from(c).ok())

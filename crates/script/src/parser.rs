@@ -4,7 +4,7 @@
 //! bounded ([`MAX_DEPTH`]) so that no input can overflow the stack.
 //!
 //! Expression precedence, lowest first, as Kamailio's grammar has it: `||` `or`; `&&` `and`;
-//! `|`; `&`; `^`; `<<` `>>`; `==` `!=` `=~` `!~`; `<` `<=` `>` `>=`; `+` `-`; `*` `/` `%`
+//! `|`; `&`; `^`; `<<`; `>>`; `==` `!=` `=~` `!~`; `<` `<=` `>` `>=`; `+` `-`; `*` `/` `%`
 //! `mod`; then the unary `!` `not` `-` `~` `defined` `strlen()` `strempty()`.
 
 // `ScriptError` is large (its public fields are fixed: kind, file, pos, hint), and a config is
@@ -171,21 +171,21 @@ fn binary_op(tok: &Tok) -> Option<(BinaryOp, u8)> {
         Tok::Amp => (BinaryOp::BitAnd, 4),
         Tok::Caret => (BinaryOp::BitXor, 5),
         Tok::Shl => (BinaryOp::Shl, 6),
-        Tok::Shr => (BinaryOp::Shr, 6),
-        Tok::EqEq => (BinaryOp::Eq, 7),
-        Tok::Ne => (BinaryOp::Ne, 7),
-        Tok::Match => (BinaryOp::Match, 7),
-        Tok::NotMatch => (BinaryOp::NotMatch, 7),
-        Tok::Lt => (BinaryOp::Lt, 8),
-        Tok::Le => (BinaryOp::Le, 8),
-        Tok::Gt => (BinaryOp::Gt, 8),
-        Tok::Ge => (BinaryOp::Ge, 8),
-        Tok::Plus => (BinaryOp::Add, 9),
-        Tok::Minus => (BinaryOp::Sub, 9),
-        Tok::Star => (BinaryOp::Mul, 10),
-        Tok::Slash => (BinaryOp::Div, 10),
-        Tok::Percent => (BinaryOp::Mod, 10),
-        Tok::Ident(w) if w == "mod" => (BinaryOp::Mod, 10),
+        Tok::Shr => (BinaryOp::Shr, 7),
+        Tok::EqEq => (BinaryOp::Eq, 8),
+        Tok::Ne => (BinaryOp::Ne, 8),
+        Tok::Match => (BinaryOp::Match, 8),
+        Tok::NotMatch => (BinaryOp::NotMatch, 8),
+        Tok::Lt => (BinaryOp::Lt, 9),
+        Tok::Le => (BinaryOp::Le, 9),
+        Tok::Gt => (BinaryOp::Gt, 9),
+        Tok::Ge => (BinaryOp::Ge, 9),
+        Tok::Plus => (BinaryOp::Add, 10),
+        Tok::Minus => (BinaryOp::Sub, 10),
+        Tok::Star => (BinaryOp::Mul, 11),
+        Tok::Slash => (BinaryOp::Div, 11),
+        Tok::Percent => (BinaryOp::Mod, 11),
+        Tok::Ident(w) if w == "mod" => (BinaryOp::Mod, 11),
         _ => return None,
     })
 }
@@ -1587,6 +1587,7 @@ mod tests {
         assert_eq!(show(&expr("8 >> 1 !~ \"a\"")), "(8 Shr (1 NotMatch \"a\"))");
         assert_eq!(show(&expr("$x & 1 == 1")), "($x BitAnd (1 Eq 1))");
         assert_eq!(show(&expr("7 mod 4")), "(7 Mod 4)");
+        assert_eq!(show(&expr("2 << 3 >> 1")), "(2 Shl (3 Shr 1))");
     }
 
     #[test]

@@ -25,6 +25,10 @@ request_route {
     }
     if (is_method("INVITE")) {
         record_route();
+        # A second call is refused: still one Record-Route.
+        if (record_route()) {
+            append_hf("X-Second-RR: accepted\r\n");
+        }
         append_hf("X-Via-Proxy: yes\r\n");
     }
     $du = "sip:127.0.0.1:NEXT_PORT";
@@ -117,6 +121,7 @@ fn forward_adds_via_received_rport_record_route_and_relays_the_reply_back() {
     );
     assert_eq!(header(&fwd, "Max-Forwards"), ["69"]);
     assert_eq!(header(&fwd, "X-Via-Proxy"), ["yes"]);
+    assert!(header(&fwd, "X-Second-RR").is_empty(), "{fwd}");
     let rr = header(&fwd, "Record-Route");
     assert_eq!(rr.len(), 1);
     assert_eq!(rr[0], format!("<sip:127.0.0.1:{};lr;ftag=a1>", server.port));
