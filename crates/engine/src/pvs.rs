@@ -193,6 +193,18 @@ impl Header {
     }
 }
 
+/// A part of the From (or To) header: `$fu`, `$tU`...
+struct AddrPv {
+    to: bool,
+    part: for<'x> fn(&NameAddr<'x>) -> Value,
+}
+
+impl PvAccess<Sip> for AddrPv {
+    fn get(&self, ctx: &mut MsgCtx<'_>) -> Value {
+        addr_part(ctx, self.to, self.part)
+    }
+}
+
 struct HdrPv(Header);
 
 impl PvAccess<Sip> for HdrPv {
@@ -414,61 +426,32 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: Arc<HashMap<String, Value>>) 
             }
         }),
     );
-    simple(
-        reg,
-        &["fu"],
-        |c| addr_part(c, false, |a| lossy(a.uri.as_bytes())),
-        None,
-    );
-    simple(
-        reg,
-        &["fU"],
-        |c| addr_part(c, false, |a| uri_user(&a.uri)),
-        None,
-    );
-    simple(
-        reg,
-        &["fd"],
-        |c| addr_part(c, false, |a| uri_host(&a.uri)),
-        None,
-    );
-    simple(
-        reg,
-        &["fn"],
-        |c| addr_part(c, false, |a| opt(a.display_name)),
-        None,
-    );
-    simple(
-        reg,
-        &["ft"],
-        |c| addr_part(c, false, |a| opt(a.tag())),
-        None,
-    );
-    simple(
-        reg,
-        &["tu"],
-        |c| addr_part(c, true, |a| lossy(a.uri.as_bytes())),
-        None,
-    );
-    simple(
-        reg,
-        &["tU"],
-        |c| addr_part(c, true, |a| uri_user(&a.uri)),
-        None,
-    );
-    simple(
-        reg,
-        &["td"],
-        |c| addr_part(c, true, |a| uri_host(&a.uri)),
-        None,
-    );
-    simple(
-        reg,
-        &["tn"],
-        |c| addr_part(c, true, |a| opt(a.display_name)),
-        None,
-    );
-    simple(reg, &["tt"], |c| addr_part(c, true, |a| opt(a.tag())), None);
+    // From and To: $fu $fU $fd $fn $ft, $tu $tU $td $tn $tt.
+    type Part = for<'x> fn(&NameAddr<'x>) -> Value;
+    let parts: [(&str, Part); 5] = [
+        ("u", |a| lossy(a.uri.as_bytes())),
+        ("U", |a| uri_user(&a.uri)),
+        ("d", |a| uri_host(&a.uri)),
+        ("n", |a| opt(a.display_name)),
+        ("t", |a| opt(a.tag())),
+    ];
+    for (prefix, to) in [("f", false), ("t", true)] {
+        for (suffix, part) in parts {
+            reg.pv(
+                &format!("{prefix}{suffix}"),
+                PvDef {
+                    module: "core",
+                    writable: false,
+                    make: Box::new(move |inner| {
+                        if inner.is_some_and(|i| !i.is_empty()) {
+                            return Err("takes no name in parentheses".to_owned());
+                        }
+                        Ok(Box::new(AddrPv { to, part }) as Box<dyn PvAccess<Sip>>)
+                    }),
+                },
+            );
+        }
+    }
     simple(
         reg,
         &["ci"],

@@ -225,3 +225,21 @@ request_route { record_route(); $du = \"sip:127.0.0.1:HOP\"; forward(); }\n";
     hop.send_to(reply.as_bytes(), server.addr()).unwrap();
     assert_eq!(status(&client.recv()), 200);
 }
+
+#[test]
+fn from_and_to_pseudo_variables() {
+    let server = Server::start(
+        "from-to",
+        "listen=udp:127.0.0.1:PORT\nloadmodule \"sl.so\"\nrequest_route { sl_send_reply(\"299\", \"$fU|$fd|$fn|$ft|$fu|$tU|$td|$tt|$tu|$rU|$rd|$rp\"); }\n",
+    );
+    let c = UdpClient::new();
+    let req = format!(
+        "OPTIONS sip:bob@example.com:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p};rport;branch=z9hG4bKft\r\nFrom: \"Alice A\" <sip:alice@atlanta.example.com>;tag=1928\r\nTo: <sip:bob@biloxi.example.com>\r\nCall-ID: ft\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        p = c.port()
+    );
+    c.send(server.addr(), req.as_bytes());
+    assert_eq!(
+        reason(&c.recv()),
+        "alice|atlanta.example.com|\"Alice A\"|1928|sip:alice@atlanta.example.com|bob|biloxi.example.com|<null>|sip:bob@biloxi.example.com|bob|example.com|5070"
+    );
+}
