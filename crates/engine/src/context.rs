@@ -28,6 +28,9 @@ pub struct RecordRoute {
     /// `record_route()` (or the preset form) was called: only then is a Record-Route added
     /// (`add_rr_param()` alone only collects parameters for it).
     pub active: bool,
+    /// rr's `enable_double_rr`: two Record-Routes (`;r2=on`) when the request leaves through
+    /// another socket than the one it came in on.
+    pub double: bool,
 }
 
 /// Where a message came from.
@@ -73,6 +76,9 @@ pub struct MsgCtx<'a> {
     /// TCP options of forwarded requests (`set_forward_close()`,
     /// `set_forward_no_connect()`).
     pub forward_flags: sable_transport::SendFlags,
+    /// The URI of our own Route header that `loose_route()` consumed (`$route_uri`,
+    /// `check_route_param()`, `is_direction()`).
+    pub loose_route_uri: Option<String>,
     /// `$fs`: the listen socket (index) requests must leave through.
     pub force_socket: Option<usize>,
     /// Inside `onsend_route`: where the request is about to go (`$snd(...)`).
@@ -112,6 +118,7 @@ impl<'a> MsgCtx<'a> {
             record_route: None,
             send_to: None,
             force_socket: None,
+            loose_route_uri: None,
             reply_flags: sable_transport::SendFlags::default(),
             forward_flags: sable_transport::SendFlags::default(),
             route,

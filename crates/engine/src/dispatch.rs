@@ -292,10 +292,26 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
         }
     }
     if let Some(rr) = ctx.record_route.as_ref().filter(|rr| rr.active) {
-        let value = record_route_value(rr, &host, port, hop.proto);
-        edits
-            .add_record_route(&ctx.msg, value.as_bytes())
-            .map_err(|e| format!("cannot add the Record-Route: {e}"))?;
+        let inbound = &ctx.recv.local;
+        if rr.double && rr.preset.is_none() && inbound.index != local.index {
+            // RFC 3261 §16.6 item 4 with two sockets: the outbound address on top, the
+            // inbound one below, both marked `r2=on` so loose_route() removes both.
+            let (in_host, in_port) = core.advertised(inbound);
+            let mut both = rr.clone();
+            both.params = format!(";r2=on{}", rr.params);
+            let top = record_route_value(&both, &host, port, hop.proto);
+            let below = record_route_value(&both, &in_host, in_port, inbound.proto);
+            // Inserts at one place keep their order: the top one first.
+            edits
+                .add_record_route(&ctx.msg, top.as_bytes())
+                .and_then(|()| edits.add_record_route(&ctx.msg, below.as_bytes()))
+                .map_err(|e| format!("cannot add the Record-Route: {e}"))?;
+        } else {
+            let value = record_route_value(rr, &host, port, hop.proto);
+            edits
+                .add_record_route(&ctx.msg, value.as_bytes())
+                .map_err(|e| format!("cannot add the Record-Route: {e}"))?;
+        }
     }
     let branch = stateless_branch(&ctx.msg, &ctx.ruri_text());
     let via = format!(

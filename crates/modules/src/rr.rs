@@ -11,6 +11,7 @@ pub struct Rr {
     enable_full_lr: bool,
     append_fromtag: bool,
     add_username: bool,
+    enable_double_rr: bool,
 }
 
 impl Default for Rr {
@@ -19,6 +20,7 @@ impl Default for Rr {
             enable_full_lr: false,
             append_fromtag: true,
             add_username: false,
+            enable_double_rr: true,
         }
     }
 }
@@ -40,10 +42,9 @@ impl Module for Rr {
             "enable_full_lr" => self.enable_full_lr = int_param(value)? != 0,
             "append_fromtag" => self.append_fromtag = int_param(value)? != 0,
             "add_username" => self.add_username = int_param(value)? != 0,
-            // Accepted with Kamailio's meaning where Sable has one socket per transport;
-            // double Record-Route arrives with multi-socket routing.
-            "enable_double_rr"
-            | "enable_socket_mismatch_warning"
+            "enable_double_rr" => self.enable_double_rr = int_param(value)? != 0,
+            // Accepted; no effect in Sable.
+            "enable_socket_mismatch_warning"
             | "force_send_socket"
             | "ignore_sips"
             | "sockname_mode"
@@ -59,8 +60,12 @@ impl Module for Rr {
     }
 
     fn register(&self, reg: &mut Registry<Sip>) {
-        let (full_lr, fromtag, username) =
-            (self.enable_full_lr, self.append_fromtag, self.add_username);
+        let (full_lr, fromtag, username, double) = (
+            self.enable_full_lr,
+            self.append_fromtag,
+            self.add_username,
+            self.enable_double_rr,
+        );
         let base = move |ctx: &mut MsgCtx<'_>| -> RecordRoute {
             let mut params = String::from(if full_lr { ";lr=on" } else { ";lr" });
             if fromtag {
@@ -84,6 +89,7 @@ impl Module for Rr {
                 params,
                 preset: None,
                 active: true,
+                double,
             }
         };
         reg.function(
@@ -161,6 +167,65 @@ impl Module for Rr {
             }),
         );
         reg.function(
+            "record_route_advertised_address",
+            function("rr", 1, 1, RR_ROUTES, move |_, mut a| {
+                let addr = required(&mut a, 1, "address")?.into_str();
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    if ctx.record_route.as_ref().is_some_and(|r| r.active) {
+                        return -1;
+                    }
+                    let text = addr.eval(ctx).into_owned();
+                    if text.is_empty() || text.contains(['<', '>', ' ']) {
+                        return -1;
+                    }
+                    let mut rr = base(ctx);
+                    if let Some(prev) = ctx.record_route.take() {
+                        rr.params.push_str(&prev.params);
+                    }
+                    rr.preset = Some(text.strip_prefix("sip:").unwrap_or(&text).to_owned());
+                    ctx.record_route = Some(rr);
+                    1
+                }))
+            }),
+        );
+        reg.function(
+            "is_direction",
+            function(
+                "rr",
+                1,
+                1,
+                RouteMask(RouteMask::REQUEST.0 | RouteMask::FAILURE.0 | RouteMask::BRANCH.0),
+                |_, mut a| {
+                    let dir = required(&mut a, 1, "direction")?
+                        .const_str()
+                        .ok_or(ArgError::new(1, "\"downstream\" or \"upstream\""))?
+                        .into_owned();
+                    let downstream = match dir.as_str() {
+                        "downstream" => true,
+                        "upstream" => false,
+                        other => {
+                            return Err(ArgError::new(
+                                1,
+                                format!("'{other}': \"downstream\" or \"upstream\""),
+                            ))
+                        }
+                    };
+                    Ok(Box::new(move |ctx: &mut MsgCtx<'_>| match direction(ctx) {
+                        Some(d) if d == downstream => 1,
+                        _ => -1,
+                    }))
+                },
+            ),
+        );
+        reg.pv(
+            "route_uri",
+            sable_script::PvDef {
+                module: "rr",
+                writable: false,
+                make: Box::new(|_| Ok(Box::new(RouteUri) as Box<dyn sable_script::PvAccess<Sip>>)),
+            },
+        );
+        reg.function(
             "loose_route",
             function("rr", 0, 0, RouteMask::REQUEST, |_, _| {
                 Ok(Box::new(loose_route))
@@ -182,11 +247,14 @@ impl Module for Rr {
                     .build()
                     .map_err(|e| ArgError::new(1, format!("bad regular expression: {e}")))?;
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
-                    let params = ctx.msg.routes().ok().and_then(|r| {
-                        r.first().and_then(|a| {
-                            a.uri
-                                .as_sip()
-                                .map(|s| String::from_utf8_lossy(s.params_bytes()).into_owned())
+                    // The Route loose_route() consumed; before it, the first Route.
+                    let params = consumed_route_params(ctx).or_else(|| {
+                        ctx.msg.routes().ok().and_then(|r| {
+                            r.first().and_then(|a| {
+                                a.uri
+                                    .as_sip()
+                                    .map(|s| String::from_utf8_lossy(s.params_bytes()).into_owned())
+                            })
                         })
                     });
                     match params {
@@ -196,6 +264,17 @@ impl Module for Rr {
                 }))
             }),
         );
+    }
+}
+
+/// `$route_uri`: the URI of the Route `loose_route()` consumed.
+struct RouteUri;
+
+impl sable_script::PvAccess<Sip> for RouteUri {
+    fn get(&self, ctx: &mut MsgCtx<'_>) -> sable_script::Value {
+        ctx.loose_route_uri
+            .clone()
+            .map_or(sable_script::Value::Null, sable_script::Value::Str)
     }
 }
 
@@ -216,6 +295,30 @@ fn loose_route(ctx: &mut MsgCtx<'_>) -> i32 {
         ),
         None => false,
     };
+    let route_values: Vec<_> = ctx.msg.headers_named(HeaderName::Route).cloned().collect();
+
+    // From a strict router (RFC 3261 §16.4): the Request-URI is the URI we put in a
+    // Record-Route; the real Request-URI is the last Route entry.
+    let ruri_ours = ctx
+        .msg
+        .request_uri()
+        .is_ok_and(|u| is_ours(u) && !u.as_sip().is_some_and(|s| s.lr()));
+    if ruri_ours {
+        if let (Some(last), Some(last_h)) = (routes.last(), route_values.last()) {
+            ctx.loose_route_uri = Some(
+                String::from_utf8_lossy(ctx.msg.slice(ctx.msg.request_uri_span())).into_owned(),
+            );
+            ctx.new_uri = Some(String::from_utf8_lossy(last.uri.as_bytes()).into_owned());
+            ctx.edits.remove_value(last_h);
+            if routes.len() > 1 {
+                if let Some(first) = routes.first() {
+                    ctx.dst_uri = Some(String::from_utf8_lossy(first.uri.as_bytes()).into_owned());
+                }
+            }
+            return 1;
+        }
+    }
+
     let mut removed = 0usize;
     for (k, r) in routes.iter().enumerate() {
         if !is_ours(&r.uri) {
@@ -228,13 +331,10 @@ fn loose_route(ctx: &mut MsgCtx<'_>) -> i32 {
             break;
         }
     }
-    let values: Vec<_> = ctx
-        .msg
-        .headers_named(HeaderName::Route)
-        .take(removed)
-        .cloned()
-        .collect();
-    for h in &values {
+    if let Some(first) = routes.first().filter(|_| removed > 0) {
+        ctx.loose_route_uri = Some(String::from_utf8_lossy(first.uri.as_bytes()).into_owned());
+    }
+    for h in route_values.iter().take(removed) {
         ctx.edits.remove_value(h);
     }
     match routes.get(removed) {
@@ -251,4 +351,24 @@ fn loose_route(ctx: &mut MsgCtx<'_>) -> i32 {
             }
         }
     }
+}
+
+/// The parameters of the Route `loose_route()` consumed (after the URI's host part).
+fn consumed_route_params(ctx: &MsgCtx<'_>) -> Option<String> {
+    let uri = ctx.loose_route_uri.as_ref()?;
+    let parsed = Uri::parse(uri.as_bytes()).ok()?;
+    let sip = parsed.as_sip()?;
+    Some(String::from_utf8_lossy(sip.params_bytes()).into_owned())
+}
+
+/// `is_direction("downstream"|"upstream")`: the `ftag` of our Route against the From tag —
+/// equal means the request goes the way the dialog's first request went (downstream).
+fn direction(ctx: &MsgCtx<'_>) -> Option<bool> {
+    let params = consumed_route_params(ctx)?;
+    let ftag = params
+        .split(';')
+        .find_map(|p| p.strip_prefix("ftag="))?
+        .to_owned();
+    let from_tag = ctx.msg.from().ok().and_then(|f| f.tag())?;
+    Some(from_tag == ftag.as_bytes())
 }

@@ -224,3 +224,117 @@ fn max_forwards_zero_gets_483() {
         "{text}"
     );
 }
+
+const RR_CFG: &str = r#"
+listen=udp:127.0.0.1:PORT
+listen=tcp:127.0.0.1:PORT
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "siputils.so"
+request_route {
+    if (has_totag()) {
+        if (loose_route()) {
+            $var(d) = "none";
+            if (is_direction("downstream")) { $var(d) = "down"; }
+            if (is_direction("upstream")) { $var(d) = "up"; }
+            sl_send_reply("299", "lr $var(d) $route_uri $ru $du");
+            exit;
+        }
+        sl_send_reply("404", "No Route");
+        exit;
+    }
+    record_route();
+    $du = "sip:127.0.0.1:HOP;transport=tcp";
+    forward();
+}
+"#;
+
+fn in_dialog(client_port: u16, ruri: &str, routes: &[&str], from_tag: &str) -> Vec<u8> {
+    let route_lines: String = routes.iter().map(|r| format!("Route: {r}\r\n")).collect();
+    format!(
+        "BYE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{client_port};rport;branch=z9hG4bK-{from_tag}\r\n{route_lines}From: <sip:alice@127.0.0.1>;tag={from_tag}\r\nTo: <sip:bob@127.0.0.1>;tag=b2\r\nCall-ID: rr-{from_tag}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn double_record_route_is_direction_route_uri_and_strict_routers() {
+    let next = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hop = next.local_addr().unwrap().port();
+    let server = Server::start_with("rr", RR_CFG, &[("HOP", hop)]);
+    let p = server.port;
+    let client = UdpClient::new();
+
+    // UDP in, TCP out: two Record-Routes with r2=on, the outbound one on top.
+    client.send(
+        server.addr(),
+        &request("INVITE", "bob", client.port(), p, ""),
+    );
+    let (mut conn, _) = next.accept().unwrap();
+    let fwd = String::from_utf8(read_some(&mut conn, Duration::from_secs(5))).unwrap();
+    let rr = header(&fwd, "Record-Route");
+    assert_eq!(
+        rr,
+        [
+            format!("<sip:127.0.0.1:{p};transport=tcp;r2=on;lr;ftag=a1>"),
+            format!("<sip:127.0.0.1:{p};r2=on;lr;ftag=a1>"),
+        ],
+        "{fwd}"
+    );
+
+    // Both of our Routes are consumed; the direction comes from ftag.
+    let ours_tcp = format!("<sip:127.0.0.1:{p};transport=tcp;r2=on;lr;ftag=a1>");
+    let ours_udp = format!("<sip:127.0.0.1:{p};r2=on;lr;ftag=a1>");
+    client.send(
+        server.addr(),
+        &in_dialog(
+            client.port(),
+            "sip:bob@192.0.2.9",
+            &[&ours_udp, &ours_tcp],
+            "a1",
+        ),
+    );
+    assert_eq!(
+        reason(&client.recv()),
+        format!("lr down sip:127.0.0.1:{p};r2=on;lr;ftag=a1 sip:bob@192.0.2.9 <null>")
+    );
+    let ours = format!("<sip:127.0.0.1:{p};lr;ftag=a1>");
+    client.send(
+        server.addr(),
+        &in_dialog(
+            client.port(),
+            "sip:alice@192.0.2.8",
+            &[&ours, "<sip:192.0.2.50;lr>"],
+            "zz",
+        ),
+    );
+    assert_eq!(
+        reason(&client.recv()),
+        format!("lr up sip:127.0.0.1:{p};lr;ftag=a1 sip:alice@192.0.2.8 sip:192.0.2.50;lr")
+    );
+
+    // From a strict router: the Request-URI is ours, the real one is the last Route.
+    client.send(
+        server.addr(),
+        &in_dialog(
+            client.port(),
+            &format!("sip:127.0.0.1:{p}"),
+            &["<sip:bob@192.0.2.9>"],
+            "s1",
+        ),
+    );
+    assert_eq!(
+        reason(&client.recv()),
+        format!("lr none sip:127.0.0.1:{p} sip:bob@192.0.2.9 <null>")
+    );
+}
+
+fn reason(reply: &[u8]) -> String {
+    let t = String::from_utf8_lossy(reply);
+    t.lines()
+        .next()
+        .unwrap_or("")
+        .get(12..)
+        .unwrap_or("")
+        .to_owned()
+}
