@@ -33,6 +33,42 @@ pub struct RecordRoute {
     pub double: bool,
 }
 
+/// A branch of the destination set (`append_branch()`), forked by tm.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Branch {
+    pub uri: String,
+    /// `$du` of the branch.
+    pub dst_uri: Option<String>,
+    /// q-value in thousandths (RFC 3261 §20.10), `None` when not given.
+    pub q: Option<u16>,
+    /// Branch flags.
+    pub flags: u32,
+    /// The listen socket (index) the branch must leave through (`$fs`).
+    pub socket: Option<usize>,
+}
+
+impl Branch {
+    /// `<uri>;q=0.5` as in a Contact header.
+    pub fn contact(&self) -> String {
+        match self.q {
+            Some(q) => {
+                let int = q / 1000;
+                let frac = format!("{:03}", q % 1000);
+                let frac = frac.trim_end_matches('0');
+                if frac.is_empty() {
+                    format!("<{}>;q={int}", self.uri)
+                } else {
+                    format!("<{}>;q={int}.{frac}", self.uri)
+                }
+            }
+            None => format!("<{}>", self.uri),
+        }
+    }
+}
+
+/// Most branches a destination set holds (Kamailio's default `MAX_BRANCHES`).
+pub const MAX_BRANCHES: usize = 12;
+
 /// Where a message came from.
 #[derive(Debug, Clone)]
 pub struct RecvInfo {
@@ -81,6 +117,11 @@ pub struct MsgCtx<'a> {
     pub loose_route_uri: Option<String>,
     /// `$fs`: the listen socket (index) requests must leave through.
     pub force_socket: Option<usize>,
+    /// The destination set: branches added by `append_branch()` (the Request-URI is branch 0
+    /// unless `ruri_consumed`).
+    pub branches: Vec<Branch>,
+    /// `append_branch()` without a q moved the Request-URI into the branches.
+    pub ruri_consumed: bool,
     /// Inside `onsend_route`: where the request is about to go (`$snd(...)`).
     pub send_to: Option<(Proto, SocketAddr)>,
     /// The route type running now.
@@ -118,6 +159,8 @@ impl<'a> MsgCtx<'a> {
             record_route: None,
             send_to: None,
             force_socket: None,
+            branches: Vec::new(),
+            ruri_consumed: false,
             loose_route_uri: None,
             reply_flags: sable_transport::SendFlags::default(),
             forward_flags: sable_transport::SendFlags::default(),

@@ -345,6 +345,70 @@ pub fn register(reg: &mut Registry<Sip>) {
         );
     }
 
+    // The destination set.
+    reg.function(
+        "append_branch",
+        function("core", 0, 2, REQ_FAIL_BRANCH, |_, mut a| {
+            let uri = take_arg(&mut a, 0).map(Arg::into_str);
+            let q = take_arg(&mut a, 0).map(Arg::into_str);
+            if let Some(c) = q.as_ref().and_then(|q| q.as_const()) {
+                if sable_sip::name_addr::parse_qvalue(c.as_bytes()).is_none() {
+                    return Err(ArgError::new(2, format!("'{c}' is not a q-value (0 to 1)")));
+                }
+            }
+            Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                if !ctx.is_request() || ctx.branches.len() >= crate::context::MAX_BRANCHES {
+                    return -1;
+                }
+                let q = match &q {
+                    Some(q) => {
+                        match sable_sip::name_addr::parse_qvalue(q.eval(ctx).trim().as_bytes()) {
+                            Some(q) => Some(q),
+                            None => return -1,
+                        }
+                    }
+                    None => None,
+                };
+                let branch = match &uri {
+                    Some(u) => crate::context::Branch {
+                        uri: u.eval(ctx).into_owned(),
+                        q,
+                        ..Default::default()
+                    },
+                    None => {
+                        // The current Request-URI (with $du, branch flags, forced socket)
+                        // becomes a branch; without a q it is not sent again as the R-URI.
+                        if q.is_none() {
+                            ctx.ruri_consumed = true;
+                        }
+                        crate::context::Branch {
+                            uri: ctx.ruri_text().into_owned(),
+                            dst_uri: ctx.dst_uri.clone(),
+                            q,
+                            flags: ctx.bflags,
+                            socket: ctx.force_socket,
+                        }
+                    }
+                };
+                if branch.uri.is_empty() {
+                    return -1;
+                }
+                ctx.branches.push(branch);
+                1
+            }))
+        }),
+    );
+    reg.function(
+        "clear_branches",
+        function("core", 0, 0, REQ_FAIL_BRANCH, |_, _| {
+            Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
+                ctx.branches.clear();
+                ctx.ruri_consumed = false;
+                1
+            }))
+        }),
+    );
+
     // TCP options of what this message causes to be sent.
     type FlagSet = fn(&mut MsgCtx<'_>);
     let tcp_flags: [(&str, FlagSet); 4] = [

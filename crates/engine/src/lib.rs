@@ -30,7 +30,7 @@ mod stats;
 
 pub use crate::config::{CoreConfig, GlobalParamError, LogLevel};
 pub use crate::core::Core;
-pub use context::{MsgCtx, RecordRoute, RecvInfo, Sip};
+pub use context::{Branch, MsgCtx, RecordRoute, RecvInfo, Sip, MAX_BRANCHES};
 pub use core_fns::{flag_arg, function, required, take_arg, UriParts};
 pub use dispatch::Dispatcher;
 pub use dispatch::{forward_request, record_route_value, relay_reply, script_log, send_reply};

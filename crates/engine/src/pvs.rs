@@ -590,6 +590,54 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: Arc<HashMap<String, Value>>) 
         },
     );
 
+    // The destination set: first branch, all branches, as a Contact list.
+    simple(
+        reg,
+        &["br"],
+        |c| {
+            c.branches
+                .first()
+                .map_or(Value::Null, |b| Value::Str(b.uri.clone()))
+        },
+        None,
+    );
+    simple(
+        reg,
+        &["bR"],
+        |c| {
+            if c.branches.is_empty() {
+                Value::Null
+            } else {
+                Value::Str(
+                    c.branches
+                        .iter()
+                        .map(|b| b.uri.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            }
+        },
+        None,
+    );
+    simple(
+        reg,
+        &["ds"],
+        |c| {
+            if c.branches.is_empty() {
+                Value::Null
+            } else {
+                Value::Str(
+                    c.branches
+                        .iter()
+                        .map(crate::context::Branch::contact)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
+            }
+        },
+        None,
+    );
+
     for (name, count) in [("hdr", false), ("hdrc", true)] {
         reg.pv(
             name,

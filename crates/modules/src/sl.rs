@@ -126,7 +126,18 @@ fn reply(ctx: &mut MsgCtx<'_>, stats: &SlStats, code: &IntArg<Sip>, reason: &Str
         return -1;
     };
     let reason = reason.eval(ctx).into_owned();
-    match send_reply(ctx, code, &reason, "", b"", None) {
+    // A redirect carries the destination set as its Contact (RFC 3261 §21.3).
+    let contact = if (300..400).contains(&code) && !ctx.branches.is_empty() {
+        let list: Vec<String> = ctx
+            .branches
+            .iter()
+            .map(sable_engine::Branch::contact)
+            .collect();
+        format!("Contact: {}\r\n", list.join(", "))
+    } else {
+        String::new()
+    };
+    match send_reply(ctx, code, &reason, &contact, b"", None) {
         Ok(()) => {
             stats.count(code);
             1

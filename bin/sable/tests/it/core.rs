@@ -243,3 +243,30 @@ fn from_and_to_pseudo_variables() {
         "alice|atlanta.example.com|\"Alice A\"|1928|sip:alice@atlanta.example.com|bob|biloxi.example.com|<null>|sip:bob@biloxi.example.com|bob|example.com|5070"
     );
 }
+
+#[test]
+fn append_branch_builds_the_destination_set_and_redirects_carry_it() {
+    let server = Server::start(
+        "branches",
+        "listen=udp:127.0.0.1:PORT\nloadmodule \"sl.so\"\nrequest_route {\n\
+         append_branch();\n\
+         append_branch(\"sip:a@192.0.2.1\", \"0.5\");\n\
+         append_branch(\"sip:b@192.0.2.2\");\n\
+         sl_send_reply(\"302\", \"Moved $br|$bR\");\n}\n",
+    );
+    let c = UdpClient::new();
+    c.send(
+        server.addr(),
+        &options_to("sip:x@192.0.2.9", c.port(), "br1"),
+    );
+    let reply = String::from_utf8(c.recv()).unwrap();
+    assert!(
+        reply.starts_with("SIP/2.0 302 Moved sip:x@192.0.2.9|sip:x@192.0.2.9, sip:a@192.0.2.1, sip:b@192.0.2.2\r\n"),
+        "{reply}"
+    );
+    assert!(
+        reply
+            .contains("Contact: <sip:x@192.0.2.9>, <sip:a@192.0.2.1>;q=0.5, <sip:b@192.0.2.2>\r\n"),
+        "{reply}"
+    );
+}
