@@ -163,6 +163,7 @@ impl Reload {
             |errors: Vec<ScriptError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
         let config = read_config(&self.options).map_err(show)?;
         let new = sable_engine::reload(&config, &self.modules, &self.running).map_err(show)?;
+        *core.cfg_vars.write() = Some(new.cfg_vars);
         core.set_program(Arc::new(new.program));
         let level =
             sable_engine::LogLevel(new.core.debug.0.saturating_add(self.options.debug_raise));
@@ -285,9 +286,11 @@ fn run(
         core: core_config,
         modules,
         program,
+        cfg_vars,
     } = loaded;
     let core = Arc::new(Core::new(core_config, transport.handle(), sockets));
     let _ = core.log_level_setter.set(set_level);
+    *core.cfg_vars.write() = Some(cfg_vars);
     // The level in effect (debug= raised by -d), as corex.debug reports it.
     core.set_log_level(level);
     modules.init(&core).map_err(|e| anyhow::anyhow!(e))?;

@@ -29,6 +29,9 @@ pub struct Core {
     log_level: std::sync::atomic::AtomicI32,
     /// The RPC methods, for `jsonrpc_dispatch()` (set once the registry is complete).
     pub rpc: std::sync::OnceLock<std::sync::Arc<sable_rpc::Registry>>,
+    /// The custom cfg variables (`group.name = value`), shared with the program's
+    /// `$sel(cfg_get...)` (replaced on reload).
+    pub cfg_vars: parking_lot::RwLock<Option<crate::CfgVars>>,
     /// Where the control socket listens, once it does.
     pub ctl_running: std::sync::OnceLock<std::path::PathBuf>,
     /// The control socket's path and mode when the config sets them (module ctl).
@@ -80,6 +83,7 @@ impl Core {
             http_filter: std::sync::OnceLock::new(),
             ctl_socket: std::sync::OnceLock::new(),
             ctl_running: std::sync::OnceLock::new(),
+            cfg_vars: parking_lot::RwLock::new(None),
             program: parking_lot::RwLock::new(None),
             started_at,
             config,

@@ -39,12 +39,13 @@ pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
 pub use pvs::Header;
 
 /// Registers the core functions, pseudo-variables, keywords and transformation classes.
-/// `cfg_vars`: the config's custom variables (`group.name = value`), read by
-/// `$sel(cfg_get.group.name)`.
-pub fn register_core(
-    registry: &mut sable_script::Registry<Sip>,
-    cfg_vars: std::sync::Arc<std::collections::HashMap<String, sable_script::Value>>,
-) {
+/// The config's custom variables (`group.name = value`): read by `$sel(cfg_get.group.name)`,
+/// changed at run time by the `cfg.set*` RPCs (module cfg_rpc).
+pub type CfgVars =
+    std::sync::Arc<parking_lot::RwLock<std::collections::BTreeMap<String, sable_script::Value>>>;
+
+/// Registers the core functions, pseudo-variables, keywords and transformation classes.
+pub fn register_core(registry: &mut sable_script::Registry<Sip>, cfg_vars: CfgVars) {
     core_fns::register(registry);
     pvs::register(registry, cfg_vars);
 }

@@ -6,7 +6,7 @@ use crate::context::Sip;
 use crate::module::{ModuleSet, ParamError};
 use sable_script::ast::{Config, Item, ParamValue, Pos};
 use sable_script::{compile, CompileOptions, ErrorKind, Program, Registry, ScriptError, Value};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The value of a custom cfg variable (`group.name = value`), as `$sel(cfg_get...)` gives it.
@@ -24,6 +24,8 @@ pub struct Loaded {
     pub core: CoreConfig,
     pub modules: ModuleSet,
     pub program: Program<Sip>,
+    /// The custom cfg variables the program reads (give them to the `Core`).
+    pub cfg_vars: crate::CfgVars,
 }
 
 fn error(config: &Config, kind: ErrorKind, pos: Pos, hint: Option<String>) -> ScriptError {
@@ -44,7 +46,7 @@ fn error(config: &Config, kind: ErrorKind, pos: Pos, hint: Option<String>) -> Sc
 pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<ScriptError>> {
     let mut errors = Vec::new();
     let mut core = CoreConfig::default();
-    let mut cfg_vars: HashMap<String, Value> = HashMap::new();
+    let mut cfg_vars: BTreeMap<String, Value> = BTreeMap::new();
 
     for item in &config.items {
         match item {
@@ -139,7 +141,8 @@ pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<Scrip
 
     core.warnings.extend(modules.warnings());
     let mut registry: Registry<Sip> = Registry::new();
-    crate::register_core(&mut registry, Arc::new(cfg_vars));
+    let cfg_vars: crate::CfgVars = Arc::new(parking_lot::RwLock::new(cfg_vars));
+    crate::register_core(&mut registry, cfg_vars.clone());
     modules.register(&mut registry);
     let options = CompileOptions {
         loaded_modules: modules.loaded().iter().map(|s| (*s).to_owned()).collect(),
@@ -157,6 +160,7 @@ pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<Scrip
             core,
             modules,
             program,
+            cfg_vars,
         }),
         _ => {
             errors.sort_by_key(|e| (e.pos.file, e.pos.line, e.pos.col));
@@ -204,6 +208,8 @@ fn modparams_of(config: &Config) -> Vec<(String, String, String)> {
 #[derive(Debug)]
 pub struct Reloaded {
     pub program: Program<Sip>,
+    /// The custom cfg variables of the new config.
+    pub cfg_vars: crate::CfgVars,
     /// The new config's core parameters (the log level may be applied at once).
     pub core: CoreConfig,
     pub not_applied: Vec<String>,
@@ -221,7 +227,7 @@ pub fn reload(
 ) -> Result<Reloaded, Vec<ScriptError>> {
     let mut errors = Vec::new();
     let mut core = CoreConfig::default();
-    let mut cfg_vars: HashMap<String, Value> = HashMap::new();
+    let mut cfg_vars: BTreeMap<String, Value> = BTreeMap::new();
     let mut not_applied = Vec::new();
     for item in &config.items {
         match item {
@@ -314,7 +320,8 @@ pub fn reload(
         }
     }
     let mut registry: Registry<Sip> = Registry::new();
-    crate::register_core(&mut registry, Arc::new(cfg_vars));
+    let cfg_vars: crate::CfgVars = Arc::new(parking_lot::RwLock::new(cfg_vars));
+    crate::register_core(&mut registry, cfg_vars.clone());
     modules.register(&mut registry);
     let options = CompileOptions {
         loaded_modules: modules.loaded().iter().map(|s| (*s).to_owned()).collect(),
@@ -323,6 +330,7 @@ pub fn reload(
     match compile(config, &registry, &options) {
         Ok(program) if errors.is_empty() => Ok(Reloaded {
             program,
+            cfg_vars,
             core,
             not_applied,
         }),

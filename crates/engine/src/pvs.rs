@@ -6,7 +6,6 @@ use crate::core_fns::UriParts;
 use sable_script::transform::{TransformClass, TransformFn};
 use sable_script::{PvAccess, PvDef, Registry, Value};
 use sable_sip::{HeaderName, HeaderValue, Message, NameAddr, SipUri, Uri};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -272,18 +271,17 @@ fn ip_text(ip: std::net::IpAddr) -> Value {
     Value::Str(ip.to_string())
 }
 
-/// `$sel(cfg_get.group.name)`: a custom cfg variable (read at load, constant since Sable has
-/// no cfg_rpc yet).
-struct CfgGet(Value);
+/// `$sel(cfg_get.group.name)`: a custom cfg variable, as it is now (cfg.set changes it).
+struct CfgGet(crate::CfgVars, String);
 
 impl PvAccess<Sip> for CfgGet {
     fn get(&self, _ctx: &mut MsgCtx<'_>) -> Value {
-        self.0.clone()
+        self.0.read().get(&self.1).cloned().unwrap_or_default()
     }
 }
 
 /// Registers the core pseudo-variables, keywords and SIP transformation classes.
-pub fn register(reg: &mut Registry<Sip>, cfg_vars: Arc<HashMap<String, Value>>) {
+pub fn register(reg: &mut Registry<Sip>, cfg_vars: crate::CfgVars) {
     reg.pv(
         "sel",
         PvDef {
@@ -292,12 +290,13 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: Arc<HashMap<String, Value>>) 
             make: Box::new(move |inner| {
                 let sel = inner.map(str::trim).unwrap_or("");
                 match sel.strip_prefix("cfg_get.") {
-                    Some(var) => cfg_vars
-                        .get(var)
-                        .map(|v| Box::new(CfgGet(v.clone())) as Box<dyn PvAccess<Sip>>)
-                        .ok_or_else(|| {
-                            format!("no cfg variable '{var}' (declare it as `{var} = value`)")
-                        }),
+                    Some(var) if cfg_vars.read().contains_key(var) => {
+                        Ok(Box::new(CfgGet(cfg_vars.clone(), var.to_owned()))
+                            as Box<dyn PvAccess<Sip>>)
+                    }
+                    Some(var) => Err(format!(
+                        "no cfg variable '{var}' (declare it as `{var} = value`)"
+                    )),
                     None => Err(format!(
                         "select '{sel}' is not supported (only cfg_get.GROUP.NAME)"
                     )),

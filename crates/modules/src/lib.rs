@@ -2,6 +2,7 @@
 //! and return codes. The binary hands [`all`] to the engine; `loadmodule` in the config
 //! decides which ones a script may use.
 
+mod cfg_rpc;
 mod corex;
 mod counters;
 mod ctl;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(xhttp::Xhttp::default()),
         Box::new(jsonrpcs::Jsonrpcs::default()),
         Box::new(ctl::Ctl::default()),
+        Box::new(cfg_rpc::CfgRpc),
         Box::new(xhttp_prom::XhttpProm::default()),
     ]
 }

@@ -606,3 +606,46 @@ fn run_dir_sets_the_default_control_socket() {
     let socket = dir.join("sable_ctl");
     assert!(ctl_json(&socket, &["rpc", "core.version"]).is_string());
 }
+
+#[test]
+fn cfg_rpc_reads_and_sets_cfg_variables() {
+    let extra = "pstn.gw_ip = \"192.0.2.7\" desc \"PSTN gateway\"\npstn.gw_port = 5060 desc \"port\"\nloadmodule \"cfg_rpc.so\"\n";
+    let dir = scratch("cfgrpc-ctl");
+    let socket = dir.join("sable_ctl");
+    let cfg = format!(
+        "listen=udp:127.0.0.1:PORT\nloadmodule \"sl.so\"\nloadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:{}\")\n{extra}\nrequest_route {{ sl_send_reply(\"299\", \"gw $sel(cfg_get.pstn.gw_ip):$sel(cfg_get.pstn.gw_port)\"); }}\n",
+        socket.display()
+    );
+    let server = Server::start("cfgrpc", &cfg);
+    let client = UdpClient::new();
+    let gw = |tag: &str| -> String {
+        client.send(server.addr(), &options(client.port(), server.port, tag));
+        let r = String::from_utf8(client.recv()).unwrap();
+        r.lines().next().unwrap().get(12..).unwrap().to_owned()
+    };
+    assert_eq!(gw("c1"), "gw 192.0.2.7:5060");
+    assert_eq!(
+        ctl_json(&socket, &["rpc", "cfg.get", "pstn", "gw_ip"]),
+        "192.0.2.7"
+    );
+    let list = ctl_json(&socket, &["rpc", "cfg.list"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .contains(&Value::from("pstn: gw_ip")),
+        "{list}"
+    );
+    ctl_json(&socket, &["rpc", "cfg.sets", "pstn", "gw_ip", "192.0.2.99"]);
+    ctl_json(&socket, &["rpc", "cfg.seti", "pstn", "gw_port", "5080"]);
+    assert_eq!(gw("c2"), "gw 192.0.2.99:5080");
+    // An integer variable refuses a string; an unknown one is 404.
+    let (code, _, _) = ctl(&socket, &["rpc", "cfg.set", "pstn", "gw_port", "abc"]);
+    assert_eq!(code, 1);
+    let (code, _, err) = ctl(&socket, &["rpc", "cfg.get", "pstn", "nope"]);
+    assert!(code == 1 && err.contains("404"), "{err}");
+    ctl_json(&socket, &["rpc", "cfg.set", "core", "debug", "3"]);
+    assert_eq!(
+        ctl_json(&socket, &["rpc", "corex.debug"]),
+        serde_json::json!(3)
+    );
+}
