@@ -153,12 +153,18 @@ struct Reload {
     options: Options,
     modules: Arc<ModuleSet>,
     running: sable_engine::RunningConfig,
+    /// One reload at a time (RPC connections, HTTP and SIGHUP may ask together).
+    busy: std::sync::Mutex<()>,
 }
 
 impl Reload {
     /// Re-reads and compiles the config and swaps it in. `Ok`: what was not applied;
     /// `Err`: the errors (the running config stays).
     fn run(&self, core: &Core) -> Result<Vec<String>, Vec<String>> {
+        let _one_at_a_time = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let show =
             |errors: Vec<ScriptError>| errors.iter().map(ToString::to_string).collect::<Vec<_>>();
         let config = read_config(&self.options).map_err(show)?;
@@ -301,6 +307,7 @@ fn run(
         options,
         modules: modules.clone(),
         running,
+        busy: std::sync::Mutex::new(()),
     });
     let mut rpc = sable_rpc::Registry::new();
     sable_engine::rpc::register(&mut rpc, &core);

@@ -390,7 +390,10 @@ pub fn register(reg: &mut Registry<Sip>) {
                         }
                     }
                 };
-                if branch.uri.is_empty() {
+                if branch.uri.contains(|c: char| c.is_whitespace())
+                    || sable_sip::Uri::parse(branch.uri.as_bytes()).is_err()
+                {
+                    tracing::warn!(uri = %branch.uri, "append_branch: not a URI");
                     return -1;
                 }
                 ctx.branches.push(branch);

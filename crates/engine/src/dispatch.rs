@@ -204,6 +204,10 @@ pub fn send_reply(
     if !ctx.is_request() {
         return Err("not a request".to_owned());
     }
+    // Script text never becomes extra lines of a reply (header injection).
+    if reason.contains(['\r', '\n']) || content_type.is_some_and(|t| t.contains(['\r', '\n'])) {
+        return Err("a reason phrase or content type with CR/LF".to_owned());
+    }
     let mut headers = ctx.reply_headers.clone();
     headers.push_str(extra_headers);
     send_reply_to(
@@ -239,7 +243,8 @@ fn send_reply_to(
 ) -> Result<(), String> {
     let via = req.top_via().map_err(|e| format!("no usable Via: {e}"))?;
     let top_via = via_with_received(via, recv.src, force_rport);
-    let to_tag = (code >= 180).then(|| stateless_to_tag(&core.sl_tag_prefix, req));
+    // RFC 3261 §8.2.6.2: every response but 100 carries a To-tag.
+    let to_tag = (code > 100).then(|| stateless_to_tag(&core.sl_tag_prefix, req));
     let bytes = build_reply(
         req,
         &ReplySpec {
@@ -280,8 +285,22 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
             .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?,
     };
     let (host, port) = core.advertised(local);
+    // A request sent to one of our own sockets would come back and be forwarded again.
+    if core
+        .sockets
+        .iter()
+        .any(|s| s.proto == hop.proto && s.addr == hop.addr)
+    {
+        return Err(format!("{} is this server: not forwarded (loop)", hop.addr));
+    }
     let mut edits = ctx.edits.clone();
     if let Some(uri) = &ctx.new_uri {
+        // What the script wrote must be one URI: no spaces, no CR/LF (RFC 3261 §25.1).
+        if uri.contains(|c: char| c.is_whitespace())
+            || sable_sip::Uri::parse(uri.as_bytes()).is_err()
+        {
+            return Err(format!("the Request-URI {uri:?} is not a URI"));
+        }
         edits.replace_request_uri(&ctx.msg, uri.as_bytes());
     }
     if let (Ok(via), Some(h)) = (ctx.msg.top_via(), ctx.msg.header(HeaderName::Via)) {

@@ -115,10 +115,14 @@ pub fn reply_next_hop(via: &Via<'_>) -> Result<(Proto, SocketAddr), String> {
         .and_then(|r| std::str::from_utf8(r).ok()?.parse::<IpAddr>().ok())
     {
         Some(ip) => ip,
-        None => match via.host.ip() {
-            Some(ip) => ip,
-            None => resolve(&String::from_utf8_lossy(via.host.as_bytes()), port)?.ip(),
-        },
+        // No name resolution here (it would block the worker on the network's say-so): a
+        // Via naming a host without `received` is not relayed.
+        None => via.host.ip().ok_or_else(|| {
+            format!(
+                "the next Via names a host ({}) without received=: not resolved",
+                String::from_utf8_lossy(via.host.as_bytes())
+            )
+        })?,
     };
     Ok((proto, SocketAddr::new(ip, port)))
 }

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// Most label sets one metric keeps (label values may come from the network).
+const MAX_SERIES_PER_METRIC: usize = 10_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Counter,
@@ -44,7 +47,16 @@ impl Metrics {
             ));
         }
         let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        f(values.entry((name.to_owned(), labels)).or_insert(0.0));
+        let key = (name.to_owned(), labels);
+        // Label values may come from the network ($fU...): bound the series per metric.
+        if !values.contains_key(&key)
+            && values.keys().filter(|(n, _)| n == name).count() >= MAX_SERIES_PER_METRIC
+        {
+            return Err(format!(
+                "metric '{name}' has {MAX_SERIES_PER_METRIC} label sets already"
+            ));
+        }
+        f(values.entry(key).or_insert(0.0));
         Ok(())
     }
 

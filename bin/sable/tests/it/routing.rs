@@ -338,3 +338,67 @@ fn reason(reply: &[u8]) -> String {
         .unwrap_or("")
         .to_owned()
 }
+
+/// Script text cannot inject header lines; a stateless provisional above 100 gets a To-tag;
+/// a request is not forwarded to the server itself.
+#[test]
+fn injection_refused_provisional_tags_and_self_loops() {
+    let cfg = r#"
+listen=udp:127.0.0.1:PORT
+loadmodule "sl.so"
+loadmodule "xlog.so"
+request_route {
+    if ($rU == "reason") {
+        if (!sl_send_reply("403", "No $(hdr(X-R){s.unescape.user})")) {
+            sl_send_reply("500", "refused");
+        }
+        exit;
+    }
+    if ($rU == "ruri") {
+        $ru = "sip:x@192.0.2.1" + $(hdr(X-R){s.unescape.user});
+        if (!forward("127.0.0.1", 9)) {
+            sl_send_reply("500", "not forwarded");
+        }
+        exit;
+    }
+    if ($rU == "prov") {
+        sl_send_reply("110", "Early");
+        exit;
+    }
+    if (!forward()) {
+        sl_send_reply("508", "loop");
+    }
+}
+"#;
+    let server = Server::start("inject", cfg);
+    let client = UdpClient::new();
+    let p = server.port;
+    let evil = "X-R: a%0d%0aX-Injected:%20yes\r\n";
+    client.send(
+        server.addr(),
+        &request("OPTIONS", "reason", client.port(), p, evil),
+    );
+    let r = String::from_utf8(client.recv()).unwrap();
+    assert!(
+        r.starts_with("SIP/2.0 500 refused\r\n") && !r.contains("X-Injected"),
+        "{r}"
+    );
+    client.send(
+        server.addr(),
+        &request("OPTIONS", "ruri", client.port(), p, evil),
+    );
+    let r = String::from_utf8(client.recv()).unwrap();
+    assert!(r.starts_with("SIP/2.0 500 not forwarded\r\n"), "{r}");
+    client.send(
+        server.addr(),
+        &request("OPTIONS", "prov", client.port(), p, ""),
+    );
+    let r = String::from_utf8(client.recv()).unwrap();
+    assert!(header(&r, "To")[0].contains(";tag="), "{r}");
+    // The Request-URI names this server: forward() would send it to itself.
+    client.send(
+        server.addr(),
+        &request("OPTIONS", "self", client.port(), p, ""),
+    );
+    assert_eq!(status(&client.recv()), 508);
+}
