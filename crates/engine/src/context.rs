@@ -131,6 +131,11 @@ pub struct MsgCtx<'a> {
     /// The worker's `$var` values, lent to this message and given back after it.
     pub vars: Vec<Value>,
     pub retcode: i32,
+    /// The program this message runs on (set by the dispatcher; a transaction keeps it so
+    /// its reply and failure routes run on the same program after a reload).
+    pub program: Option<std::sync::Arc<sable_script::Program<Sip>>>,
+    /// Transaction state of this message (tm).
+    pub tm: crate::tm::TmMsg,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -169,6 +174,8 @@ impl<'a> MsgCtx<'a> {
             xavps: XavpStore::new(),
             vars,
             retcode: 1,
+            program: None,
+            tm: crate::tm::TmMsg::default(),
         }
     }
 

@@ -42,6 +42,8 @@ pub struct Core {
     pub log_level_setter: std::sync::OnceLock<LevelSetter>,
     /// Prefix of the To-tags of stateless replies (one per instance, as Kamailio's sl).
     pub sl_tag_prefix: String,
+    /// The transaction layer, once module tm starts it.
+    pub tm: std::sync::OnceLock<std::sync::Arc<crate::tm::Tm>>,
     /// Start time, seconds since the Unix epoch (`$TS`).
     pub started_at: i64,
     /// The compiled script, set once before the transport starts (modules that run routes
@@ -85,6 +87,7 @@ impl Core {
             ctl_running: std::sync::OnceLock::new(),
             cfg_vars: parking_lot::RwLock::new(None),
             program: parking_lot::RwLock::new(None),
+            tm: std::sync::OnceLock::new(),
             started_at,
             config,
             transport,

@@ -107,9 +107,15 @@ impl Dispatcher {
                 return vars;
             };
             let mut ctx = MsgCtx::new(&self.core, msg, recv, vars, RouteMask::REQUEST);
+            ctx.program = Some(program.clone());
             let result = program.run(id, &mut ctx);
             if result.dropped {
                 self.core.stats.drop_requests.inc();
+            }
+            // What the request route did after the transaction was created (AVPs, flags)
+            // belongs to the transaction.
+            if let Some(tx) = ctx.tm.tx.take() {
+                tx.keep_script_state(&ctx);
             }
             ctx.vars
         } else {
@@ -117,10 +123,17 @@ impl Dispatcher {
                 .stats
                 .count_reply(msg.status_code().unwrap_or(0), &self.core.replies_6xx);
             let mut ctx = MsgCtx::new(&self.core, msg, recv, vars, RouteMask::CORE_ONREPLY);
+            ctx.program = Some(program.clone());
             if let Some(id) = program.core_reply_route() {
                 let result = program.run(id, &mut ctx);
                 if result.dropped {
                     self.core.stats.drop_replies.inc();
+                    return ctx.vars;
+                }
+            }
+            // A reply to a request tm sent goes to its transaction, never statelessly on.
+            if let Some(tm) = self.core.tm.get() {
+                if tm.on_reply(&mut ctx) {
                     return ctx.vars;
                 }
             }
@@ -274,6 +287,33 @@ fn send_reply_to(
 /// the rewritten Request-URI, `received`/`rport` on the received top Via, and a new top Via
 /// with a branch derived from the received one.
 pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String> {
+    let branch = stateless_branch(&ctx.msg, &ctx.ruri_text());
+    let (bytes, local) = build_forwarded(ctx, hop, &branch)?;
+    if !run_onsend(ctx, hop) {
+        return Err("dropped by onsend_route".to_owned());
+    }
+    let core = ctx.core;
+    core.send_with(
+        hop.proto,
+        hop.addr,
+        Some(local),
+        None,
+        &bytes,
+        ctx.forward_flags,
+    )
+    .map_err(|e| e.to_string())?;
+    core.stats.fwd_requests.inc();
+    Ok(())
+}
+
+/// The request of `ctx` as it leaves towards `hop` with `branch` in its new top Via: the
+/// pending edits, the rewritten Request-URI, `received`/`rport` on the received top Via,
+/// the Record-Route asked for. Gives the octets and the index of the socket to send from.
+pub fn build_forwarded(
+    ctx: &MsgCtx<'_>,
+    hop: &NextHop,
+    branch: &str,
+) -> Result<(Vec<u8>, usize), String> {
     let core = ctx.core;
     let forced = ctx
         .force_socket
@@ -332,7 +372,6 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
                 .map_err(|e| format!("cannot add the Record-Route: {e}"))?;
         }
     }
-    let branch = stateless_branch(&ctx.msg, &ctx.ruri_text());
     let via = format!(
         "SIP/2.0/{} {host}:{port};branch={branch}{}",
         hop.proto.as_str().to_ascii_uppercase(),
@@ -341,21 +380,7 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, hop: &NextHop) -> Result<(), String
     edits
         .add_via(&ctx.msg, via.as_bytes())
         .map_err(|e| format!("cannot add the Via: {e}"))?;
-    let bytes = edits.to_vec(&ctx.msg);
-    if !run_onsend(ctx, hop) {
-        return Err("dropped by onsend_route".to_owned());
-    }
-    core.send_with(
-        hop.proto,
-        hop.addr,
-        Some(local.index),
-        None,
-        &bytes,
-        ctx.forward_flags,
-    )
-    .map_err(|e| e.to_string())?;
-    core.stats.fwd_requests.inc();
-    Ok(())
+    Ok((edits.to_vec(&ctx.msg), local.index))
 }
 
 /// Runs `onsend_route` (if the config has one) for a request about to leave towards `hop`:

@@ -27,6 +27,7 @@ mod pvs;
 pub mod rpc;
 pub mod sip_util;
 mod stats;
+pub mod tm;
 
 pub use crate::config::{CoreConfig, GlobalParamError, LogLevel};
 pub use crate::core::Core;

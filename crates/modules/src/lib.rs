@@ -16,6 +16,8 @@ mod siputils;
 mod sl;
 mod statistics;
 mod textops;
+mod tm;
+mod tmx;
 mod xhttp;
 mod xhttp_prom;
 mod xlog;
@@ -33,6 +35,8 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(siputils::Siputils),
         Box::new(sanity::Sanity::default()),
         Box::new(rr::Rr::default()),
+        Box::new(tm::TmModule::default()),
+        Box::new(tmx::Tmx),
         Box::new(kex::Kex),
         Box::new(pv::Pv),
         Box::new(corex::Corex),
