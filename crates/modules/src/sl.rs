@@ -169,7 +169,7 @@ impl Module for Sl {
                     .ok_or_else(|| ParamError::bad("a reply code in 300..699"))?;
             }
             "default_reason" => self.default_reason = str_param(value)?,
-            // Kamailio's sl uses tm when a transaction exists; until tm lands there is none.
+            // send_reply() goes through tm whenever a transaction exists.
             "bind_tm" | "rich_redirect" => {
                 int_param(value)?;
             }
@@ -217,6 +217,19 @@ impl Module for Sl {
                     let (code, reason) = code_reason(args)?;
                     let stats = stats.clone();
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                        // With a transaction, the reply goes through it (Kamailio's
+                        // send_reply uses tm when the transaction exists).
+                        if let (Some(tm), Some(_)) = (ctx.core.tm.get().cloned(), &ctx.tm.tx) {
+                            let Some(c) = code
+                                .eval(ctx)
+                                .and_then(|c| u16::try_from(c).ok())
+                                .filter(|c| (100..=699).contains(c))
+                            else {
+                                return -1;
+                            };
+                            let r = reason.eval(ctx).into_owned();
+                            return tm.reply(ctx, c, &r);
+                        }
                         reply(ctx, &stats, &code, &reason)
                     }))
                 },

@@ -18,6 +18,8 @@ loadmodule "textops.so"
 modparam("tm", "fr_timer", 1000)
 modparam("tm", "fr_inv_timer", 3000)
 modparam("tm", "wt_timer", 500)
+modparam("tm", "contacts_avp", "tm_contacts")
+modparam("tm", "contact_flows_avp", "tm_contact_flows")
 
 request_route {
     if (is_method("ACK")) {
@@ -33,6 +35,16 @@ request_route {
         exit;
     }
     $avp(kept) = "from-request-" + $rU;
+    if ($rU == "serial") {
+        $ru = "sip:one@127.0.0.1:UAS1";
+        append_branch("sip:three@127.0.0.1:UAS3", "0.1");
+        append_branch("sip:two@127.0.0.1:UAS2", "0.5");
+        t_load_contacts();
+        t_next_contacts();
+        t_on_failure("SERIAL");
+        t_relay();
+        exit;
+    }
     if ($rU == "fork") {
         $ru = "sip:one@127.0.0.1:UAS1";
         append_branch("sip:two@127.0.0.1:UAS2");
@@ -47,6 +59,15 @@ request_route {
     if (!t_relay()) {
         xlog("L_ERR", "relay failed\n");
     }
+}
+
+failure_route[SERIAL] {
+    xlog("L_ERR", "serial failure $T_reply_code, next\n");
+    if (!t_next_contacts()) {
+        exit;
+    }
+    t_on_failure("SERIAL");
+    t_relay();
 }
 
 onreply_route[R] {
@@ -328,4 +349,33 @@ fn failure_route_tries_another_destination() {
     let fin = caller.next_not_100();
     assert!(fin.starts_with("SIP/2.0 200 "), "{fin}");
     assert!(fin.contains("tag=e"), "{fin}");
+}
+
+#[test]
+fn serial_forking_walks_the_contacts_by_q() {
+    let (s, u1, u2, u3) = start("tm-serial");
+    let caller = Peer::new();
+    let inv = invite("serial", &caller, s.port, "serial1");
+    caller.send(s.addr(), &inv);
+    assert!(caller.next().starts_with("SIP/2.0 100 "));
+    let r1 = u1.next();
+    assert!(r1.starts_with("INVITE sip:one@"), "{r1}");
+    u1.send(s.addr(), &answer(&r1, "SIP/2.0 503 Service Unavailable", "s1"));
+    assert!(u1.next().starts_with("ACK "));
+    // q 0.5 before q 0.1, whatever the order they were appended in.
+    let r2 = u2.next();
+    assert!(r2.starts_with("INVITE sip:two@"), "{r2}");
+    u2.send(s.addr(), &answer(&r2, "SIP/2.0 486 Busy Here", "s2"));
+    assert!(u2.next().starts_with("ACK "));
+    let r3 = u3.next();
+    assert!(r3.starts_with("INVITE sip:three@"), "{r3}");
+    u3.send(s.addr(), &answer(&r3, "SIP/2.0 180 Ringing", "s3"));
+    assert!(caller.next().starts_with("SIP/2.0 180 "));
+    u3.send(s.addr(), &answer(&r3, "SIP/2.0 200 OK", "s3"));
+    let fin = caller.next();
+    assert!(fin.starts_with("SIP/2.0 200 "), "{fin}");
+    let log = s.log_text();
+    let first = log.find("serial failure 503, next").expect("503 step logged");
+    let second = log.find("serial failure 486, next").expect("486 step logged");
+    assert!(first < second, "{log}");
 }
