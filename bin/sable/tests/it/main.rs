@@ -18,3 +18,4 @@ mod routing;
 mod seed;
 mod sidebyside;
 mod signals;
+mod tm;
