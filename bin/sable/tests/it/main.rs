@@ -18,4 +18,5 @@ mod routing;
 mod seed;
 mod sidebyside;
 mod signals;
+mod tm;
 mod tm_core;
