@@ -195,17 +195,19 @@ fn load_contacts(ctx: &mut MsgCtx<'_>, avp: &str, mode: i64) -> i32 {
         // One destination only: nothing to order.
         return 1;
     }
-    let mut all: Vec<(u16, String, Option<String>, u32)> = Vec::new();
+    // q in thousandths; -1 when not given, which Kamailio sorts after every q (a
+    // Request-URI without q is tried last).
+    let mut all: Vec<(i64, String, Option<String>, u32)> = Vec::new();
     if !ctx.ruri_consumed {
         all.push((
-            1000,
+            -1,
             ctx.ruri_text().into_owned(),
             ctx.dst_uri.clone(),
             ctx.bflags,
         ));
     }
     for b in ctx.branches.drain(..) {
-        all.push((b.q.unwrap_or(1000), b.uri, b.dst_uri, b.flags));
+        all.push((b.q.map_or(-1, i64::from), b.uri, b.dst_uri, b.flags));
     }
     ctx.ruri_consumed = false;
     if mode == 1 {
@@ -216,7 +218,8 @@ fn load_contacts(ctx: &mut MsgCtx<'_>, avp: &str, mode: i64) -> i32 {
             format!("{:?}", std::time::SystemTime::now()).as_bytes(),
         );
         while !rest.is_empty() {
-            let total: u64 = rest.iter().map(|c| u64::from(c.0)).sum();
+            let weight = |c: &(i64, String, Option<String>, u32)| u64::try_from(c.0).unwrap_or(0);
+            let total: u64 = rest.iter().map(weight).sum();
             let pick = if total == 0 {
                 0
             } else {
@@ -224,11 +227,11 @@ fn load_contacts(ctx: &mut MsgCtx<'_>, avp: &str, mode: i64) -> i32 {
                 let mut r = (seed >> 33) % total;
                 let mut k = 0;
                 for (i, c) in rest.iter().enumerate() {
-                    if r < u64::from(c.0) {
+                    if r < weight(c) {
                         k = i;
                         break;
                     }
-                    r -= u64::from(c.0);
+                    r -= weight(c);
                 }
                 k
             };
@@ -240,7 +243,7 @@ fn load_contacts(ctx: &mut MsgCtx<'_>, avp: &str, mode: i64) -> i32 {
             .into_iter()
             .enumerate()
             .map(|(i, mut c)| {
-                c.0 = u16::try_from(n - i).unwrap_or(0);
+                c.0 = i64::try_from(n - i).unwrap_or(0);
                 c
             })
             .collect();
@@ -255,7 +258,7 @@ fn load_contacts(ctx: &mut MsgCtx<'_>, avp: &str, mode: i64) -> i32 {
         if let Some(d) = dst {
             ctx.xavps.set_field(avp, 0, "dst_uri", Value::from(d));
         }
-        ctx.xavps.set_field(avp, 0, "q", Value::Int(i64::from(q)));
+        ctx.xavps.set_field(avp, 0, "q", Value::Int(q));
         ctx.xavps
             .set_field(avp, 0, "flags", Value::Int(i64::from(flags)));
     }
@@ -279,7 +282,7 @@ fn next_contacts(ctx: &mut MsgCtx<'_>, avp: &str) -> i32 {
         item.field("q")
             .and_then(|v| v.first())
             .map(Value::as_int)
-            .unwrap_or(1000)
+            .unwrap_or(-1)
     };
     let q = q_of(&top);
     let mut first = true;

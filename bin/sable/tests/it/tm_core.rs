@@ -36,7 +36,7 @@ request_route {
     }
     $avp(kept) = "from-request-" + $rU;
     if ($rU == "serial") {
-        $ru = "sip:one@127.0.0.1:UAS1";
+        append_branch("sip:one@127.0.0.1:UAS1", "1.0");
         append_branch("sip:three@127.0.0.1:UAS3", "0.1");
         append_branch("sip:two@127.0.0.1:UAS2", "0.5");
         t_load_contacts();
@@ -360,7 +360,10 @@ fn serial_forking_walks_the_contacts_by_q() {
     assert!(caller.next().starts_with("SIP/2.0 100 "));
     let r1 = u1.next();
     assert!(r1.starts_with("INVITE sip:one@"), "{r1}");
-    u1.send(s.addr(), &answer(&r1, "SIP/2.0 503 Service Unavailable", "s1"));
+    u1.send(
+        s.addr(),
+        &answer(&r1, "SIP/2.0 503 Service Unavailable", "s1"),
+    );
     assert!(u1.next().starts_with("ACK "));
     // q 0.5 before q 0.1, whatever the order they were appended in.
     let r2 = u2.next();
@@ -375,7 +378,11 @@ fn serial_forking_walks_the_contacts_by_q() {
     let fin = caller.next();
     assert!(fin.starts_with("SIP/2.0 200 "), "{fin}");
     let log = s.log_text();
-    let first = log.find("serial failure 503, next").expect("503 step logged");
-    let second = log.find("serial failure 486, next").expect("486 step logged");
+    let first = log
+        .find("serial failure 503, next")
+        .expect("503 step logged");
+    let second = log
+        .find("serial failure 486, next")
+        .expect("486 step logged");
     assert!(first < second, "{log}");
 }
