@@ -3,7 +3,7 @@
 //! RPC methods.
 
 use sable_engine::sip_util::{next_hop_of_target, NextHop};
-use sable_engine::tm::{NewTx, Tm, TmConfig};
+use sable_engine::tm::{NewTx, Tm, TmConfig, UacRequest};
 use sable_engine::{function, int_param, required, str_param, take_arg, Core, Module, MsgCtx};
 use sable_engine::{ParamError, Sip};
 use sable_rpc::{MethodKind, Params, RpcError};
@@ -323,6 +323,16 @@ fn next_contacts(ctx: &mut MsgCtx<'_>, avp: &str) -> i32 {
     }
 }
 
+/// A CSeq number given as a string or an integer.
+fn cseq_param(p: &Params, k: usize) -> Result<u32, RpcError> {
+    let v = match p.raw(k) {
+        Some(Json::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Some(Json::String(s)) => s.trim().parse().ok(),
+        _ => None,
+    };
+    v.ok_or_else(|| RpcError::invalid_params(format!("parameter {}: a CSeq number", k + 1)))
+}
+
 impl Module for TmModule {
     fn name(&self) -> &'static str {
         "tm"
@@ -439,6 +449,98 @@ impl Module for TmModule {
                     c.tm.get()
                         .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
                 Ok(Json::Array(tm.all().iter().map(|t| t.describe()).collect()))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "tm.t_uac_start",
+            "Sends a request statefully: method ruri nexthop socket headers [body] (\".\" for none).",
+            ["string", "string", "string", "string", "string", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let tm = c
+                    .tm
+                    .get()
+                    .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let dot = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty() && *v != ".").map(str::to_owned);
+                let req = UacRequest {
+                    method: p.str(0)?.to_owned(),
+                    ruri: p.str(1)?.to_owned(),
+                    next_hop: dot(p.opt_str(2)?),
+                    headers: dot(p.opt_str(4)?).unwrap_or_default(),
+                    body: dot(p.opt_str(5)?).unwrap_or_default().into_bytes(),
+                    callback: None,
+                };
+                tm.uac_start(&c, req)
+                    .map_err(|e| RpcError::new(500, e))?;
+                Ok(Json::Object(serde_json::Map::new()))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "tm.cancel",
+            "Cancels the pending branches of a transaction: callid cseq.",
+            ["string", "string", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let tm =
+                    c.tm.get()
+                        .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let cseq = cseq_param(p, 1)?;
+                let tx = tm
+                    .find_by_callid(p.str(0)?, cseq)
+                    .ok_or_else(|| RpcError::new(481, "No such transaction"))?;
+                tm.cancel_tx(&c, &tx);
+                Ok(Json::Object(serde_json::Map::new()))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "tm.reply",
+            "Replies to a transaction: code reason trans_id (the tindex of tm.list) to_tag new_headers [body].",
+            ["string", "int", "string", "string", "string", "string", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let tm = c
+                    .tm
+                    .get()
+                    .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let code = u16::try_from(p.int(0)?)
+                    .ok()
+                    .filter(|c| (100..=699).contains(c))
+                    .ok_or_else(|| RpcError::invalid_params("the code must be 100..699"))?;
+                let reason = p.str(1)?;
+                if reason.contains(['\r', '\n']) {
+                    return Err(RpcError::invalid_params("the reason must be one line"));
+                }
+                let tid = p.str(2)?;
+                let id: u64 = tid
+                    .split(':')
+                    .next()
+                    .and_then(|t| t.trim().parse().ok())
+                    .ok_or_else(|| RpcError::invalid_params("trans_id: the tindex from tm.list"))?;
+                let tx = tm
+                    .find_by_id(id)
+                    .ok_or_else(|| RpcError::new(481, "No such transaction"))?;
+                let mut headers = p
+                    .opt_str(4)?
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty() && *h != ".")
+                    .unwrap_or("")
+                    .replace("\r\n", "\n")
+                    .replace('\n', "\r\n");
+                if !headers.is_empty() && !headers.ends_with("\r\n") {
+                    headers.push_str("\r\n");
+                }
+                if headers.contains("\r\n\r\n") {
+                    return Err(RpcError::invalid_params("empty line in the headers"));
+                }
+                let body = p.opt_str(5)?.filter(|b| *b != ".").unwrap_or("");
+                if tm.reply_local(&c, &tx, code, reason, &headers, body.as_bytes(), None) {
+                    Ok(Json::Object(serde_json::Map::new()))
+                } else {
+                    Err(RpcError::new(500, "Reply failed (already replied?)"))
+                }
             },
         );
     }

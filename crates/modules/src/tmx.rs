@@ -1,6 +1,7 @@
-//! `tmx`: extras on top of tm: `t_cancel_branches()`, `t_reply_callid()`, and the
+//! `tmx`: extras on top of tm: `t_cancel_branches()`, `t_reply_callid()`,
+//! `t_cancel_callid()`, and the
 //! transaction pseudo-variables `$T_reply_code`, `$T_reply_reason`, `$T_branch_idx`,
-//! `$T(name)`.
+//! `$T(name)`, `$T_req(pv)`, `$T_rpl(pv)`.
 
 use sable_engine::{function, required, Module, MsgCtx, Sip};
 use sable_script::{ArgError, PvAccess, PvDef, Registry, RouteMask, Value};
@@ -82,6 +83,42 @@ impl PvAccess<Sip> for TPv {
     }
 }
 
+/// `$T_req(pv)` / `$T_rpl(pv)`: a pseudo-variable read on the transaction's request, or
+/// on the reply being handled (onreply_route) or the winning one (failure_route).
+struct OnOther {
+    inner: sable_script::Pv<Sip>,
+    reply: bool,
+}
+
+impl PvAccess<Sip> for OnOther {
+    fn get(&self, ctx: &mut MsgCtx<'_>) -> Value {
+        if self.reply && ctx.route == RouteMask::TM_ONREPLY {
+            return self.inner.get(ctx);
+        }
+        let bytes = if self.reply {
+            match &ctx.tm.reply {
+                Some(b) => b.clone(),
+                None => return Value::Null,
+            }
+        } else {
+            match &ctx.tm.tx {
+                Some(tx) => std::sync::Arc::new(tx.request().to_vec()),
+                None => return Value::Null,
+            }
+        };
+        let Ok(msg) = Message::parse(&bytes) else {
+            return Value::Null;
+        };
+        let recv = ctx.recv;
+        let vars = std::mem::take(&mut ctx.vars);
+        let mut other = MsgCtx::new(ctx.core, msg, recv, vars, ctx.route);
+        other.tm = ctx.tm.clone();
+        let v = self.inner.get(&mut other);
+        ctx.vars = std::mem::take(&mut other.vars);
+        v
+    }
+}
+
 fn pv(reg: &mut Registry<Sip>, name: &str, field: Field) {
     reg.pv(
         name,
@@ -102,6 +139,17 @@ impl Module for Tmx {
         pv(reg, "T_reply_code", Field::ReplyCode);
         pv(reg, "T_reply_reason", Field::ReplyReason);
         pv(reg, "T_branch_idx", Field::BranchIdx);
+        for (name, reply) in [("T_req", false), ("T_rpl", true)] {
+            reg.nested_pv(
+                name,
+                sable_script::NestedPvDef {
+                    module: "tmx",
+                    make: Box::new(move |inner| {
+                        Ok(Box::new(OnOther { inner, reply }) as Box<dyn PvAccess<Sip>>)
+                    }),
+                },
+            );
+        }
         reg.pv(
             "T",
             PvDef {
@@ -124,6 +172,63 @@ impl Module for Tmx {
                     Ok(Box::new(TPv(field)) as Box<dyn PvAccess<Sip>>)
                 }),
             },
+        );
+        reg.function(
+            "t_reply_callid",
+            function("tmx", 4, 4, RouteMask::ANY, |_, mut args| {
+                let callid = required(&mut args, 1, "Call-ID")?.into_str();
+                let cseq = required(&mut args, 2, "CSeq")?.into_str();
+                let code = required(&mut args, 3, "code")?.into_int(3)?;
+                let reason = required(&mut args, 4, "reason")?.into_str();
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(tm) = ctx.core.tm.get().cloned() else {
+                        return -1;
+                    };
+                    let ci = callid.eval(ctx).into_owned();
+                    let Ok(n) = cseq.eval(ctx).trim().parse::<u32>() else {
+                        return -1;
+                    };
+                    let Some(c) = code
+                        .eval(ctx)
+                        .and_then(|c| u16::try_from(c).ok())
+                        .filter(|c| (100..=699).contains(c))
+                    else {
+                        return -1;
+                    };
+                    let r = reason.eval(ctx).into_owned();
+                    if r.contains(['\r', '\n']) {
+                        return -1;
+                    }
+                    match tm.find_by_callid(&ci, n) {
+                        Some(tx) if tm.reply_local(ctx.core, &tx, c, &r, "", b"", None) => 1,
+                        _ => -1,
+                    }
+                }))
+            }),
+        );
+        reg.function(
+            "t_cancel_callid",
+            function("tmx", 3, 4, RouteMask::ANY, |_, mut args| {
+                let callid = required(&mut args, 1, "Call-ID")?.into_str();
+                let cseq = required(&mut args, 2, "CSeq")?.into_str();
+                let _flags = required(&mut args, 3, "flags")?.into_int(3)?;
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(tm) = ctx.core.tm.get().cloned() else {
+                        return -1;
+                    };
+                    let ci = callid.eval(ctx).into_owned();
+                    let Ok(n) = cseq.eval(ctx).trim().parse::<u32>() else {
+                        return -1;
+                    };
+                    match tm.find_by_callid(&ci, n) {
+                        Some(tx) => {
+                            tm.cancel_tx(ctx.core, &tx);
+                            1
+                        }
+                        None => -1,
+                    }
+                }))
+            }),
         );
         reg.function(
             "t_cancel_branches",

@@ -642,6 +642,44 @@ impl<'r, H: Host> Compiler<'r, H> {
                 let n = need_inner(self)?;
                 PvKind::Shv(self.shv.clone(), self.shv.slot(n))
             }
+            other if self.registry.nested_pvs.contains_key(other) => {
+                let registry = self.registry;
+                let Some(def) = registry.nested_pvs.get(other) else {
+                    return Err(self.error(
+                        ErrorKind::UnknownPseudoVariable {
+                            name: other.to_owned(),
+                        },
+                        p.pos,
+                        None,
+                    ));
+                };
+                if !self.loaded.contains(def.module) {
+                    return Err(self.error(
+                        ErrorKind::UnknownPseudoVariable {
+                            name: other.to_owned(),
+                        },
+                        p.pos,
+                        Some(format!(
+                            "${other} belongs to module {m}: add loadmodule \"{m}.so\"",
+                            m = def.module
+                        )),
+                    ));
+                }
+                let text = need_inner(self)?;
+                let parsed = crate::parse_pv(text, p.pos)?;
+                let inner_pv = self.pv(&parsed)?;
+                let access = (def.make)(inner_pv).map_err(|reason| {
+                    self.error(
+                        ErrorKind::BadPseudoVariable(format!("${other}: {reason}")),
+                        p.pos,
+                        None,
+                    )
+                })?;
+                PvKind::Host {
+                    access,
+                    writable: false,
+                }
+            }
             other => {
                 let registry = self.registry;
                 let Some(def) = registry.pvs.get(other) else {

@@ -33,8 +33,8 @@ pub use parser::{parse_file, parse_str};
 pub use preprocess::Defines;
 pub use pv::{Format, Pv, PvAccess};
 pub use registry::{
-    Action, Arg, ArgError, FixupFn, FunctionDef, Host, IntArg, MyselfFn, PvDef, PvMaker, Registry,
-    RouteMask, ScriptState, StrArg,
+    Action, Arg, ArgError, FixupFn, FunctionDef, Host, IntArg, MyselfFn, NestedPvDef,
+    NestedPvMaker, PvDef, PvMaker, Registry, RouteMask, ScriptState, StrArg,
 };
 pub use value::{parse_int, Value};
 pub use vars::{AvpId, AvpNames, AvpStore, SharedVars, XavpItem, XavpStore};

@@ -167,10 +167,30 @@ impl<H: Host> fmt::Debug for PvDef<H> {
     }
 }
 
+/// Makes the access of a pseudo-variable whose name is itself a pseudo-variable
+/// (`$T_req($hdr(From))`): it gets the compiled inner one.
+pub type NestedPvMaker<H> =
+    Box<dyn Fn(crate::pv::Pv<H>) -> Result<Box<dyn PvAccess<H>>, String> + Send + Sync>;
+
+/// A read-only pseudo-variable class over another pseudo-variable.
+pub struct NestedPvDef<H: Host> {
+    pub module: &'static str,
+    pub make: NestedPvMaker<H>,
+}
+
+impl<H: Host> fmt::Debug for NestedPvDef<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NestedPvDef")
+            .field("module", &self.module)
+            .finish()
+    }
+}
+
 /// The functions, pseudo-variables and transformation classes a script may use.
 pub struct Registry<H: Host> {
     pub(crate) functions: HashMap<String, FunctionDef<H>>,
     pub(crate) pvs: HashMap<String, PvDef<H>>,
+    pub(crate) nested_pvs: HashMap<String, NestedPvDef<H>>,
     pub(crate) transforms: HashMap<String, TransformClass>,
     /// Bare words usable as operands in expressions (`uri`, `method`, `src_ip`...).
     pub(crate) keywords: HashMap<String, PvDef<H>>,
@@ -207,6 +227,7 @@ impl<H: Host> Registry<H> {
         Registry {
             functions: HashMap::new(),
             pvs: HashMap::new(),
+            nested_pvs: HashMap::new(),
             transforms,
             keywords: HashMap::new(),
             myself: None,
@@ -222,6 +243,11 @@ impl<H: Host> Registry<H> {
     /// Adds a pseudo-variable class.
     pub fn pv(&mut self, name: &str, def: PvDef<H>) {
         self.pvs.insert(name.to_owned(), def);
+    }
+
+    /// Adds a pseudo-variable class whose name is a pseudo-variable (`$T_req(pv)`).
+    pub fn nested_pv(&mut self, name: &str, def: NestedPvDef<H>) {
+        self.nested_pvs.insert(name.to_owned(), def);
     }
 
     /// Adds a keyword operand for expressions.
@@ -256,7 +282,10 @@ impl<H: Host> Registry<H> {
 
     /// The module that offers a pseudo-variable class.
     pub fn pv_module(&self, name: &str) -> Option<&'static str> {
-        self.pvs.get(name).map(|p| p.module)
+        self.pvs
+            .get(name)
+            .map(|p| p.module)
+            .or_else(|| self.nested_pvs.get(name).map(|p| p.module))
     }
 }
 

@@ -15,7 +15,7 @@ fn sablectl_bin() -> PathBuf {
     Path::new(sable_bin()).with_file_name("sablectl")
 }
 
-fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(sablectl_bin())
         .arg("-s")
         .arg(socket)
@@ -29,7 +29,7 @@ fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn ctl_json(socket: &Path, args: &[&str]) -> Value {
+pub(crate) fn ctl_json(socket: &Path, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
     all.extend_from_slice(args);
     let (code, out, err) = ctl(socket, &all);

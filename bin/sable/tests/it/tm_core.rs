@@ -76,7 +76,7 @@ onreply_route[R] {
 }
 
 failure_route[F] {
-    xlog("L_ERR", "failure $T_reply_code avp $avp(kept)\n");
+    xlog("L_ERR", "failure $T_reply_code avp $avp(kept) req-callid $T_req($ci) rpl-to-tag $T_rpl($tt) reason $T_reply_reason\n");
     if (t_is_canceled()) {
         xlog("L_ERR", "failure: canceled\n");
         exit;
@@ -251,7 +251,12 @@ fn parallel_fork_relays_the_best_reply_and_acks_each_branch() {
         assert!(p.next_within(300).is_none());
     }
     let log = s.log_text();
-    assert!(log.contains("failure 404"), "{log}");
+    assert!(
+        log.contains(
+            "failure 404 avp from-request-fork req-callid fork1@test rpl-to-tag t reason Not Found"
+        ),
+        "{log}"
+    );
     assert!(log.contains("avp from-request-fork"), "{log}");
 }
 
@@ -385,4 +390,152 @@ fn serial_forking_walks_the_contacts_by_q() {
         .find("serial failure 486, next")
         .expect("486 step logged");
     assert!(first < second, "{log}");
+}
+
+const RPC_CFG: &str = r#"
+listen=udp:127.0.0.1:PORT
+children=2
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "ctl.so"
+loadmodule "textops.so"
+modparam("ctl", "binrpc", "unix:CTL_PATH")
+modparam("tm", "wt_timer", 300)
+
+request_route {
+    if (is_method("MESSAGE")) {
+        # Held: answered later over RPC (tm.reply).
+        t_newtran();
+        exit;
+    }
+    $du = "sip:127.0.0.1:UAS1";
+    t_relay();
+}
+"#;
+
+#[test]
+fn rpc_stats_uac_start_reply_and_cancel() {
+    let u1 = Peer::new();
+    let dir = scratch("tm-rpc-ctl");
+    let sock = dir.join("sable_ctl");
+    let cfg = RPC_CFG.replace("CTL_PATH", &sock.to_string_lossy());
+    let s = Server::start_with("tm-rpc", &cfg, &[("UAS1", u1.port())]);
+    let ctl = |args: &[&str]| crate::control::ctl_json(&sock, args);
+
+    // A request of our own: OPTIONS to the peer, its 200 ends it.
+    let uri = format!("sip:ping@127.0.0.1:{}", u1.port());
+    ctl(&[
+        "rpc",
+        "tm.t_uac_start",
+        "OPTIONS",
+        &uri,
+        ".",
+        ".",
+        "X-Probe: 1\r\n",
+    ]);
+    let opt = u1.next();
+    assert!(opt.starts_with(&format!("OPTIONS {uri} SIP/2.0")), "{opt}");
+    for h in [
+        "X-Probe: 1",
+        "From: <sip:sable@",
+        "CSeq: 10 OPTIONS",
+        "Max-Forwards: 70",
+    ] {
+        assert!(opt.contains(h), "{h} missing: {opt}");
+    }
+    u1.send(s.addr(), &answer(&opt, "SIP/2.0 200 OK", "p"));
+
+    // A held MESSAGE answered from RPC.
+    let caller = Peer::new();
+    let msg = format!(
+        "MESSAGE sip:held@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c};branch=z9hG4bKheld1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:held@x>\r\nCall-ID: held-1\r\nCSeq: 5 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        p = s.port,
+        c = caller.port()
+    );
+    caller.send(s.addr(), &msg);
+    let mut tindex = None;
+    for _ in 0..50 {
+        let list = ctl(&["rpc", "tm.list"]);
+        if let Some(t) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["method"] == "MESSAGE")
+        {
+            assert_eq!(t["callid"], "held-1");
+            assert_eq!(t["cseq"], "5");
+            tindex = Some(t["tindex"].as_u64().unwrap().to_string());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tindex = tindex.expect("the held MESSAGE is listed");
+    ctl(&[
+        "rpc",
+        "tm.reply",
+        "i:202",
+        "Accepted",
+        &tindex,
+        ".",
+        "X-From-Rpc: yes\r\n",
+    ]);
+    let r = caller.next();
+    assert!(r.starts_with("SIP/2.0 202 Accepted"), "{r}");
+    assert!(r.contains("X-From-Rpc: yes"), "{r}");
+
+    // A ringing INVITE cancelled from RPC.
+    let inv = invite("ring", &caller, s.port, "rpccancel");
+    caller.send(s.addr(), &inv);
+    assert!(caller.next().starts_with("SIP/2.0 100 "));
+    let req = u1.next();
+    u1.send(s.addr(), &answer(&req, "SIP/2.0 180 Ringing", "r"));
+    assert!(caller.next().starts_with("SIP/2.0 180 "));
+    ctl(&["rpc", "tm.cancel", "rpccancel@test", "1"]);
+    let cancel = u1.next();
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    u1.send(
+        s.addr(),
+        &answer(&req, "SIP/2.0 487 Request Terminated", "r"),
+    );
+    assert!(u1.next().starts_with("ACK "));
+    assert!(caller.next().starts_with("SIP/2.0 487 "));
+    // The ACK ends the INVITE's server side (no route absorbs it here: t_relay() does).
+    caller.send(s.addr(), &same_transaction(&inv, "ACK", Some("r")));
+
+    let st = ctl(&["rpc", "tm.stats"]);
+    for k in [
+        "current",
+        "waiting",
+        "total",
+        "total_local",
+        "rpl_received",
+        "rpl_generated",
+        "rpl_sent",
+        "6xx",
+        "5xx",
+        "4xx",
+        "3xx",
+        "2xx",
+        "created",
+        "freed",
+        "delayed_free",
+    ] {
+        assert!(st[k].is_i64() || st[k].is_u64(), "{k} in {st}");
+    }
+    assert_eq!(st["total"], 3, "{st}");
+    assert_eq!(st["total_local"], 1, "{st}");
+    assert_eq!(st["2xx"], 2, "{st}");
+    assert_eq!(st["4xx"], 1, "{st}");
+    // Freed after wt_timer.
+    let mut freed = 0;
+    for _ in 0..60 {
+        let st = ctl(&["rpc", "tm.stats"]);
+        freed = st["freed"].as_u64().unwrap();
+        if freed == 3 {
+            assert_eq!(st["current"], 0, "{st}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(freed, 3);
 }

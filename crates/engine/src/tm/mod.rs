@@ -13,6 +13,9 @@
 
 mod reply;
 mod timer;
+mod uac;
+
+pub use uac::{UacCallback, UacRequest};
 
 pub use timer::{TimerQueue, TimerWhat};
 
@@ -247,6 +250,9 @@ pub struct Tx {
     program: Arc<Program<Sip>>,
     created: Millis,
     lifetime: u64,
+    /// A request this server sent on its own (`tm.t_uac_start`, modules): no caller to
+    /// answer; the final reply goes to the callback.
+    local: Option<Mutex<Option<UacCallback>>>,
     state: Mutex<TxState>,
 }
 
@@ -644,6 +650,7 @@ impl Tm {
             } else {
                 self.cfg.max_noninv_lifetime
             },
+            local: None,
             state: Mutex::new(TxState {
                 uas: ServerTransaction::new(
                     if invite {
@@ -1197,6 +1204,25 @@ impl Tm {
         let mut st = tx.state.lock();
         if st.final_code >= 200 && !(tx.invite && (200..300).contains(&code)) {
             return false;
+        }
+        if let Some(callback) = &tx.local {
+            // A local request: the final reply ends it; nothing goes upstream.
+            if code >= 200 && st.final_code < 200 {
+                st.final_code = code;
+                self.stats.count_final(code);
+                self.stats.waiting.add(1);
+                let reply_seen = (!bytes.is_empty()).then_some(bytes);
+                drop(st);
+                if let Some(cb) = callback.lock().take() {
+                    cb(code, reply_seen.as_deref());
+                }
+                self.timers.push(
+                    Millis(now.0 + self.cfg.wt_timer),
+                    Arc::downgrade(tx),
+                    TimerWhat::Delete,
+                );
+            }
+            return true;
         }
         let actions = st.uas.on_tu_response(code, bytes, now);
         if actions.is_empty() {

@@ -1,0 +1,266 @@
+//! Requests this server sends on its own through a transaction (`tm.t_uac_start`, and the
+//! modules that probe or end calls): built here, retransmitted and timed out like any
+//! branch, their final reply handed to a callback.
+
+use super::{Forwarding, TimerWhat, Tm, Tx, TxState, UacBranch, BRANCH_PREFIX};
+use crate::context::RecvInfo;
+use crate::core::Core;
+use crate::sip_util::{next_hop_of_uri, NextHop};
+use parking_lot::Mutex;
+use sable_script::{AvpStore, XavpStore};
+use sable_sip::{HeaderName, Message};
+use sable_transaction::{
+    ClientKind, ClientTransaction, Millis, ServerKind, ServerTransaction, TransactionKey,
+};
+use sable_transport::Proto;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// What a local transaction calls with its final reply: the code, and the reply's octets
+/// (received, or made here for a timeout).
+pub type UacCallback = Box<dyn FnOnce(u16, Option<&[u8]>) + Send>;
+
+/// A request to send.
+#[derive(Default)]
+pub struct UacRequest {
+    pub method: String,
+    pub ruri: String,
+    /// Where to send it (a SIP URI), instead of the Request-URI's host.
+    pub next_hop: Option<String>,
+    /// Header lines, each ending in CRLF. From, To, Call-ID, CSeq and Max-Forwards are
+    /// added when missing; Via and Content-Length are always made here.
+    pub headers: String,
+    pub body: Vec<u8>,
+    pub callback: Option<UacCallback>,
+}
+
+impl std::fmt::Debug for UacRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UacRequest")
+            .field("method", &self.method)
+            .field("ruri", &self.ruri)
+            .finish()
+    }
+}
+
+fn has_header(headers: &str, long: &str, compact: Option<&str>) -> bool {
+    headers.split("\r\n").any(|l| {
+        l.split_once(':').is_some_and(|(n, _)| {
+            let n = n.trim();
+            n.eq_ignore_ascii_case(long) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c))
+        })
+    })
+}
+
+impl Tm {
+    /// Sends `req` statefully. Errors: a bad method, URI or header text, no socket for the
+    /// destination, no program loaded.
+    pub fn uac_start(&self, core: &Core, req: UacRequest) -> Result<Arc<Tx>, String> {
+        let method = req.method.trim().to_owned();
+        if method.is_empty()
+            || !method
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(format!("bad method {method:?}"));
+        }
+        if method.eq_ignore_ascii_case("ACK") || method.eq_ignore_ascii_case("CANCEL") {
+            return Err(format!("{method} cannot start a transaction"));
+        }
+        let ruri = req.ruri.trim();
+        if ruri.contains(char::is_whitespace) || sable_sip::Uri::parse(ruri.as_bytes()).is_err() {
+            return Err(format!("bad Request-URI {ruri:?}"));
+        }
+        let mut headers = req.headers.replace("\r\n", "\n").replace('\n', "\r\n");
+        if !headers.is_empty() && !headers.ends_with("\r\n") {
+            headers.push_str("\r\n");
+        }
+        if headers.contains("\r\n\r\n") || headers.starts_with("\r\n") {
+            return Err("empty line in the headers".to_owned());
+        }
+        let hop: NextHop = next_hop_of_uri(req.next_hop.as_deref().unwrap_or(ruri))?;
+        let socket = core
+            .socket_for(hop.proto, &hop.addr, None)
+            .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?
+            .clone();
+        let Some(program) = core.program() else {
+            return Err("no config loaded".to_owned());
+        };
+        let (host, port) = core.advertised(&socket);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let branch = format!("{BRANCH_PREFIX}{id:x}.0");
+        let tag = format!("{:016x}", crate::sip_util::hash64(branch.as_bytes()));
+        let mut out = format!(
+            "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/{} {host}:{port};branch={branch}\r\n",
+            hop.proto.as_str().to_ascii_uppercase()
+        );
+        if !has_header(&headers, "From", Some("f")) {
+            out.push_str(&format!("From: <sip:sable@{host}:{port}>;tag={tag}\r\n"));
+        }
+        if !has_header(&headers, "To", Some("t")) {
+            out.push_str(&format!("To: <{ruri}>\r\n"));
+        }
+        if !has_header(&headers, "Call-ID", Some("i")) {
+            out.push_str(&format!("Call-ID: {tag}-{id:x}@{host}\r\n"));
+        }
+        if !has_header(&headers, "CSeq", None) {
+            out.push_str(&format!("CSeq: 10 {method}\r\n"));
+        }
+        if !has_header(&headers, "Max-Forwards", None) {
+            out.push_str("Max-Forwards: 70\r\n");
+        }
+        let headers: String = headers
+            .split("\r\n")
+            .filter(|l| {
+                !l.is_empty()
+                    && !l.split_once(':').is_some_and(|(n, _)| {
+                        let n = n.trim();
+                        n.eq_ignore_ascii_case("Content-Length") || n.eq_ignore_ascii_case("l")
+                    })
+            })
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        out.push_str(&headers);
+        out.push_str(&format!("Content-Length: {}\r\n\r\n", req.body.len()));
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(&req.body);
+        let msg = Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
+        msg.validate()
+            .map_err(|e| format!("the request is not valid: {e}"))?;
+        if msg.header(HeaderName::Via).is_none() {
+            return Err("no Via".to_owned());
+        }
+        let key = TransactionKey::of_sent_request(&msg).map_err(|e| e.to_string())?;
+        let invite = method == "INVITE";
+        drop(msg);
+        let now = self.now();
+        let reliable = hop.proto != Proto::Udp;
+        let tx = Arc::new(Tx {
+            id,
+            key,
+            invite,
+            method: method.clone(),
+            request: bytes.clone(),
+            recv: RecvInfo {
+                proto: hop.proto,
+                src: hop.addr,
+                local: socket.clone(),
+                conn: None,
+            },
+            reply_dst: hop.addr,
+            to_tag: tag,
+            program,
+            created: now,
+            lifetime: if invite {
+                self.cfg.max_inv_lifetime
+            } else {
+                self.cfg.max_noninv_lifetime
+            },
+            local: Some(Mutex::new(req.callback)),
+            state: Mutex::new(TxState {
+                uas: ServerTransaction::new(
+                    if invite {
+                        ServerKind::Invite
+                    } else {
+                        ServerKind::NonInvite
+                    },
+                    reliable,
+                    &self.uas_timers,
+                    now,
+                ),
+                final_code: 0,
+                branches: Vec::new(),
+                on_reply: None,
+                on_failure: None,
+                on_branch: None,
+                avps: AvpStore::new(),
+                xavps: XavpStore::new(),
+                flags: 0,
+                ruri: ruri.to_owned(),
+                forwarding: Forwarding::default(),
+                canceled: false,
+                in_failure: false,
+                adding: false,
+                fr: self.cfg.fr_timer,
+                fr_inv: self.cfg.fr_inv_timer,
+                freed: false,
+            }),
+        });
+        if let Some(b) = self.ids.get(super::bucket_of(&id)) {
+            b.lock().insert(id, tx.clone());
+        }
+        self.stats.created.inc();
+        self.stats.total.inc();
+        self.stats.total_local.inc();
+        self.stats.current.add(1);
+        self.timers.push(
+            Millis(now.0 + tx.lifetime),
+            Arc::downgrade(&tx),
+            TimerWhat::Lifetime,
+        );
+        let (client, actions) = ClientTransaction::new(
+            if invite {
+                ClientKind::Invite
+            } else {
+                ClientKind::NonInvite
+            },
+            bytes.clone(),
+            reliable,
+            &self.client_timers,
+            now,
+        );
+        {
+            let mut st = tx.state.lock();
+            st.branches.push(UacBranch {
+                uri: ruri.to_owned(),
+                hop: hop.clone(),
+                local: socket.index,
+                request: bytes,
+                client: Some(client),
+                cancel: None,
+                provisional: false,
+                replied: false,
+                final_code: 0,
+                reply: None,
+                timed_out: false,
+                cancel_pending: None,
+                cancel_sent: false,
+                on_reply: None,
+                fr_gen: 0,
+            });
+        }
+        self.run_client(core, &tx, (&hop, socket.index), 0, false, actions);
+        self.timers.push(
+            Millis(now.0 + self.cfg.fr_timer),
+            Arc::downgrade(&tx),
+            TimerWhat::Fr(0, 0),
+        );
+        Ok(tx)
+    }
+
+    /// The transaction of a request by Call-ID and CSeq number (`t_reply_callid`,
+    /// `tm.cancel`): a scan, as Kamailio's.
+    pub fn find_by_callid(&self, callid: &str, cseq: u32) -> Option<Arc<Tx>> {
+        self.all().into_iter().find(|tx| {
+            Message::parse(&tx.request).ok().is_some_and(|m| {
+                m.call_id().ok() == Some(callid.as_bytes())
+                    && m.cseq().ok().is_some_and(|c| c.number == cseq)
+            })
+        })
+    }
+
+    /// The transaction with this id (`tm.reply`).
+    pub fn find_by_id(&self, id: u64) -> Option<Arc<Tx>> {
+        self.by_id(id)
+    }
+
+    /// Cancels every pending branch of `tx` (`t_cancel_callid`, `tm.cancel`).
+    pub fn cancel_tx(&self, core: &Core, tx: &Arc<Tx>) {
+        let now = self.now();
+        let mut st = tx.state.lock();
+        st.canceled = true;
+        for idx in 0..st.branches.len() {
+            self.cancel_branch(core, tx, &mut st, idx, "", now);
+        }
+    }
+}
