@@ -6,7 +6,7 @@ use super::{parse_branch, reply_rank, TimerWhat, Tm, Tx};
 use crate::context::MsgCtx;
 use crate::core::Core;
 use sable_script::{RouteId, RouteMask, Value};
-use sable_sip::{Message, Method};
+use sable_sip::{HeaderName, Message, Method};
 use sable_transaction::Millis;
 use std::sync::Arc;
 
@@ -274,16 +274,33 @@ impl Tm {
     /// Sends the chosen final reply of branch `idx` upstream (a local one when the branch
     /// ended here: timeout, local cancel).
     fn relay_best(&self, core: &Core, tx: &Arc<Tx>, idx: usize) {
-        let (code, reply) = {
+        let (code, reply, challenges) = {
             let st = tx.state.lock();
-            match st.branches.get(idx) {
-                Some(b) => (b.final_code, b.reply.clone()),
-                None => return,
-            }
+            let Some(b) = st.branches.get(idx) else {
+                return;
+            };
+            // The other branches' 401/407 challenges go up with the chosen one (RFC 3261
+            // §16.7 step 7; Kamailio's aggregate_challenges).
+            let challenges: Vec<Arc<Vec<u8>>> = if matches!(b.final_code, 401 | 407) {
+                st.branches
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, o)| *k != idx && matches!(o.final_code, 401 | 407))
+                    .filter_map(|(_, o)| o.reply.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (b.final_code, b.reply.clone(), challenges)
         };
         match reply {
             Some(bytes) => {
-                self.send_upstream(core, tx, code, bytes.as_ref().clone());
+                let out = if challenges.is_empty() {
+                    bytes.as_ref().clone()
+                } else {
+                    merge_challenges(&bytes, &challenges)
+                };
+                self.send_upstream(core, tx, code, out);
             }
             None => {
                 let (code, reason) = match code {
@@ -340,5 +357,55 @@ impl Tm {
         let _ = tx.program.run(route, &mut ctx);
         tx.keep_script_state(&ctx);
         *vars = std::mem::take(&mut ctx.vars);
+    }
+}
+
+/// `chosen` with the WWW-Authenticate and Proxy-Authenticate values of `others` added (each
+/// once).
+fn merge_challenges(chosen: &[u8], others: &[Arc<Vec<u8>>]) -> Vec<u8> {
+    let Ok(msg) = Message::parse(chosen) else {
+        return chosen.to_vec();
+    };
+    let kinds = [
+        ("WWW-Authenticate", HeaderName::WwwAuthenticate),
+        ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
+    ];
+    let mut seen: Vec<Vec<u8>> = kinds
+        .iter()
+        .flat_map(|(_, hn)| msg.headers_named(*hn).map(|h| msg.value(h).to_vec()))
+        .collect();
+    let mut edits = sable_sip::Edits::new();
+    for other in others {
+        let Ok(m) = Message::parse(other) else {
+            continue;
+        };
+        for (name, hn) in kinds {
+            for h in m.headers_named(hn) {
+                let v = m.value(h);
+                if seen.iter().any(|s| s == v) {
+                    continue;
+                }
+                if edits.append_header(&msg, name.as_bytes(), v).is_ok() {
+                    seen.push(v.to_vec());
+                }
+            }
+        }
+    }
+    edits.to_vec(&msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_of_other_branches_are_merged_once() {
+        let a = b"SIP/2.0 407 Proxy Authentication Required\r\nVia: SIP/2.0/UDP c;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nProxy-Authenticate: Digest realm=\"a\", nonce=\"1\"\r\nContent-Length: 0\r\n\r\n";
+        let b = Arc::new(b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP c;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=3\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nWWW-Authenticate: Digest realm=\"b\", nonce=\"2\"\r\nProxy-Authenticate: Digest realm=\"a\", nonce=\"1\"\r\nContent-Length: 0\r\n\r\n".to_vec());
+        let out = String::from_utf8(merge_challenges(a, &[b])).unwrap();
+        assert!(out.starts_with("SIP/2.0 407 "));
+        assert_eq!(out.matches("Proxy-Authenticate: Digest realm=\"a\"").count(), 1, "{out}");
+        assert!(out.contains("WWW-Authenticate: Digest realm=\"b\", nonce=\"2\"\r\n"), "{out}");
+        Message::parse(out.as_bytes()).unwrap().validate().unwrap();
     }
 }
