@@ -10,7 +10,8 @@
 # :5080, and read the server's CPU time (user+sys of all its processes and threads, from
 # /proc) before and after the load. Prints one line per server and the ratio. Needs
 # kamailio, sipp, bc; run it on an otherwise idle machine; build Sable and the floor relay
-# first: `cargo build --release -p sable -p sable-transport --example udp_relay`.
+# first: `cargo build --release -p sable && cargo build --release -p sable-transport --example
+# udp_relay` (one command with both would build only the example).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)

@@ -190,7 +190,8 @@ struct UacBranch {
     uri: String,
     hop: NextHop,
     local: usize,
-    request: Vec<u8>,
+    /// The machine of the request sent (it holds the octets, for retransmissions and the
+    /// CANCEL); `None` once the branch gave up.
     client: Option<ClientTransaction>,
     cancel: Option<ClientTransaction>,
     /// A provisional reply arrived.
@@ -936,7 +937,11 @@ impl Tm {
         now: Millis,
     ) {
         br.cancel_pending = None;
-        let Some(cancel) = build_cancel(&br.request, reason) else {
+        let Some(cancel) = br
+            .client
+            .as_ref()
+            .and_then(|c| build_cancel(c.request(), reason))
+        else {
             return;
         };
         br.cancel_sent = true;
@@ -1038,7 +1043,7 @@ impl Tm {
                 } else {
                     ClientKind::NonInvite
                 },
-                bytes.clone(),
+                bytes,
                 hop.proto != Proto::Udp,
                 &self.client_timers,
                 now,
@@ -1049,7 +1054,6 @@ impl Tm {
                 uri: ctx.ruri_text().into_owned(),
                 hop: hop.clone(),
                 local,
-                request: bytes,
                 client: Some(client),
                 cancel: None,
                 provisional: false,

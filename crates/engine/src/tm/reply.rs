@@ -46,6 +46,17 @@ impl Tm {
             return true;
         }
         let Some(client) = br.client.as_mut() else {
+            // The branch gave up (its timer ran out before any reply): a 2xx that comes
+            // anyway still goes up (RFC 3261 §16.7 step 5); anything else is dropped.
+            drop(st);
+            if tx.invite && (200..300).contains(&code) {
+                let bytes = {
+                    let mut edits = ctx.edits.clone();
+                    edits.remove_top_via(&ctx.msg);
+                    edits.to_vec(&ctx.msg)
+                };
+                self.send_upstream(core, &tx, code, bytes);
+            }
             return true;
         };
         let actions = client.on_response(&ctx.msg, now);
@@ -404,8 +415,16 @@ mod tests {
         let b = Arc::new(b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP c;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=3\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nWWW-Authenticate: Digest realm=\"b\", nonce=\"2\"\r\nProxy-Authenticate: Digest realm=\"a\", nonce=\"1\"\r\nContent-Length: 0\r\n\r\n".to_vec());
         let out = String::from_utf8(merge_challenges(a, &[b])).unwrap();
         assert!(out.starts_with("SIP/2.0 407 "));
-        assert_eq!(out.matches("Proxy-Authenticate: Digest realm=\"a\"").count(), 1, "{out}");
-        assert!(out.contains("WWW-Authenticate: Digest realm=\"b\", nonce=\"2\"\r\n"), "{out}");
+        assert_eq!(
+            out.matches("Proxy-Authenticate: Digest realm=\"a\"")
+                .count(),
+            1,
+            "{out}"
+        );
+        assert!(
+            out.contains("WWW-Authenticate: Digest realm=\"b\", nonce=\"2\"\r\n"),
+            "{out}"
+        );
         Message::parse(out.as_bytes()).unwrap().validate().unwrap();
     }
 }

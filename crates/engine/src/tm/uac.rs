@@ -204,7 +204,7 @@ impl Tm {
             } else {
                 ClientKind::NonInvite
             },
-            bytes.clone(),
+            bytes,
             reliable,
             &self.client_timers,
             now,
@@ -215,7 +215,6 @@ impl Tm {
                 uri: ruri.to_owned(),
                 hop: hop.clone(),
                 local: socket.index,
-                request: bytes,
                 client: Some(client),
                 cancel: None,
                 provisional: false,
