@@ -410,6 +410,8 @@ pub enum NewTx {
 }
 
 const BUCKETS: usize = 256;
+/// The timer thread's tick (ms).
+const TICK_MS: u64 = 10;
 /// The branch prefix of the Vias tm adds.
 const BRANCH_PREFIX: &str = "z9hG4bKtm";
 
@@ -703,11 +705,8 @@ impl Tm {
         self.stats.created.inc();
         self.stats.total.inc();
         self.stats.current.add(1);
-        self.timers.push(
-            Millis(now.0 + tx.lifetime),
-            Arc::downgrade(&tx),
-            TimerWhat::Lifetime,
-        );
+        self.timers
+            .push(Millis(now.0 + tx.lifetime), tx.id, TimerWhat::Lifetime);
         if invite && self.cfg.auto_inv_100 {
             let reason = self.cfg.auto_inv_100_reason.clone();
             self.reply_local(core, &tx, 100, &reason, "", b"", None);
@@ -1068,11 +1067,8 @@ impl Tm {
             });
             drop(st);
             self.run_client(ctx.core, tx, (&hop, local), idx, false, actions);
-            self.timers.push(
-                Millis(now.0 + fr),
-                Arc::downgrade(tx),
-                TimerWhat::Fr(idx, 0),
-            );
+            self.timers
+                .push(Millis(now.0 + fr), tx.id, TimerWhat::Fr(idx, 0));
             ctx.core.stats.fwd_requests.inc();
             sent += 1;
         }
@@ -1121,7 +1117,7 @@ impl Tm {
                     } else {
                         TimerWhat::Client(idx, timer)
                     };
-                    self.timers.push(at, Arc::downgrade(tx), what);
+                    self.timers.push(at, tx.id, what);
                 }
                 ClientAction::Deliver { code } => delivered.push(code),
                 ClientAction::SendAck { code } => {
@@ -1152,13 +1148,11 @@ impl Tm {
                     }
                 }
                 ServerAction::Schedule { timer, at } => {
-                    self.timers
-                        .push(at, Arc::downgrade(tx), TimerWhat::Uas(timer));
+                    self.timers.push(at, tx.id, TimerWhat::Uas(timer));
                 }
                 ServerAction::TimedOut | ServerAction::TransportError => {}
                 ServerAction::Terminated => {
-                    self.timers
-                        .push(self.now(), Arc::downgrade(tx), TimerWhat::Delete);
+                    self.timers.push(self.now(), tx.id, TimerWhat::Delete);
                 }
             }
         }
@@ -1220,11 +1214,8 @@ impl Tm {
                 if let Some(cb) = callback.lock().take() {
                     cb(code, reply_seen.as_deref());
                 }
-                self.timers.push(
-                    Millis(now.0 + self.cfg.wt_timer),
-                    Arc::downgrade(tx),
-                    TimerWhat::Delete,
-                );
+                self.timers
+                    .push(Millis(now.0 + self.cfg.wt_timer), tx.id, TimerWhat::Delete);
             }
             return true;
         }
@@ -1249,11 +1240,8 @@ impl Tm {
             // Kamailio frees a transaction wt_timer after its final reply (an INVITE with a
             // negative one waits for the ACK first, through the server machine's timers).
             if !(tx.invite && code >= 300) {
-                self.timers.push(
-                    Millis(now.0 + self.cfg.wt_timer),
-                    Arc::downgrade(tx),
-                    TimerWhat::Delete,
-                );
+                self.timers
+                    .push(Millis(now.0 + self.cfg.wt_timer), tx.id, TimerWhat::Delete);
             }
         }
         self.run_uas(core, tx, &mut st, actions);
@@ -1315,7 +1303,7 @@ fn timer_loop(tm: &Weak<Tm>) {
         let now = t.now();
         let due = t.timers.due(now);
         if due.is_empty() {
-            t.timers.wait(now, 1000);
+            t.timers.wait(now, TICK_MS, 1000);
             continue;
         }
         let Some(core) = t.core.get().and_then(Weak::upgrade) else {
@@ -1323,7 +1311,7 @@ fn timer_loop(tm: &Weak<Tm>) {
         };
         let mut vars = TIMER_VARS.with(|v| v.take());
         for e in due {
-            if let Some(tx) = e.tx.upgrade() {
+            if let Some(tx) = t.by_id(e.tx) {
                 t.on_timer(&core, &tx, e.what, &mut vars);
             }
         }

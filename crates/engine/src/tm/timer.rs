@@ -1,13 +1,14 @@
 //! The transaction timers: one thread, one priority queue of deadlines. An entry names a
-//! transaction (weakly: a freed transaction's timers just lapse) and what to do; the
-//! machines ignore events for deadlines they superseded, so nothing is ever cancelled.
+//! transaction by id (a freed transaction's timers just lapse, holding no memory of it) and
+//! what to do; the machines ignore events for deadlines they superseded, so nothing is ever
+//! cancelled. The thread wakes at most once per tick (Kamailio's tm ticks are 62.5 ms): a
+//! deadline fires up to one tick late, and thousands of deadlines a second cost a few
+//! wake-ups.
 
-use super::Tx;
 use parking_lot::{Condvar, Mutex};
 use sable_transaction::{Millis, Timer};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::sync::Weak;
 
 /// What a timer entry does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,7 @@ pub enum TimerWhat {
 pub(crate) struct Entry {
     pub at: Millis,
     seq: u64,
-    pub tx: Weak<Tx>,
+    pub tx: u64,
     pub what: TimerWhat,
 }
 
@@ -68,7 +69,7 @@ impl std::fmt::Debug for TimerQueue {
 
 impl TimerQueue {
     /// Arms `what` of `tx` at `at`.
-    pub fn push(&self, at: Millis, tx: Weak<Tx>, what: TimerWhat) {
+    pub fn push(&self, at: Millis, tx: u64, what: TimerWhat) {
         let mut g = self.heap.lock();
         g.1 = g.1.wrapping_add(1);
         let seq = g.1;
@@ -102,12 +103,12 @@ impl TimerQueue {
         out
     }
 
-    /// Waits until the earliest deadline (at most `cap` milliseconds) or a new earlier one.
-    pub(crate) fn wait(&self, now: Millis, cap: u64) {
+    /// Waits until the earliest deadline, but at least `tick` and at most `cap`
+    /// milliseconds (or until a new deadline is earlier than the one waited for).
+    pub(crate) fn wait(&self, now: Millis, tick: u64, cap: u64) {
         let mut g = self.heap.lock();
         let wait = match g.0.peek() {
-            Some(e) if e.at <= now => return,
-            Some(e) => (e.at.0 - now.0).min(cap),
+            Some(e) => e.at.0.saturating_sub(now.0).clamp(tick, cap.max(tick)),
             None => cap,
         };
         let _ = self
@@ -123,10 +124,10 @@ mod tests {
     #[test]
     fn due_entries_come_out_in_deadline_order() {
         let q = TimerQueue::default();
-        q.push(Millis(30), Weak::new(), TimerWhat::Delete);
-        q.push(Millis(10), Weak::new(), TimerWhat::Lifetime);
-        q.push(Millis(20), Weak::new(), TimerWhat::Fr(1, 0));
-        q.push(Millis(40), Weak::new(), TimerWhat::Delete);
+        q.push(Millis(30), 7, TimerWhat::Delete);
+        q.push(Millis(10), 7, TimerWhat::Lifetime);
+        q.push(Millis(20), 7, TimerWhat::Fr(1, 0));
+        q.push(Millis(40), 7, TimerWhat::Delete);
         let due: Vec<_> = q.due(Millis(30)).into_iter().map(|e| e.what).collect();
         assert_eq!(
             due,

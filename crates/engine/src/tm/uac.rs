@@ -193,11 +193,8 @@ impl Tm {
         self.stats.total.inc();
         self.stats.total_local.inc();
         self.stats.current.add(1);
-        self.timers.push(
-            Millis(now.0 + tx.lifetime),
-            Arc::downgrade(&tx),
-            TimerWhat::Lifetime,
-        );
+        self.timers
+            .push(Millis(now.0 + tx.lifetime), tx.id, TimerWhat::Lifetime);
         let (client, actions) = ClientTransaction::new(
             if invite {
                 ClientKind::Invite
@@ -231,7 +228,7 @@ impl Tm {
         self.run_client(core, &tx, (&hop, socket.index), 0, false, actions);
         self.timers.push(
             Millis(now.0 + self.cfg.fr_timer),
-            Arc::downgrade(&tx),
+            tx.id,
             TimerWhat::Fr(0, 0),
         );
         Ok(tx)
