@@ -106,12 +106,12 @@ header_names! {
 
 impl HeaderName {
     /// Looks a header name up, case-insensitively, compact forms included: one table load
-    /// and one comparison.
+    /// and a comparison of at most three machine words.
     #[inline]
     pub fn from_bytes(name: &[u8]) -> HeaderName {
         let (first, last) = match name {
             [] => return HeaderName::Other,
-            [c] => return Self::from_compact(c.to_ascii_lowercase()),
+            [c] => return Self::from_compact(*c),
             [first, .., last] => (*first, *last),
         };
         let index = LOOKUP
@@ -119,14 +119,15 @@ impl HeaderName {
             .copied()
             .unwrap_or(0);
         match CANONICAL.get(usize::from(index).wrapping_sub(1)) {
-            Some(&(canonical, h)) if eq_folded(name, canonical) => h,
+            Some(canon) if canon.matches(name) => canon.name,
             _ => HeaderName::Other,
         }
     }
 
     /// The header a compact form stands for (RFC 3261 §7.3.3 and extensions).
+    #[inline]
     fn from_compact(c: u8) -> HeaderName {
-        match c {
+        match c | 0x20 {
             b'v' => HeaderName::Via,
             b'f' => HeaderName::From,
             b't' => HeaderName::To,
@@ -192,80 +193,115 @@ static LOOKUP: [u8; 256] = {
     table
 };
 
-/// Every known name with its canonical spelling, in [`HeaderName::ALL`] order.
+/// A known name as little-endian words of its canonical spelling in lower case, for a
+/// case-insensitive comparison a word at a time: `first` holds octets 0..8 (fewer for a
+/// shorter name, zero-padded), `last` the last eight and `mid` octets 8..16 when they are
+/// needed. A `fold` word has 0x20 at the letters: OR-ing it into the name's word folds its
+/// letters to lower case and leaves every other octet as it is, so the comparison is exact
+/// (only the two cases of a letter match a letter; only `-` matches `-`).
+#[derive(Debug, Clone, Copy)]
+struct Canon {
+    first: u64,
+    first_fold: u64,
+    mid: u64,
+    mid_fold: u64,
+    last: u64,
+    last_fold: u64,
+    len: usize,
+    name: HeaderName,
+}
+
+impl Canon {
+    /// Words of octets `at..at + n` of `name` (n <= 8): (lower-cased word, fold word).
+    // Evaluated at compile time: an index out of bounds is a compile error, never a panic.
+    #[allow(clippy::indexing_slicing)]
+    const fn word(name: &[u8], at: usize, n: usize) -> (u64, u64) {
+        let (mut word, mut fold) = (0u64, 0u64);
+        let mut i = 0;
+        while i < n {
+            let b = name[at + i];
+            let f = if b.is_ascii_alphabetic() { 0x20 } else { 0 };
+            word |= ((b | f) as u64) << (8 * i);
+            fold |= (f as u64) << (8 * i);
+            i += 1;
+        }
+        (word, fold)
+    }
+
+    const fn new(h: HeaderName) -> Canon {
+        let name = h.as_str().as_bytes();
+        let len = name.len();
+        let (first, first_fold) = Self::word(name, 0, if len < 8 { len } else { 8 });
+        let (mid, mid_fold) = if len > 16 {
+            Self::word(name, 8, 8)
+        } else {
+            (0, 0)
+        };
+        let (last, last_fold) = if len > 8 {
+            Self::word(name, len - 8, 8)
+        } else {
+            (first, first_fold)
+        };
+        Canon {
+            first,
+            first_fold,
+            mid,
+            mid_fold,
+            last,
+            last_fold,
+            len,
+            name: h,
+        }
+    }
+
+    /// True when `name` (two octets or more) is this name in any letter case.
+    #[inline(always)]
+    fn matches(&self, name: &[u8]) -> bool {
+        if name.len() != self.len {
+            return false;
+        }
+        if let (Some(first), Some(last)) = (name.first_chunk::<8>(), name.last_chunk::<8>()) {
+            (u64::from_le_bytes(*first) | self.first_fold) == self.first
+                && (u64::from_le_bytes(*last) | self.last_fold) == self.last
+                && (self.len <= 16
+                    || name
+                        .get(8..)
+                        .and_then(<[u8]>::first_chunk::<8>)
+                        .is_some_and(|mid| (u64::from_le_bytes(*mid) | self.mid_fold) == self.mid))
+        } else {
+            // Two to seven octets: two overlapping loads from both ends make the word.
+            let short = match (name.first_chunk::<4>(), name.last_chunk::<4>()) {
+                (Some(a), Some(b)) => {
+                    u64::from(u32::from_le_bytes(*a))
+                        | u64::from(u32::from_le_bytes(*b)) << (8 * (name.len() - 4))
+                }
+                _ => match (name.first_chunk::<2>(), name.last_chunk::<2>()) {
+                    (Some(a), Some(b)) => {
+                        u64::from(u16::from_le_bytes(*a))
+                            | u64::from(u16::from_le_bytes(*b)) << (8 * (name.len() - 2))
+                    }
+                    _ => return false,
+                },
+            };
+            (short | self.first_fold) == self.first
+        }
+    }
+}
+
+/// Every known name, in [`HeaderName::ALL`] order.
 // Evaluated at compile time: an index out of bounds is a compile error, never a panic.
 #[allow(clippy::indexing_slicing)]
-static CANONICAL: [(&[u8], HeaderName); HeaderName::ALL.len()] = {
-    let mut table: [(&[u8], HeaderName); HeaderName::ALL.len()] =
-        [(b"", HeaderName::Other); HeaderName::ALL.len()];
+static CANONICAL: [Canon; HeaderName::ALL.len()] = {
+    let mut table = [Canon::new(HeaderName::Other); HeaderName::ALL.len()];
     let mut rest = HeaderName::ALL;
     let mut i = 0;
     while let [h, tail @ ..] = rest {
-        table[i] = (h.as_str().as_bytes(), *h);
+        table[i] = Canon::new(*h);
         i += 1;
         rest = tail;
     }
     table
 };
-
-/// Case-insensitive comparison of a name with a canonical header name (letters and `-`) of
-/// the same length, a machine word at a time (overlapping loads from both ends cover any
-/// length). OR-ing 0x20 folds ASCII letters to lower case; among all octets only letters fold
-/// onto letters, and only `-` and CR fold onto `-`, so the fold is exact once octets below
-/// 0x21 are refused.
-#[inline]
-fn eq_folded(name: &[u8], canonical: &[u8]) -> bool {
-    macro_rules! words_equal {
-        ($t:ty, $a:expr, $b:expr) => {{
-            const ONES: $t = <$t>::MAX / 0xFF;
-            let (x, y) = (<$t>::from_le_bytes(*$a), <$t>::from_le_bytes(*$b));
-            // "Has an octet below 0x21" (the classic SWAR test), then the folded comparison.
-            x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80) == 0
-                && x | (ONES * 0x20) == y | (ONES * 0x20)
-        }};
-    }
-    // Two words of $n octets, one at each end, overlapping when the length is below 2 * $n.
-    macro_rules! ends_equal {
-        ($t:ty, $n:literal) => {
-            match (
-                name.first_chunk::<$n>(),
-                canonical.first_chunk::<$n>(),
-                name.last_chunk::<$n>(),
-                canonical.last_chunk::<$n>(),
-            ) {
-                (Some(a), Some(b), Some(c), Some(d)) => {
-                    words_equal!($t, a, b) && words_equal!($t, c, d)
-                }
-                _ => false,
-            }
-        };
-    }
-    if name.len() != canonical.len() {
-        return false;
-    }
-    match name.len() {
-        0 => true,
-        1 => matches!((name, canonical), ([x], [y]) if *x > 0x20 && x | 0x20 == y | 0x20),
-        2..=3 => ends_equal!(u16, 2),
-        4..=7 => ends_equal!(u32, 4),
-        _ => {
-            let (mut a, mut b) = (name, canonical);
-            while a.len() > 8 {
-                match (a.split_first_chunk::<8>(), b.split_first_chunk::<8>()) {
-                    (Some((x, ra)), Some((y, rb))) if words_equal!(u64, x, y) => {
-                        a = ra;
-                        b = rb;
-                    }
-                    _ => return false,
-                }
-            }
-            match (name.last_chunk::<8>(), canonical.last_chunk::<8>()) {
-                (Some(x), Some(y)) => words_equal!(u64, x, y),
-                _ => false,
-            }
-        }
-    }
-}
 
 /// One entry of the header index: one value of one header line.
 ///

@@ -19,6 +19,7 @@
 //! which reply it implies.
 
 pub mod error;
+mod find;
 pub mod scan;
 
 pub mod auth;

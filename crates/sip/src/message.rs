@@ -18,6 +18,7 @@ use smallvec::SmallVec;
 
 use crate::auth::Credentials;
 use crate::error::{ParseError, ParseErrorKind, Result};
+use crate::find::{find1, find2, find3};
 use crate::header::{HeaderName, HeaderValue};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
@@ -144,42 +145,84 @@ struct ColdCache<'a> {
     auth: [OnceCell<Result<Vec<Credentials<'a>>>>; 4],
 }
 
-/// Octets that stop the scan of a list header value: the comma, the quote, the angle bracket.
-// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
-#[allow(clippy::indexing_slicing)]
-static LIST_SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b',' as usize] = true;
-    table[b'"' as usize] = true;
-    table[b'<' as usize] = true;
-    table
-};
-
+/// `(start, end)` of `raw[start..end]` without its leading and trailing LWS.
 #[inline(always)]
-fn is_list_special(b: u8) -> bool {
-    LIST_SPECIAL.get(usize::from(b)).copied().unwrap_or(false)
+fn trimmed(raw: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    while start < end && raw.get(start).is_some_and(|&b| is_lws(b)) {
+        start += 1;
+    }
+    while end > start && raw.get(end - 1).is_some_and(|&b| is_lws(b)) {
+        end -= 1;
+    }
+    (start, end)
 }
 
-/// Position of the first `,`, `"` or `<`, eight octets at a time (a zero octet in
-/// `word ^ broadcast(c)` marks `c`; see [`zero_octets`]).
-#[inline]
-fn find_list_special(s: &[u8]) -> Option<usize> {
-    let mut rest = s;
-    let mut offset = 0;
-    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
-        let x = u64::from_le_bytes(*chunk);
-        let hits = zero_octets(x ^ (ONES * u64::from(b',')))
-            | zero_octets(x ^ (ONES * u64::from(b'"')))
-            | zero_octets(x ^ (ONES * u64::from(b'<')));
-        if hits != 0 {
-            return Some(offset + (hits.trailing_zeros() / 8) as usize);
+/// Indexes the values of a list header line, `raw` at offset `at`, split at commas outside
+/// quoted strings and `<...>` (RFC 3261 §7.3.1) in one pass. A line with an unclosed quote
+/// stays one value, whose typed view (and `validate()`) reports the fault.
+#[inline(never)]
+fn push_pieces(
+    values: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
+    name: HeaderName,
+    name_len: u16,
+    line: Span,
+    at: usize,
+    raw: &[u8],
+) {
+    let first = values.len();
+    let mut push = |start: usize, end: usize| {
+        let (start, end) = trimmed(raw, start, end);
+        values.push(HeaderValue {
+            name,
+            name_len,
+            value: Span::new(at + start, at + end),
+            line,
+            index_in_line: 0,
+            values_in_line: 1,
+        });
+    };
+    let mut piece_start = 0;
+    let mut i = 0;
+    while let Some(j) = find3(raw, i, b',', b'"', b'<') {
+        match raw.get(j) {
+            Some(b',') => {
+                push(piece_start, j);
+                piece_start = j + 1;
+                i = j + 1;
+            }
+            Some(b'"') => match crate::scan::quoted_string_end(raw, j) {
+                Ok(end) => i = end,
+                Err(_) => {
+                    values.truncate(first);
+                    piece_start = 0;
+                    break;
+                }
+            },
+            // '<': commas up to the matching '>' belong to the URI; an unclosed '<' hides
+            // every comma after it.
+            _ => match find1(raw, j, b'>') {
+                Some(q) => i = q + 1,
+                None => break,
+            },
         }
-        offset += 8;
-        rest = tail;
     }
-    rest.iter()
-        .position(|&b| is_list_special(b))
-        .map(|p| offset + p)
+    let (start, end) = trimmed(raw, piece_start, raw.len());
+    values.push(HeaderValue {
+        name,
+        name_len,
+        value: Span::new(at + start, at + end),
+        line,
+        index_in_line: 0,
+        values_in_line: 1,
+    });
+    let count = values.len() - first;
+    if count > 1 {
+        let count16 = u16::try_from(count).unwrap_or(u16::MAX);
+        for (k, h) in values.iter_mut().skip(first).enumerate() {
+            h.index_in_line = u16::try_from(k).unwrap_or(u16::MAX);
+            h.values_in_line = count16;
+        }
+    }
 }
 
 /// How much [`Message::parse_with`] tolerates.
@@ -202,49 +245,18 @@ fn start_error(what: &'static str, at: usize) -> ParseError {
     ParseError::new(ParseErrorKind::BadStartLine(what), at)
 }
 
-/// Finds the end of the line starting at `pos`: returns (content end, next line start).
-/// Line ends of one buffer, found by one SIMD scan that goes on from line to line (cheaper
-/// than starting a search per line).
-struct LineEnds<'a> {
-    buf: &'a [u8],
-    lfs: memchr::Memchr<'a>,
-}
-
-impl<'a> LineEnds<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        LineEnds {
-            buf,
-            lfs: memchr::memchr_iter(b'\n', buf),
-        }
-    }
-
-    /// The end of the line that contains `pos`: (content end, next line start). A line ends
-    /// with CRLF, or with a bare LF (tolerated as many stacks do). Calls must come with
-    /// non-decreasing `pos`.
-    #[inline]
-    fn from(&mut self, pos: usize) -> Option<(usize, usize)> {
-        loop {
-            let lf = self.lfs.next()?;
-            if lf >= pos {
-                let content_end = if lf > pos && self.buf.get(lf - 1) == Some(&b'\r') {
-                    lf - 1
-                } else {
-                    lf
-                };
-                return Some((content_end, lf + 1));
-            }
-        }
-    }
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Flags the zero octets of `v` (the classic "has zero byte" test): the lowest flag is always
-/// exact; flags above a true zero may be false positives, so only the lowest is ever used.
+/// The end of the line holding `pos`: (content end, next line start). A line ends with CRLF,
+/// or with a bare LF (tolerated as many stacks do); the CR counts only when it is at or after
+/// `pos`.
 #[inline(always)]
-fn zero_octets(v: u64) -> u64 {
-    v.wrapping_sub(ONES) & !v & HIGH
+fn line_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let lf = find1(buf, pos, b'\n')?;
+    let content_end = if lf > pos && buf.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else {
+        lf
+    };
+    Some((content_end, lf + 1))
 }
 
 /// Checks `SIP-Version` (case-insensitive `SIP/2.0`): 505 for another well-formed version.
@@ -283,6 +295,7 @@ impl<'a> Message<'a> {
     /// after its last header line without the empty line. Without Content-Length the body is
     /// the rest of the buffer; with one, the body is that many octets and any octets after it
     /// are ignored (§18.3); a Content-Length larger than what is present is an error.
+    #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>> {
         Self::parse_with(buf, Strictness::Forward)
     }
@@ -317,7 +330,37 @@ impl<'a> Message<'a> {
         line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")
     }
 
+    /// The message is created empty in the caller's frame and filled through a reference:
+    /// it is large (inline header index and typed-view cache), and building it inside an
+    /// out-of-line function would copy it once more on return.
+    #[inline(always)]
     fn parse_with(buf: &'a [u8], strictness: Strictness) -> Result<Message<'a>> {
+        let mut msg = Message {
+            buf,
+            start_line: StartLine::Response {
+                code: 0,
+                reason: &[],
+            },
+            message: Span::default(),
+            start_line_span: Span::default(),
+            uri_span: Span::default(),
+            headers: SmallVec::new(),
+            headers_end: 0,
+            has_empty_line: false,
+            body: Span::default(),
+            content_length: None,
+            cache: Cache::default(),
+        };
+        match msg.fill(strictness) {
+            Ok(()) => Ok(msg),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Parses `self.buf` into `self` (see [`Message::parse_with`]).
+    #[inline(never)]
+    fn fill(&mut self, strictness: Strictness) -> Result<()> {
+        let buf = self.buf;
         let lenient = strictness == Strictness::Reply;
         if u32::try_from(buf.len()).is_err() {
             return Err(ParseError::new(
@@ -338,164 +381,23 @@ impl<'a> Message<'a> {
             return Err(ParseError::new(ParseErrorKind::Empty, pos));
         }
         let msg_start = pos;
-        let mut lines = LineEnds::new(buf);
-        let (sl_end, mut pos) = lines
-            .from(msg_start)
+        let (sl_end, pos) = line_end(buf, msg_start)
             .ok_or(ParseError::new(ParseErrorKind::Truncated, buf.len()))?;
         let line = buf.get(msg_start..sl_end).unwrap_or_default();
         let (start_line, uri_span) = Self::parse_start_line(line, msg_start, strictness)?;
+        self.start_line = start_line;
+        self.start_line_span = Span::new(msg_start, sl_end);
+        self.uri_span = uri_span;
+        self.finish(pos, lenient, msg_start)
+    }
 
-        let mut headers: SmallVec<[HeaderValue; INLINE_HEADERS]> = SmallVec::new();
-        let mut content_length: Option<u32> = None;
-        let headers_end;
-        let has_empty_line;
-        loop {
-            match buf.get(pos) {
-                None => {
-                    // Datagram that ends after its last header line (RFC 4475 §3.1.2.15 and
-                    // RFC 5118 §4.10 archive copies): the datagram end is the message end.
-                    headers_end = pos;
-                    has_empty_line = false;
-                    break;
-                }
-                Some(b'\r') if buf.get(pos + 1) == Some(&b'\n') => {
-                    headers_end = pos;
-                    has_empty_line = true;
-                    pos += 2;
-                    break;
-                }
-                Some(b'\n') => {
-                    headers_end = pos;
-                    has_empty_line = true;
-                    pos += 1;
-                    break;
-                }
-                Some(b' ' | b'\t') => {
-                    return Err(ParseError::new(
-                        ParseErrorKind::BadHeaderValue("continuation line without a header"),
-                        pos,
-                    ))
-                }
-                Some(_) => {}
-            }
-            let line_start = pos;
-            // Name: a token, then optional SP/HT, then the colon (read in one pass; the
-            // line end is found after, from the value on).
-            let rest = buf.get(line_start..).unwrap_or_default();
-            let name_end = line_start
-                + rest
-                    .iter()
-                    .position(|&b| !is_token_char(b))
-                    .unwrap_or(rest.len());
-            let mut i = name_end;
-            while matches!(buf.get(i), Some(b' ' | b'\t')) {
-                i += 1;
-            }
-            let mut name_end = name_end;
-            let mut name_is_token = true;
-            if buf.get(i) != Some(&b':') || name_end == line_start {
-                name_is_token = false;
-                // Not `token LWS? ":"`. With a colon further on, the line is indexed as an
-                // extension header whose name `validate()` refuses (so a 400 can still be
-                // built from the other headers); without one it is not a header line at all.
-                let line = buf
-                    .get(line_start..)
-                    .and_then(|rest| memchr::memchr(b'\n', rest).and_then(|p| rest.get(..p)))
-                    .unwrap_or_default();
-                match memchr::memchr(b':', line) {
-                    Some(colon) => {
-                        i = line_start + colon;
-                        name_end = line_start
-                            + line.get(..colon).map_or(0, |n| {
-                                n.len() - n.iter().rev().take_while(|&&b| is_lws(b)).count()
-                            });
-                    }
-                    None if lenient => {
-                        pos = lines.from(line_start).map_or(buf.len(), |(_, next)| next);
-                        continue;
-                    }
-                    None => {
-                        return Err(ParseError::new(
-                            ParseErrorKind::HeaderWithoutColon,
-                            line_start,
-                        ))
-                    }
-                }
-            }
-            let value_start = i + 1;
-            // The end of this header line, folded continuation lines included.
-            let (mut content_end, mut next) = lines
-                .from(value_start)
-                .ok_or(ParseError::new(ParseErrorKind::Truncated, pos))?;
-            while matches!(buf.get(next), Some(b' ' | b'\t')) {
-                match lines.from(next) {
-                    Some((ce, nx)) => {
-                        content_end = ce;
-                        next = nx;
-                    }
-                    None => return Err(ParseError::new(ParseErrorKind::Truncated, next)),
-                }
-            }
-            let name_bytes = buf.get(line_start..name_end).unwrap_or_default();
-            let name = if name_is_token || is_token(name_bytes) {
-                HeaderName::from_bytes(name_bytes)
-            } else {
-                HeaderName::Other
-            };
-            // Header names longer than 65535 octets cannot be indexed: refuse them.
-            let name_len = u16::try_from(name_end - line_start)
-                .map_err(|_| ParseError::new(ParseErrorKind::BadHeaderName, line_start))?;
-            let line_span = Span::new(line_start, next);
-            let raw_value = buf.get(value_start..content_end).unwrap_or_default();
-
-            if name == HeaderName::ContentLength && !lenient {
-                if content_length.is_some() {
-                    return Err(
-                        ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
-                            .in_header(name_bytes, 0),
-                    );
-                }
-                let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
-                    ParseError::new(ParseErrorKind::InvalidContentLength, value_start)
-                        .in_header(name_bytes, 0)
-                })?;
-                content_length = u32::try_from(v).ok();
-            }
-
-            if name.is_list() {
-                Self::push_list(
-                    &mut headers,
-                    name,
-                    name_len,
-                    line_span,
-                    value_start,
-                    raw_value,
-                )?;
-            } else {
-                Self::push_value(
-                    &mut headers,
-                    name,
-                    name_len,
-                    line_span,
-                    value_start,
-                    raw_value,
-                )?;
-            }
-            // The bound is checked per line, once the line's values are known: a line that
-            // looked like a list and turned out to be one value (an unclosed quote) must not
-            // be refused on its tentative split (found by fuzzing). Memory stays bounded by the
-            // message size until then.
-            if headers.len() > MAX_HEADERS {
-                return Err(ParseError::new(
-                    ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
-                    line_start,
-                ));
-            }
-            pos = next;
-        }
-
+    /// Indexes the header section from `pos` and frames the body.
+    #[inline(always)]
+    fn finish(&mut self, pos: usize, lenient: bool, msg_start: usize) -> Result<()> {
+        let buf = self.buf;
+        let pos = self.index_headers(pos, lenient)?;
         let present = buf.len().saturating_sub(pos);
-        let body_len = match content_length {
+        let body_len = match self.content_length {
             Some(cl) if !(lenient && cl as usize > present) => {
                 let cl = cl as usize;
                 if cl > present {
@@ -511,73 +413,180 @@ impl<'a> Message<'a> {
             }
             _ => present,
         };
-        let body = Span::new(pos, pos + body_len);
-        Ok(Message {
-            buf,
-            start_line,
-            message: Span::new(msg_start, pos + body_len),
-            start_line_span: Span::new(msg_start, sl_end),
-            uri_span,
-            headers,
-            headers_end,
-            has_empty_line,
-            body,
-            content_length,
-            cache: Cache::default(),
-        })
+        self.body = Span::new(pos, pos + body_len);
+        self.message = Span::new(msg_start, pos + body_len);
+        Ok(())
     }
 
-    /// Indexes the values of a list header line, split at commas outside quoted strings and
-    /// `<...>` (RFC 3261 §7.3.1), in one pass over the value. A line with an unclosed quote
-    /// stays one value, whose typed view (and `validate()`) reports the fault.
-    #[inline]
-    fn push_list(
-        headers: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
-        name: HeaderName,
-        name_len: u16,
-        line: Span,
-        at: usize,
-        raw: &[u8],
-    ) -> Result<()> {
-        let first = headers.len();
-        let mut piece_start = 0;
-        let mut i = 0;
-        while let Some(p) = raw.get(i..).and_then(find_list_special) {
-            let j = i + p;
-            match raw.get(j) {
-                Some(b',') => {
-                    let piece = raw.get(piece_start..j).unwrap_or_default();
-                    Self::push_value(headers, name, name_len, line, at + piece_start, piece)?;
-                    piece_start = j + 1;
-                    i = j + 1;
+    /// Indexes the header lines from `pos` (the first octet after the start line) up to and
+    /// including the empty line; sets `headers_end`, `has_empty_line` and `content_length`
+    /// and returns where the body starts.
+    #[inline(always)]
+    fn index_headers(&mut self, mut pos: usize, lenient: bool) -> Result<usize> {
+        let buf = self.buf;
+        loop {
+            match buf.get(pos) {
+                None => {
+                    // Datagram that ends after its last header line (RFC 4475 §3.1.2.15 and
+                    // RFC 5118 §4.10 archive copies): the datagram end is the message end.
+                    self.headers_end = pos;
+                    return Ok(pos);
                 }
-                Some(b'"') => match crate::scan::quoted_string_end(raw, j) {
-                    Ok(end) => i = end,
-                    Err(_) => {
-                        headers.truncate(first);
-                        piece_start = 0;
-                        break;
+                Some(b'\r') if buf.get(pos + 1) == Some(&b'\n') => {
+                    self.headers_end = pos;
+                    self.has_empty_line = true;
+                    return Ok(pos + 2);
+                }
+                Some(b'\n') => {
+                    self.headers_end = pos;
+                    self.has_empty_line = true;
+                    return Ok(pos + 1);
+                }
+                Some(b' ' | b'\t') => {
+                    return Err(ParseError::new(
+                        ParseErrorKind::BadHeaderValue("continuation line without a header"),
+                        pos,
+                    ))
+                }
+                Some(_) => {}
+            }
+            let line_start = pos;
+            // The name ends at the first colon of the line (white space before the colon is
+            // not part of it); a line without one is not a header line.
+            let colon = match find2(buf, line_start, b':', b'\n') {
+                Some(c) if buf.get(c) == Some(&b':') => c,
+                stop => {
+                    if lenient {
+                        pos = stop.map_or(buf.len(), |lf| lf + 1);
+                        continue;
                     }
-                },
-                // '<': commas up to the matching '>' belong to the URI; an unclosed '<' hides
-                // every comma after it.
-                _ => match raw.get(j..).and_then(|rest| memchr::memchr(b'>', rest)) {
-                    Some(q) => i = j + q + 1,
-                    None => break,
-                },
+                    return Err(ParseError::new(
+                        ParseErrorKind::HeaderWithoutColon,
+                        line_start,
+                    ));
+                }
+            };
+            let mut name_end = colon;
+            while name_end > line_start
+                && matches!(buf.get(name_end - 1), Some(b' ' | b'\t' | b'\r'))
+            {
+                name_end -= 1;
             }
-        }
-        let piece = raw.get(piece_start..).unwrap_or_default();
-        Self::push_value(headers, name, name_len, line, at + piece_start, piece)?;
-        let count = headers.len() - first;
-        if count > 1 {
-            let count16 = u16::try_from(count).unwrap_or(u16::MAX);
-            for (k, h) in headers.iter_mut().skip(first).enumerate() {
-                h.index_in_line = u16::try_from(k).unwrap_or(u16::MAX);
-                h.values_in_line = count16;
+            let name_bytes = buf.get(line_start..name_end).unwrap_or_default();
+            // A name that is not a token matches no known name (see `HeaderName::from_bytes`):
+            // it is indexed as an extension header, which `validate()` refuses.
+            let name = HeaderName::from_bytes(name_bytes);
+            let value_start = colon + 1;
+            // The end of this header line, folded continuation lines included. The line end
+            // of a list header is searched together with its first comma: a line without any
+            // is one value and is not split.
+            let mut may_split = false;
+            let mut from = value_start;
+            if name.is_list() {
+                if let Some(c) = find2(buf, from, b',', b'\n') {
+                    if buf.get(c) == Some(&b',') {
+                        may_split = true;
+                        // (A CR right after the comma still ends the line's content.)
+                        from = c + 1;
+                    }
+                }
             }
+            let Some((mut content_end, mut next)) = line_end(buf, from) else {
+                return self.unterminated_line(line_start, name_end, lenient);
+            };
+            while matches!(buf.get(next), Some(b' ' | b'\t')) {
+                // A folded list header is split whatever it holds.
+                may_split = true;
+                match line_end(buf, next) {
+                    Some((ce, nx)) => {
+                        content_end = ce;
+                        next = nx;
+                    }
+                    None => return Err(ParseError::new(ParseErrorKind::Truncated, next)),
+                }
+            }
+            // Header names longer than 65535 octets cannot be indexed: refuse them.
+            let name_len = u16::try_from(name_bytes.len())
+                .map_err(|_| ParseError::new(ParseErrorKind::BadHeaderName, line_start))?;
+            let line_span = Span::new(line_start, next);
+            let raw_value = buf.get(value_start..content_end).unwrap_or_default();
+
+            if name == HeaderName::ContentLength && !lenient {
+                if self.content_length.is_some() {
+                    return Err(
+                        ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
+                            .in_header(name_bytes, 0),
+                    );
+                }
+                let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
+                    ParseError::new(ParseErrorKind::InvalidContentLength, value_start)
+                        .in_header(name_bytes, 0)
+                })?;
+                self.content_length = u32::try_from(v).ok();
+            }
+
+            if may_split {
+                push_pieces(
+                    &mut self.headers,
+                    name,
+                    name_len,
+                    line_span,
+                    value_start,
+                    raw_value,
+                );
+            } else {
+                Self::push_value(
+                    &mut self.headers,
+                    name,
+                    name_len,
+                    line_span,
+                    value_start,
+                    raw_value,
+                );
+            }
+            // The bound is checked per line, once the line's values are known: a line that
+            // looked like a list and turned out to be one value (an unclosed quote) must not
+            // be refused on its tentative split (found by fuzzing). Memory stays bounded by the
+            // message size until then.
+            if self.headers.len() > MAX_HEADERS {
+                return Err(ParseError::new(
+                    ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
+                    line_start,
+                ));
+            }
+            pos = next;
         }
-        Ok(())
+    }
+
+    /// A header line whose colon is not followed by any line end: the message is truncated
+    /// when the line starts with `token LWS? ":"`; otherwise the line is not a header line
+    /// (what was reported before the colon and the line end were searched together).
+    #[cold]
+    fn unterminated_line(
+        &mut self,
+        line_start: usize,
+        name_end: usize,
+        lenient: bool,
+    ) -> Result<usize> {
+        let buf = self.buf;
+        let name = buf.get(line_start..name_end).unwrap_or_default();
+        let token_then_blanks = is_token(name)
+            && buf
+                .get(name_end..)
+                .and_then(|rest| rest.iter().find(|&&b| b != b' ' && b != b'\t'))
+                == Some(&b':');
+        if token_then_blanks {
+            return Err(ParseError::new(ParseErrorKind::Truncated, line_start));
+        }
+        if lenient {
+            // The line is skipped, and with it the rest of the buffer.
+            self.headers_end = buf.len();
+            return Ok(buf.len());
+        }
+        Err(ParseError::new(
+            ParseErrorKind::HeaderWithoutColon,
+            line_start,
+        ))
     }
 
     #[inline(always)]
@@ -588,25 +597,16 @@ impl<'a> Message<'a> {
         line: Span,
         at: usize,
         piece: &[u8],
-    ) -> Result<()> {
-        let lead = piece.iter().take_while(|&&b| is_lws(b)).count();
-        let trail = piece
-            .get(lead..)
-            .unwrap_or_default()
-            .iter()
-            .rev()
-            .take_while(|&&b| is_lws(b))
-            .count();
-        let start = at + lead;
+    ) {
+        let (start, end) = trimmed(piece, 0, piece.len());
         headers.push(HeaderValue {
             name,
             name_len,
-            value: Span::new(start, at + piece.len() - trail),
+            value: Span::new(at + start, at + end),
             line,
             index_in_line: 0,
             values_in_line: 1,
         });
-        Ok(())
     }
 
     fn parse_start_line(
@@ -1103,7 +1103,7 @@ impl<'a> Message<'a> {
         self.from()?;
         self.to()?;
         self.vias()?;
-        for h in &self.headers {
+        for h in self.headers() {
             if h.name == HeaderName::Other && !is_token(self.name(h)) {
                 return Err(ParseError::new(
                     ParseErrorKind::BadHeaderName,
@@ -1410,7 +1410,7 @@ v=0\n";
             b"\x2b\x2d\x2c",
         ] {
             let expected = text.iter().position(|&b| matches!(b, b',' | b'"' | b'<'));
-            assert_eq!(find_list_special(text), expected, "{text:?}");
+            assert_eq!(find3(text, 0, b',', b'"', b'<'), expected, "{text:?}");
         }
     }
 

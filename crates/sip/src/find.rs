@@ -1,0 +1,127 @@
+//! Byte searches tuned for the short and medium haystacks of a SIP message (a header line is
+//! typically 20 to 100 octets): no call, no setup, sixteen octets per step.
+//!
+//! Each step asks "is any of the needles among these sixteen octets?" as a fold over a
+//! `[u8; 16]`, which the compiler turns into one vector compare per needle and one mask test
+//! (SSE2 on x86-64, NEON on AArch64) without any `unsafe`; only the chunk holding a hit is then
+//! searched exactly, eight octets at a time (see [`zero_octets`]). Fewer than sixteen octets
+//! left are searched one by one.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Flags the zero octets of `v` (the classic "has zero byte" test): the lowest flag is always
+/// exact; flags above a true zero may be false positives, so only the lowest is ever used.
+#[inline(always)]
+pub(crate) fn zero_octets(v: u64) -> u64 {
+    v.wrapping_sub(ONES) & !v & HIGH
+}
+
+/// Flags the octets of `w` equal to `n` (lowest flag exact, see [`zero_octets`]).
+#[inline(always)]
+pub(crate) fn eq_octets(w: u64, n: u8) -> u64 {
+    zero_octets(w ^ (ONES * u64::from(n)))
+}
+
+/// The two little-endian words of a chunk.
+#[inline(always)]
+fn halves(c: &[u8; 16]) -> (u64, u64) {
+    let (lo, hi) = c.split_at(8);
+    (
+        u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+        u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+    )
+}
+
+/// Position of the lowest flag of `lo`, else of `hi` (one of them has a flag).
+#[inline(always)]
+fn first_flag(lo: u64, hi: u64) -> usize {
+    if lo != 0 {
+        (lo.trailing_zeros() / 8) as usize
+    } else {
+        8 + (hi.trailing_zeros() / 8) as usize
+    }
+}
+
+/// True when `n` is among the octets of `c`: one vector compare and one mask test (one fold
+/// per needle: folding several needles at once defeats the vectorizer).
+#[inline(always)]
+fn has(c: &[u8; 16], n: u8) -> bool {
+    c.iter().fold(false, |acc, &b| acc | (b == n))
+}
+
+macro_rules! finder {
+    ($(#[$doc:meta])* $name:ident, $($n:ident),+) => {
+        $(#[$doc])*
+        #[inline(always)]
+        pub(crate) fn $name(hay: &[u8], from: usize, $($n: u8),+) -> Option<usize> {
+            let mut p = from;
+            while let Some(chunk) = hay.get(p..).and_then(<[u8]>::first_chunk::<16>) {
+                if false $(| has(chunk, $n))+ {
+                    let (lo, hi) = halves(chunk);
+                    let flags = |w: u64| 0 $(| eq_octets(w, $n))+;
+                    return Some(p + first_flag(flags(lo), flags(hi)));
+                }
+                p += 16;
+            }
+            hay.get(p..)?
+                .iter()
+                .position(|&b| false $(|| b == $n)+)
+                .map(|q| p + q)
+        }
+    };
+}
+
+finder!(
+    /// Index of the first `a` in `hay` at or after `from`.
+    find1, a
+);
+finder!(
+    /// Index of the first `a` or `b` in `hay` at or after `from`.
+    find2, a, b
+);
+finder!(
+    /// Index of the first `a`, `b` or `c` in `hay` at or after `from`.
+    find3, a, b, c
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_first_needle_at_every_position() {
+        for len in 0..70 {
+            for at in 0..=len {
+                let mut hay = vec![b'x'; len];
+                if let Some(b) = hay.get_mut(at) {
+                    *b = b'\n';
+                }
+                // Octets just above and below a needle must not be mistaken for it.
+                if let Some(b) = hay.get_mut(at + 1) {
+                    *b = b'\x0b';
+                }
+                let expected = (at < len).then_some(at);
+                for from in 0..=len {
+                    let want = expected.filter(|&e| e >= from);
+                    assert_eq!(find1(&hay, from, b'\n'), want, "{len} {at} {from}");
+                    assert_eq!(find2(&hay, from, b':', b'\n'), want);
+                    assert_eq!(find3(&hay, from, b',', b'\n', b'<'), want);
+                }
+            }
+        }
+        assert_eq!(find1(b"abc", 7, b'a'), None);
+        assert_eq!(find2(b"0123456789abcdef:\n", 0, b'\n', b':'), Some(16));
+        assert_eq!(
+            find3(
+                b"\x80\x81\x82\x83\x84\x85\x86\x87\x88<",
+                0,
+                b',',
+                b'"',
+                b'<'
+            ),
+            Some(9)
+        );
+        assert_eq!(find3(b"\x2b\x2d\x2c", 0, b',', b'"', b'<'), Some(2));
+    }
+}
