@@ -85,9 +85,9 @@ impl Tm {
         } else if code >= 300 && br.final_code != 0 {
             // The branch ended already (timed out, cancelled locally): nothing to relay.
             return true;
-        } else if br.final_code == 0 {
-            br.final_code = code;
         }
+        // The branch's final code is recorded only with its reply, after onreply_route:
+        // until then another thread must not see the branch as complete.
         let on_reply = st.branches.get(idx).and_then(|b| b.on_reply);
         drop(st);
 
@@ -119,12 +119,25 @@ impl Tm {
                 self.send_upstream(core, &tx, code, bytes);
             }
         } else if code < 300 {
+            {
+                let mut st = tx.state.lock();
+                if let Some(br) = st.branches.get_mut(idx) {
+                    if br.final_code == 0 {
+                        br.final_code = code;
+                    }
+                }
+            }
             // A 2xx goes up at once (for an INVITE, each of them: RFC 3261 §16.7 step 5).
             self.send_upstream(core, &tx, code, bytes);
         } else {
             let mut st = tx.state.lock();
-            if let Some(br) = st.branches.get_mut(idx) {
-                br.reply = Some(Arc::new(bytes));
+            match st.branches.get_mut(idx) {
+                Some(br) if br.final_code == 0 => {
+                    br.final_code = code;
+                    br.reply = Some(Arc::new(bytes));
+                }
+                // It timed out while onreply_route ran.
+                _ => return true,
             }
             if code >= 600 && !self.cfg.disable_6xx_block {
                 for k in 0..st.branches.len() {
