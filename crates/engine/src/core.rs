@@ -42,6 +42,8 @@ pub struct Core {
     pub log_level_setter: std::sync::OnceLock<LevelSetter>,
     /// Prefix of the To-tags of stateless replies (one per instance, as Kamailio's sl).
     pub sl_tag_prefix: String,
+    /// Shared state modules offer each other (usrloc's tables to registrar...), by type.
+    services: parking_lot::RwLock<Vec<std::sync::Arc<dyn std::any::Any + Send + Sync>>>,
     /// The transaction layer, once module tm starts it.
     pub tm: std::sync::OnceLock<std::sync::Arc<crate::tm::Tm>>,
     /// Start time, seconds since the Unix epoch (`$TS`).
@@ -88,6 +90,7 @@ impl Core {
             cfg_vars: parking_lot::RwLock::new(None),
             program: parking_lot::RwLock::new(None),
             tm: std::sync::OnceLock::new(),
+            services: parking_lot::RwLock::new(Vec::new()),
             started_at,
             config,
             transport,
@@ -97,6 +100,21 @@ impl Core {
             replies_6xx,
             sl_tag_prefix,
         }
+    }
+
+    /// Offers a module's shared state to the other modules (one value per type).
+    pub fn provide<T: std::any::Any + Send + Sync>(&self, service: std::sync::Arc<T>) {
+        let mut all = self.services.write();
+        all.retain(|s| !s.is::<T>());
+        all.push(service);
+    }
+
+    /// The shared state of type `T` a module offered, if any.
+    pub fn service<T: std::any::Any + Send + Sync>(&self) -> Option<std::sync::Arc<T>> {
+        self.services
+            .read()
+            .iter()
+            .find_map(|s| s.clone().downcast::<T>().ok())
     }
 
     /// The running program (the compiled config); `None` before start.

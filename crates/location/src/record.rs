@@ -28,7 +28,7 @@ pub struct Contact {
     pub methods: u32,
     /// Unique id of the binding.
     pub ruid: String,
-    /// `+sip.instance` (RFC 5626), with its quotes and angle brackets as received.
+    /// `+sip.instance` (RFC 5626), without its quotes (`<urn:uuid:...>`).
     pub instance: Option<String>,
     pub reg_id: u32,
     /// When it last changed (UNIX seconds).
@@ -61,7 +61,7 @@ impl Contact {
             v.push_str(&format!(";received=\"{r}\""));
         }
         if let Some(i) = &self.instance {
-            v.push_str(&format!(";+sip.instance={i}"));
+            v.push_str(&format!(";+sip.instance=\"{i}\""));
             if self.reg_id > 0 {
                 v.push_str(&format!(";reg-id={}", self.reg_id));
             }
@@ -277,7 +277,7 @@ mod tests {
         a.expires = 700;
         let mut b = contact("sip:alice@127.0.0.1:5082", 500, "2");
         b.expires = 160;
-        b.instance = Some("\"<urn:uuid:1>\"".to_owned());
+        b.instance = Some("<urn:uuid:1>".to_owned());
         b.reg_id = 1;
         r.insert(a);
         r.insert(b);

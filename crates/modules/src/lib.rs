@@ -10,6 +10,7 @@ mod jsonrpcs;
 mod kex;
 mod maxfwd;
 mod pv;
+mod registrar;
 mod rr;
 mod sanity;
 mod siputils;
@@ -18,6 +19,7 @@ mod statistics;
 mod textops;
 mod tm;
 mod tmx;
+pub mod usrloc;
 mod xhttp;
 mod xhttp_prom;
 mod xlog;
@@ -37,6 +39,8 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(rr::Rr::default()),
         Box::new(tm::TmModule::default()),
         Box::new(tmx::Tmx),
+        Box::new(usrloc::UsrlocModule::default()),
+        Box::new(registrar::Registrar::default()),
         Box::new(kex::Kex),
         Box::new(pv::Pv),
         Box::new(corex::Corex),

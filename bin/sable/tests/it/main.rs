@@ -14,6 +14,7 @@ mod control;
 mod core;
 mod harness;
 mod malformed;
+mod registrar;
 mod routing;
 mod seed;
 mod sidebyside;

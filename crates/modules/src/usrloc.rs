@@ -1,0 +1,763 @@
+//! `usrloc`: the user location tables. Each table (`location`...) is a hash of records (one
+//! per AOR, the bindings of `sable_location`) split into `2^hash_size` buckets, each with its
+//! own lock. A timer removes expired bindings every `timer_interval` seconds, telling the
+//! callbacks and running `event_route[usrloc:contact-expired]`. Other modules (registrar,
+//! later peerstate) reach the tables through [`Usrloc`], offered as a core service.
+
+use parking_lot::{Mutex, RwLock};
+use sable_engine::{int_param, str_param, Core, Counter, Gauge, Module, MsgCtx, ParamError, Sip};
+use sable_location::{Contact, Record};
+use sable_rpc::{MethodKind, Params, RpcError};
+use sable_script::ast::Literal;
+use sable_script::{Registry, RouteMask};
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+/// What happened to a binding (usrloc's callback types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UlEventKind {
+    Insert,
+    Update,
+    /// Before removal (REGISTER with expires 0, `*`, unregister, RPC).
+    Delete,
+    /// Removed by the timer.
+    Expire,
+}
+
+/// A callback of another module on binding changes.
+pub type UlCallback = Arc<dyn Fn(UlEventKind, &str, &str, &Contact) + Send + Sync>;
+
+/// usrloc's parameters (Kamailio's names and defaults).
+#[derive(Debug, Clone)]
+pub struct UsrlocConfig {
+    pub db_mode: i64,
+    pub db_url: Option<String>,
+    pub timer_interval: u64,
+    pub use_domain: bool,
+    pub matching_mode: i64,
+    pub cseq_delay: u32,
+    pub hash_size: u32,
+    pub nat_bflag: i64,
+    pub preload: Vec<String>,
+}
+
+impl Default for UsrlocConfig {
+    fn default() -> Self {
+        UsrlocConfig {
+            db_mode: 0,
+            db_url: None,
+            timer_interval: 60,
+            use_domain: false,
+            matching_mode: 0,
+            cseq_delay: 20,
+            hash_size: 10,
+            nat_bflag: -1,
+            preload: Vec::new(),
+        }
+    }
+}
+
+/// One table of records.
+pub struct Domain {
+    pub name: String,
+    buckets: Vec<Mutex<HashMap<String, Record>>>,
+    contacts: Arc<Gauge>,
+    users: Arc<Gauge>,
+    expires: Arc<Counter>,
+}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Domain").field("name", &self.name).finish()
+    }
+}
+
+/// usrloc's hash of an AOR (Kamailio's `core_hash`-like, shown as HashID).
+pub fn aor_hash(aor: &str) -> u32 {
+    let mut h: u32 = 0;
+    for b in aor.bytes() {
+        h = h.wrapping_mul(31).wrapping_add(u32::from(b));
+    }
+    h
+}
+
+impl Domain {
+    fn new(name: &str, hash_size: u32, reg: &sable_engine::StatRegistry) -> Domain {
+        let n = 1usize << hash_size.clamp(1, 16);
+        let d = Domain {
+            name: name.to_owned(),
+            buckets: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
+            contacts: Arc::default(),
+            users: Arc::default(),
+            expires: Arc::default(),
+        };
+        reg.adopt_gauge(
+            "usrloc",
+            &format!("{name}_contacts"),
+            d.contacts.clone(),
+            false,
+        );
+        reg.adopt_gauge("usrloc", &format!("{name}_users"), d.users.clone(), false);
+        reg.adopt_counter("usrloc", &format!("{name}_expires"), d.expires.clone());
+        d
+    }
+
+    fn bucket(&self, aor: &str) -> Option<&Mutex<HashMap<String, Record>>> {
+        let n = self.buckets.len().max(1);
+        self.buckets.get(aor_hash(aor) as usize % n)
+    }
+
+    /// Number of hash slots.
+    pub fn size(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// The record of an AOR (a copy).
+    pub fn get(&self, aor: &str) -> Option<Record> {
+        self.bucket(aor).and_then(|b| b.lock().get(aor).cloned())
+    }
+
+    /// Changes the record of `aor` under its bucket's lock: `f` gets the current record and
+    /// gives the new one (an empty one is removed) and a result.
+    pub fn modify<R, E>(
+        &self,
+        aor: &str,
+        f: impl FnOnce(Option<&Record>) -> Result<(Record, R), E>,
+    ) -> Result<R, E> {
+        let Some(bucket) = self.bucket(aor) else {
+            return f(None).map(|(_, r)| r);
+        };
+        let mut b = bucket.lock();
+        let old = b.get(aor);
+        let old_n = old.map_or(0, |r| r.contacts.len());
+        let existed = old.is_some();
+        let (new, out) = f(old)?;
+        let new_n = new.contacts.len();
+        if new.contacts.is_empty() {
+            b.remove(aor);
+            if existed {
+                self.users.sub(1);
+            }
+        } else {
+            if !existed {
+                self.users.add(1);
+            }
+            b.insert(aor.to_owned(), new);
+        }
+        drop(b);
+        self.contacts
+            .add(i64::try_from(new_n).unwrap_or(0) - i64::try_from(old_n).unwrap_or(0));
+        Ok(out)
+    }
+
+    /// Removes every binding no longer valid at `now`; gives (aor, contact) of each.
+    pub fn expire(&self, now: u64) -> Vec<(String, Contact)> {
+        let mut out = Vec::new();
+        for bucket in &self.buckets {
+            let mut b = bucket.lock();
+            let mut empty = Vec::new();
+            for (aor, rec) in b.iter_mut() {
+                for c in rec.expire(now) {
+                    out.push((aor.clone(), c));
+                }
+                if rec.contacts.is_empty() {
+                    empty.push(aor.clone());
+                }
+            }
+            for aor in empty {
+                b.remove(&aor);
+                self.users.sub(1);
+            }
+        }
+        self.contacts.sub(i64::try_from(out.len()).unwrap_or(0));
+        self.expires.add(out.len() as u64);
+        out
+    }
+
+    /// Every record (copies), and the largest number of records in one slot.
+    pub fn snapshot(&self) -> (Vec<Record>, usize) {
+        let mut all = Vec::new();
+        let mut max = 0;
+        for bucket in &self.buckets {
+            let b = bucket.lock();
+            max = max.max(b.len());
+            all.extend(b.values().cloned());
+        }
+        (all, max)
+    }
+
+    /// Number of records.
+    pub fn users(&self) -> i64 {
+        self.users.get()
+    }
+}
+
+/// The location tables and who wants to hear about them.
+pub struct Usrloc {
+    pub cfg: UsrlocConfig,
+    domains: RwLock<HashMap<String, Arc<Domain>>>,
+    callbacks: RwLock<Vec<UlCallback>>,
+    ruid_counter: AtomicU64,
+    core: std::sync::OnceLock<Weak<Core>>,
+}
+
+impl std::fmt::Debug for Usrloc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Usrloc").field("cfg", &self.cfg).finish()
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Usrloc {
+    fn new(cfg: UsrlocConfig) -> Usrloc {
+        Usrloc {
+            cfg,
+            domains: RwLock::new(HashMap::new()),
+            callbacks: RwLock::new(Vec::new()),
+            ruid_counter: AtomicU64::new(1),
+            core: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The table `name`, created on first use (as Kamailio's `register_udomain`).
+    pub fn domain(&self, name: &str) -> Option<Arc<Domain>> {
+        if let Some(d) = self.domains.read().get(name) {
+            return Some(d.clone());
+        }
+        let core = self.core.get().and_then(Weak::upgrade)?;
+        let mut all = self.domains.write();
+        let d = all.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Domain::new(name, self.cfg.hash_size, &core.stat_registry))
+        });
+        Some(d.clone())
+    }
+
+    /// Every table.
+    pub fn domains(&self) -> Vec<Arc<Domain>> {
+        let mut v: Vec<Arc<Domain>> = self.domains.read().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// A new binding id, Kamailio's form `uloc-<hex time>-<hex pid>-<counter>`.
+    pub fn new_ruid(&self) -> String {
+        let n = self.ruid_counter.fetch_add(1, Ordering::Relaxed);
+        format!("uloc-{:x}-{:x}-{n:x}", unix_now(), std::process::id())
+    }
+
+    /// Registers a callback for binding changes.
+    pub fn on_change(&self, cb: UlCallback) {
+        self.callbacks.write().push(cb);
+    }
+
+    /// Tells the callbacks.
+    pub fn notify(&self, kind: UlEventKind, domain: &str, aor: &str, contact: &Contact) {
+        let cbs = self.callbacks.read().clone();
+        for cb in cbs {
+            cb(kind, domain, aor, contact);
+        }
+    }
+
+    /// Removes a whole AOR (`ul.rm`, `unregister` without ruid); gives its bindings.
+    pub fn remove_aor(&self, domain: &Domain, aor: &str) -> Vec<Contact> {
+        let gone: Result<Vec<Contact>, ()> = domain.modify(aor, |rec| {
+            let gone = rec.map(|r| r.contacts.clone()).unwrap_or_default();
+            Ok((Record::new(aor), gone))
+        });
+        let gone = gone.unwrap_or_default();
+        for c in &gone {
+            self.notify(UlEventKind::Delete, &domain.name, aor, c);
+        }
+        gone
+    }
+
+    /// Removes one binding by a test; true when one went.
+    pub fn remove_contact(
+        &self,
+        domain: &Domain,
+        aor: &str,
+        which: impl Fn(&Contact) -> bool,
+    ) -> bool {
+        let gone: Result<Option<Contact>, ()> = domain.modify(aor, |rec| {
+            let mut r = rec.cloned().unwrap_or_else(|| Record::new(aor));
+            let k = r.contacts.iter().position(&which);
+            let gone = k.map(|k| r.contacts.remove(k));
+            Ok((r, gone))
+        });
+        match gone.ok().flatten() {
+            Some(c) => {
+                self.notify(UlEventKind::Delete, &domain.name, aor, &c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The timer's work: expired bindings out, callbacks and the event route told.
+    fn expire_all(&self, core: &Core) {
+        let now = unix_now();
+        for d in self.domains() {
+            for (aor, c) in d.expire(now) {
+                self.notify(UlEventKind::Expire, &d.name, &aor, &c);
+                run_expired_route(core, &d.name, &aor, &c);
+            }
+        }
+    }
+}
+
+/// `$ulc(exp=>...)` and the registrar's fetched profiles: per thread, as Kamailio's are
+/// per process.
+pub mod profiles {
+    use sable_location::Contact;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// Contacts fetched under a profile name (`reg_fetch_contacts`).
+    #[derive(Debug, Clone, Default)]
+    pub struct Fetched {
+        pub aor: String,
+        pub domain: String,
+        pub contacts: Vec<Contact>,
+    }
+
+    thread_local! {
+        static PROFILES: RefCell<HashMap<String, Fetched>> = RefCell::new(HashMap::new());
+    }
+
+    pub fn set(name: &str, f: Fetched) {
+        PROFILES.with(|p| {
+            p.borrow_mut().insert(name.to_owned(), f);
+        });
+    }
+
+    pub fn clear(name: &str) -> bool {
+        PROFILES.with(|p| p.borrow_mut().remove(name).is_some())
+    }
+
+    pub fn with<R>(name: &str, f: impl FnOnce(Option<&Fetched>) -> R) -> R {
+        PROFILES.with(|p| f(p.borrow().get(name)))
+    }
+}
+
+/// Runs `event_route[usrloc:contact-expired]` for an expired binding on a made-up request,
+/// with `$ulc(exp=>...)` describing it.
+fn run_expired_route(core: &Core, domain: &str, aor: &str, c: &Contact) {
+    let Some(program) = core.program() else {
+        return;
+    };
+    let Some(id) = program.event_route("usrloc:contact-expired") else {
+        return;
+    };
+    let Some(local) = core.sockets.first().cloned() else {
+        return;
+    };
+    profiles::set(
+        "exp",
+        profiles::Fetched {
+            aor: aor.to_owned(),
+            domain: domain.to_owned(),
+            contacts: vec![c.clone()],
+        },
+    );
+    let fake = format!(
+        "OPTIONS sip:{aor}@{host} SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch=z9hG4bKulexp\r\nFrom: <sip:usrloc@{host}>;tag=ulexp\r\nTo: <sip:{aor}@{host}>\r\nCall-ID: ulexp-{ruid}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        host = local.addr,
+        ruid = c.ruid
+    );
+    let Ok(msg) = sable_sip::Message::parse(fake.as_bytes()) else {
+        return;
+    };
+    let recv = sable_engine::RecvInfo {
+        proto: local.proto,
+        src: local.addr,
+        local: local.clone(),
+        conn: None,
+    };
+    let mut ctx = MsgCtx::new(core, msg, &recv, Vec::new(), RouteMask::EVENT);
+    ctx.program = Some(program.clone());
+    let _ = program.run(id, &mut ctx);
+    profiles::clear("exp");
+}
+
+/// A binding as `ul.dump` shows it.
+pub fn contact_json(c: &Contact, now: u64) -> Json {
+    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "[not set]".to_owned());
+    let expires = if c.expires == 0 {
+        json!("permanent")
+    } else if c.expires <= now {
+        json!("expired")
+    } else {
+        json!(c.expires - now)
+    };
+    let q = if c.q < 0 {
+        json!(-1)
+    } else {
+        json!(f64::from(c.q) / 1000.0)
+    };
+    json!({"Contact": {
+        "Address": c.uri,
+        "Expires": expires,
+        "Q": q,
+        "Call-ID": c.call_id,
+        "CSeq": c.cseq,
+        "User-Agent": if c.user_agent.is_empty() { "[not set]".to_owned() } else { c.user_agent.clone() },
+        "Received": text(&c.received),
+        "Path": text(&c.path),
+        "State": "CS_NEW",
+        "Flags": c.flags,
+        "CFlags": c.cflags,
+        "Socket": text(&c.socket),
+        "Methods": c.methods,
+        "Ruid": c.ruid,
+        "Instance": text(&c.instance),
+        "Reg-Id": c.reg_id,
+        "Server-Id": 0,
+        "Tcpconn-Id": c.tcpconn_id,
+        "Keepalive": 0,
+        "Last-Keepalive": c.last_modified,
+        "KA-Roundtrip": 0,
+        "Last-Modified": c.last_modified,
+    }})
+}
+
+#[derive(Debug, Default)]
+pub struct UsrlocModule {
+    cfg: UsrlocConfig,
+    ignored: Vec<String>,
+}
+
+fn the_usrloc(core: &Core) -> Result<Arc<Usrloc>, RpcError> {
+    core.service::<Usrloc>()
+        .ok_or_else(|| RpcError::new(500, "usrloc is not running"))
+}
+
+fn table(ul: &Usrloc, name: &str) -> Result<Arc<Domain>, RpcError> {
+    if !ul.domains.read().contains_key(name) {
+        return Err(RpcError::new(500, format!("Table not found: {name}")));
+    }
+    ul.domain(name)
+        .ok_or_else(|| RpcError::new(500, format!("Table not found: {name}")))
+}
+
+impl Module for UsrlocModule {
+    fn name(&self) -> &'static str {
+        "usrloc"
+    }
+
+    fn set_param(&mut self, name: &str, value: &Literal) -> Result<(), ParamError> {
+        let c = &mut self.cfg;
+        match name {
+            "db_mode" => {
+                let m = int_param(value)?;
+                if !(0..=3).contains(&m) {
+                    return Err(ParamError::bad("0, 1, 2 or 3"));
+                }
+                c.db_mode = m;
+            }
+            "db_url" => c.db_url = Some(str_param(value)?),
+            "timer_interval" => {
+                c.timer_interval = u64::try_from(int_param(value)?)
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| ParamError::bad("seconds (> 0)"))?;
+            }
+            "use_domain" => c.use_domain = int_param(value)? != 0,
+            "matching_mode" => {
+                let m = int_param(value)?;
+                if !(0..=3).contains(&m) {
+                    return Err(ParamError::bad("0, 1, 2 or 3"));
+                }
+                c.matching_mode = m;
+            }
+            "cseq_delay" => {
+                c.cseq_delay = u32::try_from(int_param(value)?)
+                    .map_err(|_| ParamError::bad("seconds (>= 0)"))?;
+            }
+            "hash_size" => {
+                c.hash_size = u32::try_from(int_param(value)?)
+                    .ok()
+                    .filter(|v| (1..=16).contains(v))
+                    .ok_or_else(|| ParamError::bad("1..16"))?;
+            }
+            "nat_bflag" => c.nat_bflag = int_param(value)?,
+            "preload" => c.preload.push(str_param(value)?),
+            "desc_time_order"
+            | "handle_lost_tcp"
+            | "close_expired_tcp"
+            | "timer_procs"
+            | "db_load"
+            | "ka_mode"
+            | "ka_interval"
+            | "ka_from"
+            | "ka_method"
+            | "db_ops_ruid"
+            | "xavp_contact"
+            | "server_id_filter"
+            | "skip_remote_socket"
+            | "db_update_as_insert"
+            | "db_check_update"
+            | "db_timer_clean"
+            | "version_table"
+            | "rm_expired_delay"
+            | "load_rank"
+            | "expires_type"
+            | "db_insert_null" => {
+                self.ignored
+                    .push(format!("usrloc: parameter {name} has no effect in Sable"));
+            }
+            _ => return Err(ParamError::Unknown),
+        }
+        Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut w = self.ignored.clone();
+        if self.cfg.db_mode != 0 {
+            w.push(
+                "usrloc: db_mode > 0 is not supported yet: bindings are kept in memory only"
+                    .to_owned(),
+            );
+        }
+        w
+    }
+
+    fn register(&self, _reg: &mut Registry<Sip>) {}
+
+    fn init(&self, core: &Arc<Core>) -> Result<(), String> {
+        if core.service::<Usrloc>().is_some() {
+            return Ok(());
+        }
+        let ul = Arc::new(Usrloc::new(self.cfg.clone()));
+        let _ = ul.core.set(Arc::downgrade(core));
+        for name in &self.cfg.preload {
+            let _ = ul.domain(name);
+        }
+        let all = Arc::downgrade(&ul);
+        core.stat_registry
+            .computed("usrloc", "registered_users", move || {
+                all.upgrade()
+                    .map_or(0, |u| u.domains().iter().map(|d| d.users()).sum())
+            });
+        core.provide(ul.clone());
+        let weak = Arc::downgrade(&ul);
+        let weak_core = Arc::downgrade(core);
+        let every = std::time::Duration::from_secs(self.cfg.timer_interval);
+        std::thread::Builder::new()
+            .name("usrloc-timer".to_owned())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                let (Some(ul), Some(core)) = (weak.upgrade(), weak_core.upgrade()) else {
+                    return;
+                };
+                ul.expire_all(&core);
+            })
+            .map_err(|e| format!("usrloc: cannot start the timer: {e}"))?;
+        Ok(())
+    }
+
+    fn rpc(&self, registry: &mut sable_rpc::Registry, core: &Arc<Core>) {
+        let c = core.clone();
+        let _ = registry.register(
+            "ul.dump",
+            "Dumps the location tables ([brief]).",
+            ["struct", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let ul = the_usrloc(&c)?;
+                let brief = p.opt_str(0)?.is_some_and(|b| b == "brief");
+                let now = unix_now();
+                let domains: Vec<Json> = ul
+                    .domains()
+                    .iter()
+                    .map(|d| {
+                        let (mut recs, max) = d.snapshot();
+                        recs.sort_by(|a, b| a.aor.cmp(&b.aor));
+                        let aors: Vec<Json> = recs
+                            .iter()
+                            .map(|r| {
+                                if brief {
+                                    json!({"AoR": r.aor})
+                                } else {
+                                    json!({"Info": {
+                                        "AoR": r.aor,
+                                        "HashID": aor_hash(&r.aor),
+                                        "Contacts": r.contacts.iter().map(|c| contact_json(c, now)).collect::<Vec<_>>(),
+                                    }})
+                                }
+                            })
+                            .collect();
+                        json!({"Domain": {
+                            "Domain": d.name,
+                            "Size": d.size(),
+                            "AoRs": aors,
+                            "Stats": {"Records": recs.len(), "Max-Slots": max},
+                        }})
+                    })
+                    .collect();
+                Ok(json!({"Domains": domains}))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "ul.lookup",
+            "The bindings of an AOR: table AOR.",
+            ["struct", "string", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let ul = the_usrloc(&c)?;
+                let d = table(&ul, p.str(0)?)?;
+                let aor = p.str(1)?;
+                let now = unix_now();
+                let rec = d
+                    .get(aor)
+                    .filter(|r| r.valid_count(now) > 0)
+                    .ok_or_else(|| {
+                        RpcError::new(500, format!("AOR not found in {} table", d.name))
+                    })?;
+                Ok(json!({
+                    "AoR": rec.aor,
+                    "Contacts": rec.valid(now).map(|c| contact_json(c, now)).collect::<Vec<_>>(),
+                }))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "ul.rm",
+            "Removes an AOR: table AOR.",
+            ["struct", "string", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let ul = the_usrloc(&c)?;
+                let d = table(&ul, p.str(0)?)?;
+                let aor = p.str(1)?;
+                if d.get(aor).is_none() {
+                    return Err(RpcError::new(404, "AOR not found"));
+                }
+                ul.remove_aor(&d, aor);
+                Ok(json!({}))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "ul.rm_contact",
+            "Removes a binding: table AOR contact.",
+            ["struct", "string", "string", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let ul = the_usrloc(&c)?;
+                let d = table(&ul, p.str(0)?)?;
+                let aor = p.str(1)?;
+                let uri = p.str(2)?.to_owned();
+                if d.get(aor).is_none() {
+                    return Err(RpcError::new(404, "AOR not found"));
+                }
+                if ul.remove_contact(&d, aor, |c| c.uri == uri) {
+                    Ok(json!({}))
+                } else {
+                    Err(RpcError::new(404, "Contact not found"))
+                }
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "ul.flush",
+            "Removes the expired bindings now.",
+            ["struct"],
+            MethodKind::Value,
+            move |_: &Params| -> Result<Json, RpcError> {
+                let ul = the_usrloc(&c)?;
+                ul.expire_all(&c);
+                Ok(json!({}))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "ul.add",
+            "Adds a binding: table AOR contact expires q path flags cflags methods.",
+            [
+                "struct", "string", "string", "string", "int", "double", "string", "int", "int",
+                "int",
+            ],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let ul = the_usrloc(&c)?;
+                let d = ul
+                    .domain(p.str(0)?)
+                    .ok_or_else(|| RpcError::new(500, "usrloc is not running"))?;
+                let aor = p.str(1)?.to_owned();
+                let uri = p.str(2)?.to_owned();
+                if sable_sip::Uri::parse(uri.as_bytes()).is_err() {
+                    return Err(RpcError::invalid_params("the contact is not a URI"));
+                }
+                let expires = u64::try_from(p.int(3)?)
+                    .map_err(|_| RpcError::invalid_params("expires >= 0"))?;
+                let q = match p.raw(4) {
+                    Some(Json::Number(n)) => n.as_f64().unwrap_or(-1.0),
+                    Some(Json::String(s)) => s.trim().parse().unwrap_or(-1.0),
+                    _ => -1.0,
+                };
+                let q = if q < 0.0 {
+                    -1
+                } else {
+                    (q.min(1.0) * 1000.0).round() as i32
+                };
+                let path = p
+                    .opt_str(5)?
+                    .filter(|s| !s.is_empty() && *s != ".")
+                    .map(str::to_owned);
+                let flags = u32::try_from(p.opt_int(6)?.unwrap_or(0)).unwrap_or(0);
+                let cflags = u32::try_from(p.opt_int(7)?.unwrap_or(0)).unwrap_or(0);
+                let methods = u32::try_from(p.opt_int(8)?.unwrap_or(-1)).unwrap_or(u32::MAX);
+                let now = unix_now();
+                let contact = Contact {
+                    uri: uri.clone(),
+                    expires: if expires == 0 { 0 } else { now + expires },
+                    q,
+                    call_id: "dfjrewr12386fd6-343@kamailio.mi".to_owned(),
+                    cseq: 1,
+                    flags,
+                    cflags,
+                    user_agent: "SIP Router MI Server".to_owned(),
+                    received: None,
+                    path,
+                    socket: None,
+                    methods,
+                    ruid: ul.new_ruid(),
+                    instance: None,
+                    reg_id: 0,
+                    last_modified: now,
+                    tcpconn_id: -1,
+                };
+                let kind: Result<UlEventKind, ()> = d.modify(&aor, |rec| {
+                    let mut r = rec.cloned().unwrap_or_else(|| Record::new(&aor));
+                    let kind = match r.contacts.iter().find(|e| e.uri == uri).cloned() {
+                        Some(old) => {
+                            r.replace(Contact {
+                                ruid: old.ruid,
+                                ..contact.clone()
+                            });
+                            UlEventKind::Update
+                        }
+                        None => {
+                            r.insert(contact.clone());
+                            UlEventKind::Insert
+                        }
+                    };
+                    Ok((r, kind))
+                });
+                if let Ok(kind) = kind {
+                    ul.notify(kind, &d.name, &aor, &contact);
+                }
+                Ok(json!({}))
+            },
+        );
+    }
+}
