@@ -6,14 +6,19 @@
 //! reads as an integer is sent as a number, anything else as a string; `s:VALUE` forces a
 //! string and `i:VALUE` an integer.
 //!
+//! It also does the database chores of `kamctl`, without a server: `db init` creates a
+//! database file with Kamailio's schema, `subscriber add|list|rm|passwd` manage the accounts
+//! of auth_db's `subscriber` table (through [`sable_storage`]).
+//!
 //! What it does not do: start or configure the server, or know any method: the methods and
 //! their help texts come from the server (`system.listMethods`, `system.methodHelp`).
 //!
 //! The socket is `-s PATH`, else `$SABLE_CTL`, else [`sable_rpc::DEFAULT_SOCKET`]
 //! (`/run/sable/sable_ctl`), the server's default too.
 //!
-//! Exit codes: 0 ok, 1 the method answered an error, 2 bad command line, 3 no server is
-//! listening on the socket, 4 any other I/O or protocol failure.
+//! Exit codes: 0 ok, 1 the method answered an error (or the subscriber to add exists, the
+//! one to change or remove does not), 2 bad command line, 3 no server is listening on the
+//! socket, 4 any other I/O, protocol or database failure.
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -22,6 +27,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use sable_rpc::{Client, ClientError, Json, DEFAULT_SOCKET};
+use sable_storage::{Database, StorageError};
 use serde_json::Value;
 
 const USAGE: &str = "\
@@ -40,20 +46,37 @@ Commands:
   methods                the names of every method the server offers
   help                   this text
 
+Database commands (no server needed; DB is a file path or sqlite:///path/file.db):
+  db init PATH           create a new database file with Kamailio's schema (tables
+                         version, location, location_attrs, subscriber); refuses to
+                         overwrite a non-empty file
+  subscriber add USER@DOMAIN PASSWORD --db DB
+                         add an account (ha1 and ha1b computed as kamctl does)
+  subscriber list --db DB
+                         every account, one USER@DOMAIN per line
+  subscriber rm USER@DOMAIN --db DB
+                         remove an account
+  subscriber passwd USER@DOMAIN PASSWORD --db DB
+                         set a new password
+  (put -- before a password that starts with -)
+
 Options:
   -s, --socket PATH      the control socket (default: $SABLE_CTL if set, else
                          /run/sable/sable_ctl)
       --json             print the result as pretty JSON instead of text
       --timeout SECS     how long to wait for the answer (default 10)
+      --db DB            the database of the subscriber commands
   -h, --help             this text, then every method of the running server
   -V, --version          the version of sablectl
 
 Exit codes:
   0  success
-  1  the method answered an error (printed as \"error: CODE - MESSAGE\")
+  1  the method answered an error (printed as \"error: CODE - MESSAGE\"), or the
+     subscriber to add already exists, or the one to remove or change does not
   2  bad command line
   3  no server is listening on the socket
-  4  any other I/O or protocol error";
+  4  any other I/O or protocol error, or a database error (missing file, not a
+     database, corrupt, wrong schema)";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,6 +86,15 @@ enum Failure {
     Usage(String),
     Client(ClientError),
     Output(io::Error),
+    Storage(StorageError),
+    /// A subscriber command named an account that does not exist.
+    NoSuchSubscriber(Account),
+}
+
+impl From<StorageError> for Failure {
+    fn from(error: StorageError) -> Self {
+        Failure::Storage(error)
+    }
 }
 
 impl From<ClientError> for Failure {
@@ -86,6 +118,36 @@ enum Command {
     Ps,
     Uptime,
     Methods,
+    DbInit(String),
+    SubscriberAdd { account: Account, password: String },
+    SubscriberList,
+    SubscriberRm(Account),
+    SubscriberPasswd { account: Account, password: String },
+}
+
+/// `USER@DOMAIN` of the subscriber commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Account {
+    username: String,
+    domain: String,
+}
+
+impl Account {
+    fn parse(text: &str) -> Result<Account, Failure> {
+        match text.rsplit_once('@') {
+            Some((username, domain)) if !username.is_empty() && !domain.is_empty() => Ok(Account {
+                username: username.to_owned(),
+                domain: domain.to_owned(),
+            }),
+            _ => Err(Failure::Usage(format!("{text:?}: expected USER@DOMAIN"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.username, self.domain)
+    }
 }
 
 #[derive(Debug)]
@@ -93,6 +155,7 @@ struct Invocation {
     socket: PathBuf,
     json: bool,
     timeout: Duration,
+    db: Option<String>,
     command: Command,
 }
 
@@ -128,6 +191,18 @@ fn main() -> ExitCode {
             eprintln!("error: cannot write the output: {error}");
             ExitCode::from(4)
         }
+        Err(Failure::Storage(error @ StorageError::DuplicateSubscriber { .. })) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+        Err(Failure::NoSuchSubscriber(account)) => {
+            eprintln!("error: no subscriber {account}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Storage(error)) => {
+            eprintln!("error: {error}");
+            ExitCode::from(4)
+        }
     }
 }
 
@@ -138,6 +213,7 @@ fn parse(args: &[String], env_socket: Option<OsString>) -> Result<Invocation, Fa
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
     let mut json = false;
     let mut timeout = DEFAULT_TIMEOUT;
+    let mut db = None;
     let mut words: Vec<String> = Vec::new();
     let mut options_done = false;
     let mut tokens = args.iter();
@@ -165,6 +241,7 @@ fn parse(args: &[String], env_socket: Option<OsString>) -> Result<Invocation, Fa
             "-s" | "--socket" => socket = PathBuf::from(value("a socket path")?),
             "--json" => json = true,
             "--timeout" => timeout = parse_timeout(&value("a number of seconds")?)?,
+            "--db" => db = Some(value("a database path or URL")?),
             "-h" | "--help" => words = vec!["help".to_owned()],
             "-V" | "--version" => words = vec!["version".to_owned()],
             _ => return Err(Failure::Usage(format!("unknown option {token}"))),
@@ -200,12 +277,73 @@ fn parse(args: &[String], env_socket: Option<OsString>) -> Result<Invocation, Fa
                 _ => Command::Methods,
             }
         }
+        Some("db") => match (words.next().as_deref(), words.next(), words.next()) {
+            (Some("init"), Some(path), None) => Command::DbInit(path),
+            (Some("init"), None, _) => {
+                return Err(Failure::Usage("db init needs a PATH".to_owned()))
+            }
+            (Some("init"), Some(_), Some(extra)) => {
+                return Err(Failure::Usage(format!(
+                    "db init takes one PATH (got {extra})"
+                )))
+            }
+            (Some(other), _, _) => {
+                return Err(Failure::Usage(format!("unknown db command {other}")))
+            }
+            (None, _, _) => return Err(Failure::Usage("db needs a command: init".to_owned())),
+        },
+        Some("subscriber") => {
+            let action = words.next();
+            let rest: Vec<String> = words.collect();
+            let command = match (action.as_deref(), rest.as_slice()) {
+                (Some("add"), [account, password]) => Command::SubscriberAdd {
+                    account: Account::parse(account)?,
+                    password: password.clone(),
+                },
+                (Some("list"), []) => Command::SubscriberList,
+                (Some("rm"), [account]) => Command::SubscriberRm(Account::parse(account)?),
+                (Some("passwd"), [account, password]) => Command::SubscriberPasswd {
+                    account: Account::parse(account)?,
+                    password: password.clone(),
+                },
+                (Some(action @ ("add" | "passwd")), _) => {
+                    return Err(Failure::Usage(format!(
+                        "subscriber {action} needs USER@DOMAIN PASSWORD"
+                    )))
+                }
+                (Some("list"), _) => {
+                    return Err(Failure::Usage(
+                        "subscriber list takes no arguments".to_owned(),
+                    ))
+                }
+                (Some("rm"), _) => {
+                    return Err(Failure::Usage("subscriber rm needs USER@DOMAIN".to_owned()))
+                }
+                (Some(other), _) => {
+                    return Err(Failure::Usage(format!(
+                        "unknown subscriber command {other}"
+                    )))
+                }
+                (None, _) => {
+                    return Err(Failure::Usage(
+                        "subscriber needs a command: add, list, rm, passwd".to_owned(),
+                    ))
+                }
+            };
+            if db.is_none() {
+                return Err(Failure::Usage(
+                    "subscriber commands need --db PATH_OR_URL".to_owned(),
+                ));
+            }
+            command
+        }
         Some(other) => return Err(Failure::Usage(format!("unknown command {other}"))),
     };
     Ok(Invocation {
         socket,
         json,
         timeout,
+        db,
         command,
     })
 }
@@ -271,6 +409,11 @@ fn run(invocation: &Invocation, out: &mut impl Write) -> Result<(), Failure> {
         Command::Ps => (call("core.ps", Vec::new())?, Style::Table),
         Command::Uptime => (call("core.uptime", Vec::new())?, Style::Generic),
         Command::Methods => (call("system.listMethods", Vec::new())?, Style::Generic),
+        Command::DbInit(_)
+        | Command::SubscriberAdd { .. }
+        | Command::SubscriberList
+        | Command::SubscriberRm(_)
+        | Command::SubscriberPasswd { .. } => return database_command(invocation, out),
     };
     let text = if invocation.json {
         let mut text = serde_json::to_string_pretty(&result)
@@ -286,6 +429,76 @@ fn run(invocation: &Invocation, out: &mut impl Write) -> Result<(), Failure> {
     };
     out.write_all(text.as_bytes())?;
     out.flush()?;
+    Ok(())
+}
+
+/// A file path, or a `sqlite://` URL as in Kamailio's `db_url` (any other URL is a usage
+/// error, not a file name).
+fn database_path(text: &str) -> Result<PathBuf, Failure> {
+    if text.contains("://") {
+        sable_storage::parse_url(text).map_err(|error| Failure::Usage(error.to_string()))
+    } else {
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// `db init` and the subscriber commands: no server involved.
+fn database_command(invocation: &Invocation, out: &mut impl Write) -> Result<(), Failure> {
+    let open = || -> Result<Database, Failure> {
+        let db = invocation
+            .db
+            .as_deref()
+            .ok_or_else(|| Failure::Usage("--db PATH_OR_URL is needed".to_owned()))?;
+        Ok(Database::open_path(database_path(db)?)?)
+    };
+    // The account named that turned out not to exist, if any.
+    let missing = match &invocation.command {
+        Command::DbInit(path) => {
+            Database::create(database_path(path)?)?;
+            None
+        }
+        Command::SubscriberAdd { account, password } => {
+            open()?.add_subscriber(&account.username, &account.domain, password)?;
+            None
+        }
+        Command::SubscriberList => {
+            let subscribers = open()?.list_subscribers()?;
+            let text = if invocation.json {
+                let list: Vec<Json> = subscribers
+                    .iter()
+                    .map(|s| serde_json::json!({"username": s.username, "domain": s.domain}))
+                    .collect();
+                let mut text = serde_json::to_string_pretty(&list)
+                    .map_err(|error| Failure::Output(io::Error::other(error)))?;
+                text.push('\n');
+                text
+            } else {
+                let mut text = String::new();
+                for subscriber in &subscribers {
+                    line(
+                        &mut text,
+                        0,
+                        &format!("{}@{}", subscriber.username, subscriber.domain),
+                    );
+                }
+                text
+            };
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            None
+        }
+        Command::SubscriberRm(account) => {
+            (!open()?.remove_subscriber(&account.username, &account.domain)?).then_some(account)
+        }
+        Command::SubscriberPasswd { account, password } => {
+            (!open()?.set_password(&account.username, &account.domain, password)?)
+                .then_some(account)
+        }
+        _ => None,
+    };
+    if let Some(account) = missing {
+        return Err(Failure::NoSuchSubscriber(account.clone()));
+    }
     Ok(())
 }
 
@@ -577,12 +790,67 @@ mod tests {
             "--timeout 0 ps",
             "--timeout x ps",
             "ps extra",
+            "db",
+            "db init",
+            "db init a b",
+            "db drop x",
+            "subscriber",
+            "subscriber list",
+            "subscriber list x --db d",
+            "subscriber add alice@example.com --db d",
+            "subscriber add alice pw --db d",
+            "subscriber add @example.com pw --db d",
+            "subscriber add alice@ pw --db d",
+            "subscriber rm --db d",
+            "subscriber passwd alice@example.com --db d",
+            "subscriber frob --db d",
+            "--db",
         ] {
             assert!(
                 matches!(parse(&args(line), None), Err(Failure::Usage(_))),
                 "{line:?}"
             );
         }
+    }
+
+    #[test]
+    fn database_commands() {
+        let invocation = parse(&args("subscriber add a@b.example pw --db /x.db"), None).unwrap();
+        assert_eq!(invocation.db.as_deref(), Some("/x.db"));
+        assert_eq!(
+            invocation.command,
+            Command::SubscriberAdd {
+                account: Account {
+                    username: "a".to_owned(),
+                    domain: "b.example".to_owned()
+                },
+                password: "pw".to_owned()
+            }
+        );
+        // The domain is after the last @.
+        let invocation = parse(&args("--db d subscriber rm a@x@b.example"), None).unwrap();
+        assert_eq!(
+            invocation.command,
+            Command::SubscriberRm(Account {
+                username: "a@x".to_owned(),
+                domain: "b.example".to_owned()
+            })
+        );
+        assert_eq!(
+            parse(&args("db init /var/lib/sable/sable.db"), None)
+                .unwrap()
+                .command,
+            Command::DbInit("/var/lib/sable/sable.db".to_owned())
+        );
+        assert_eq!(
+            database_path("sqlite:///var/x.db").unwrap(),
+            PathBuf::from("/var/x.db")
+        );
+        assert_eq!(database_path("x.db").unwrap(), PathBuf::from("x.db"));
+        assert!(matches!(
+            database_path("mysql://h/db"),
+            Err(Failure::Usage(_))
+        ));
     }
 
     #[test]

@@ -354,3 +354,138 @@ fn methods_lists_every_name() {
     sorted.sort_unstable();
     assert_eq!(names, sorted);
 }
+
+/// `sablectl` for the database commands: no server, so no socket.
+fn sablectl_db(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sablectl"))
+        .env_remove("SABLE_CTL")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn db_init_creates_a_database_once() {
+    let dir = temp_dir("db-init");
+    let db = dir.join("sable.db");
+    let db_arg = db.to_str().unwrap();
+    let out = sablectl_db(&["db", "init", db_arg]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let opened = sable_storage::Database::open_path(&db).unwrap();
+    assert!(opened.list_subscribers().unwrap().is_empty());
+    drop(opened);
+    // Never over an existing database.
+    let out = sablectl_db(&["db", "init", db_arg]);
+    assert_eq!(code(&out), 4);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    // The URL form names a file too.
+    let other = dir.join("other.db");
+    let url = format!("sqlite://{}", other.display());
+    let out = sablectl_db(&["db", "init", &url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(other.is_file());
+}
+
+#[test]
+fn subscribers_are_added_listed_changed_and_removed() {
+    let dir = temp_dir("subscribers");
+    let db = dir.join("sable.db");
+    let db_arg = db.to_str().unwrap();
+    assert_eq!(code(&sablectl_db(&["db", "init", db_arg])), 0);
+    let add = |account: &str, password: &str| {
+        sablectl_db(&["subscriber", "add", account, password, "--db", db_arg])
+    };
+    assert_eq!(code(&add("alice@example.com", "secret")), 0);
+    assert_eq!(code(&add("bob@example.com", "pw")), 0);
+    let duplicate = add("alice@example.com", "again");
+    assert_eq!(code(&duplicate), 1);
+    assert!(
+        stderr(&duplicate).contains("alice@example.com already exists"),
+        "{}",
+        stderr(&duplicate)
+    );
+    let list = sablectl_db(&["--db", db_arg, "subscriber", "list"]);
+    assert_eq!(code(&list), 0, "{}", stderr(&list));
+    assert_eq!(stdout(&list), "alice@example.com\nbob@example.com\n");
+    let stored = sable_storage::Database::open_path(&db)
+        .unwrap()
+        .subscriber("alice", "example.com")
+        .unwrap()
+        .unwrap();
+    // printf 'alice:example.com:secret' | md5sum
+    assert_eq!(stored.ha1, "b1726872c344b6dc8365b774f8fd6412");
+
+    // A password that starts with '-' goes after --.
+    let out = sablectl_db(&[
+        "--db",
+        db_arg,
+        "subscriber",
+        "passwd",
+        "--",
+        "alice@example.com",
+        "-new",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stored = sable_storage::Database::open_path(&db)
+        .unwrap()
+        .subscriber("alice", "example.com")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.password, "-new");
+    let out = sablectl_db(&[
+        "subscriber",
+        "passwd",
+        "carol@example.com",
+        "x",
+        "--db",
+        db_arg,
+    ]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("no subscriber carol@example.com"));
+
+    let url = format!("sqlite://{}", db.display());
+    let out = sablectl_db(&["subscriber", "rm", "alice@example.com", "--db", &url]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = sablectl_db(&["subscriber", "rm", "alice@example.com", "--db", &url]);
+    assert_eq!(code(&out), 1);
+    let list = sablectl_db(&["--json", "subscriber", "list", "--db", db_arg]);
+    assert_eq!(
+        serde_json::from_str::<Json>(&stdout(&list)).unwrap(),
+        json!([{"username": "bob", "domain": "example.com"}])
+    );
+}
+
+#[test]
+fn subscriber_commands_need_an_existing_database() {
+    let dir = temp_dir("no-db");
+    let missing = dir.join("missing.db");
+    let out = sablectl_db(&["subscriber", "list", "--db", missing.to_str().unwrap()]);
+    assert_eq!(code(&out), 4);
+    assert!(
+        stderr(&out).contains("sablectl db init"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!missing.exists());
+    let garbage = dir.join("garbage.db");
+    fs::write(&garbage, vec![0x5a; 4096]).unwrap();
+    let out = sablectl_db(&["subscriber", "list", "--db", garbage.to_str().unwrap()]);
+    assert_eq!(code(&out), 4);
+    assert!(
+        stderr(&out).contains("not an SQLite database"),
+        "{}",
+        stderr(&out)
+    );
+    for args in [
+        &["subscriber", "list"][..],
+        &["subscriber", "add", "alice", "pw", "--db", "x.db"],
+        &["subscriber", "add", "alice@example.com", "--db", "x.db"],
+        &["subscriber", "frob", "--db", "x.db"],
+        &["db", "init"],
+        &["db", "drop", "x.db"],
+        &["subscriber", "list", "--db", "mysql://localhost/kamailio"],
+    ] {
+        let out = sablectl_db(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+    }
+}
