@@ -197,6 +197,8 @@ impl Domain {
 /// The location tables and who wants to hear about them.
 pub struct Usrloc {
     pub cfg: UsrlocConfig,
+    /// The database (db_mode 1-3) and the changes waiting for the next write-back (mode 2).
+    store: Option<Store>,
     domains: RwLock<HashMap<String, Arc<Domain>>>,
     callbacks: RwLock<Vec<UlCallback>>,
     ruid_counter: AtomicU64,
@@ -216,10 +218,88 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The location database of a usrloc with db_mode > 0.
+struct Store {
+    db: Mutex<sable_storage::Database>,
+    pending: Mutex<Vec<(String, sable_storage::Change)>>,
+    write_back: bool,
+}
+
+/// The row of a binding.
+fn row_of(aor: &str, c: &Contact, use_domain: bool) -> sable_storage::LocationRow {
+    let (username, domain) = match (use_domain, aor.split_once('@')) {
+        (true, Some((u, d))) => (u.to_owned(), Some(d.to_owned())),
+        _ => (aor.to_owned(), None),
+    };
+    sable_storage::LocationRow {
+        ruid: c.ruid.clone(),
+        username,
+        domain,
+        contact: c.uri.clone(),
+        received: c.received.clone(),
+        path: c.path.clone(),
+        expires: i64::try_from(c.expires).unwrap_or(0),
+        q: if c.q < 0 { -1.0 } else { f64::from(c.q) / 1000.0 },
+        callid: c.call_id.clone(),
+        cseq: i32::try_from(c.cseq).unwrap_or(i32::MAX),
+        last_modified: i64::try_from(c.last_modified).unwrap_or(0),
+        flags: c.flags,
+        cflags: c.cflags,
+        user_agent: c.user_agent.clone(),
+        socket: c.socket.clone(),
+        methods: (c.methods != u32::MAX).then_some(c.methods),
+        instance: c.instance.clone(),
+        reg_id: c.reg_id,
+        server_id: 0,
+        connection_id: i32::try_from(c.tcpconn_id.max(0)).unwrap_or(0),
+        keepalive: 0,
+        partition: 0,
+    }
+}
+
+/// The binding of a row, and its AOR.
+fn contact_of(r: sable_storage::LocationRow) -> (String, Contact) {
+    let aor = match &r.domain {
+        Some(d) if !d.is_empty() => format!("{}@{d}", r.username),
+        _ => r.username.clone(),
+    };
+    let q = if r.q < 0.0 {
+        sable_location::UNSPECIFIED_Q
+    } else {
+        (r.q.min(1.0) * 1000.0).round() as i32
+    };
+    let c = Contact {
+        uri: r.contact,
+        expires: u64::try_from(r.expires).unwrap_or(0),
+        q,
+        call_id: r.callid,
+        cseq: u32::try_from(r.cseq).unwrap_or(0),
+        flags: r.flags,
+        cflags: r.cflags,
+        user_agent: r.user_agent,
+        received: r.received,
+        path: r.path,
+        socket: r.socket,
+        methods: r.methods.unwrap_or(u32::MAX),
+        ruid: r.ruid,
+        instance: r.instance,
+        reg_id: r.reg_id,
+        last_modified: u64::try_from(r.last_modified).unwrap_or(0),
+        tcpconn_id: if r.connection_id > 0 {
+            i64::from(r.connection_id)
+        } else {
+            -1
+        },
+    };
+    (aor, c)
+}
+
 impl Usrloc {
     fn new(cfg: UsrlocConfig) -> Usrloc {
         Usrloc {
+            store: None,
             cfg,
+
             domains: RwLock::new(HashMap::new()),
             callbacks: RwLock::new(Vec::new()),
             ruid_counter: AtomicU64::new(1),
@@ -234,11 +314,109 @@ impl Usrloc {
         }
         let core = self.core.get().and_then(Weak::upgrade)?;
         let mut all = self.domains.write();
-        let d = all.entry(name.to_owned()).or_insert_with(|| {
-            Arc::new(Domain::new(name, self.cfg.hash_size, &core.stat_registry))
-        });
-        Some(d.clone())
+        if let Some(d) = all.get(name) {
+            return Some(d.clone());
+        }
+        let d = Arc::new(Domain::new(name, self.cfg.hash_size, &core.stat_registry));
+        if let Err(e) = self.load(&d) {
+            tracing::error!("usrloc: table {name} not loaded from the database: {e}");
+        }
+        all.insert(name.to_owned(), d.clone());
+        Some(d)
     }
+
+    /// Loads a table's bindings from the database (no insert callbacks, as Kamailio).
+    fn load(&self, d: &Domain) -> Result<usize, String> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let table = sable_storage::TableName::new(&d.name).map_err(|e| e.to_string())?;
+        let rows = {
+            let db = store.db.lock();
+            db.check_location_table(&table).map_err(|e| e.to_string())?;
+            db.load_location(&table).map_err(|e| e.to_string())?
+        };
+        let n = rows.len();
+        let mut by_aor: HashMap<String, Vec<Contact>> = HashMap::new();
+        for r in rows {
+            let (aor, c) = contact_of(r);
+            by_aor.entry(aor).or_default().push(c);
+        }
+        for (aor, contacts) in by_aor {
+            let _: Result<(), ()> = d.modify(&aor, |rec| {
+                let mut r = rec.cloned().unwrap_or_else(|| Record::new(&aor));
+                for c in contacts {
+                    r.insert(c);
+                }
+                Ok((r, ()))
+            });
+        }
+        Ok(n)
+    }
+
+    /// Writes a change to the database: now (db_mode 1 and 3: the reply waits for it), or
+    /// at the next timer (db_mode 2).
+    fn persist(&self, domain: &str, change: sable_storage::Change) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if store.write_back {
+            store.pending.lock().push((domain.to_owned(), change));
+            return;
+        }
+        let Ok(table) = sable_storage::TableName::new(domain) else {
+            return;
+        };
+        let mut db = store.db.lock();
+        if let Err(e) = db.apply_batch(&table, &[change]) {
+            tracing::error!("usrloc: database write failed: {e}");
+        }
+    }
+
+    /// db_mode 2: the changes since the last timer, in one transaction per table.
+    pub fn flush_pending(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let pending = std::mem::take(&mut *store.pending.lock());
+        if pending.is_empty() {
+            return;
+        }
+        let mut by_table: Vec<(String, Vec<sable_storage::Change>)> = Vec::new();
+        for (t, c) in pending {
+            match by_table.iter_mut().find(|(n, _)| *n == t) {
+                Some((_, v)) => v.push(c),
+                None => by_table.push((t, vec![c])),
+            }
+        }
+        let mut db = store.db.lock();
+        for (t, changes) in by_table {
+            let Ok(table) = sable_storage::TableName::new(&t) else {
+                continue;
+            };
+            if let Err(e) = db.apply_batch(&table, &changes) {
+                tracing::error!(
+                    "usrloc: database write-back of {} changes failed: {e}",
+                    changes.len()
+                );
+            }
+        }
+    }
+
+    /// `ul.db_users`, `ul.db_contacts`, `ul.db_expired_contacts`.
+    fn db_count(&self, table: &str, what: u8) -> Result<u64, String> {
+        let store = self.store.as_ref().ok_or("no database (db_mode 0)")?;
+        let t = sable_storage::TableName::new(table).map_err(|e| e.to_string())?;
+        let now = i64::try_from(unix_now()).unwrap_or(0);
+        let db = store.db.lock();
+        match what {
+            0 => db.db_users(&t, now),
+            1 => db.db_contacts(&t, now),
+            _ => db.db_expired_contacts(&t, now),
+        }
+        .map_err(|e| e.to_string())
+    }
+
 
     /// Every table.
     pub fn domains(&self) -> Vec<Arc<Domain>> {
@@ -258,8 +436,19 @@ impl Usrloc {
         self.callbacks.write().push(cb);
     }
 
-    /// Tells the callbacks.
+    /// Tells the callbacks (after writing the change to the database, when there is one).
     pub fn notify(&self, kind: UlEventKind, domain: &str, aor: &str, contact: &Contact) {
+        if self.store.is_some() {
+            let change = match kind {
+                UlEventKind::Insert | UlEventKind::Update => sable_storage::Change::Upsert(
+                    Box::new(row_of(aor, contact, self.cfg.use_domain)),
+                ),
+                UlEventKind::Delete | UlEventKind::Expire => sable_storage::Change::Delete {
+                    ruid: contact.ruid.clone(),
+                },
+            };
+            self.persist(domain, change);
+        }
         let cbs = self.callbacks.read().clone();
         for cb in cbs {
             cb(kind, domain, aor, contact);
@@ -310,6 +499,7 @@ impl Usrloc {
                 run_expired_route(core, &d.name, &aor, &c);
             }
         }
+        self.flush_pending();
     }
 }
 
@@ -520,11 +710,8 @@ impl Module for UsrlocModule {
 
     fn warnings(&self) -> Vec<String> {
         let mut w = self.ignored.clone();
-        if self.cfg.db_mode != 0 {
-            w.push(
-                "usrloc: db_mode > 0 is not supported yet: bindings are kept in memory only"
-                    .to_owned(),
-            );
+        if self.cfg.db_mode == 3 {
+            w.push("usrloc: db_mode 3 keeps a memory cache written through to the database (as db_mode 1)".to_owned());
         }
         w
     }
@@ -535,11 +722,32 @@ impl Module for UsrlocModule {
         if core.service::<Usrloc>().is_some() {
             return Ok(());
         }
-        let ul = Arc::new(Usrloc::new(self.cfg.clone()));
+        let mut ul = Usrloc::new(self.cfg.clone());
+        if self.cfg.db_mode > 0 {
+            let url = self
+                .cfg
+                .db_url
+                .as_deref()
+                .ok_or("usrloc: db_mode > 0 needs db_url (sqlite:///path/file.db)")?;
+            let db = sable_storage::Database::open(url).map_err(|e| format!("usrloc: {e}"))?;
+            db.check_location_table(&sable_storage::TableName::location())
+                .map_err(|e| format!("usrloc: {e}"))?;
+            ul.store = Some(Store {
+                db: Mutex::new(db),
+                pending: Mutex::new(Vec::new()),
+                write_back: self.cfg.db_mode == 2,
+            });
+        }
+        let ul = Arc::new(ul);
         let _ = ul.core.set(Arc::downgrade(core));
-        for name in &self.cfg.preload {
+        let mut preload = self.cfg.preload.clone();
+        if self.cfg.db_mode > 0 && !preload.iter().any(|p| p == "location") {
+            preload.push("location".to_owned());
+        }
+        for name in &preload {
             let _ = ul.domain(name);
         }
+
         let all = Arc::downgrade(&ul);
         core.stat_registry
             .computed("usrloc", "registered_users", move || {
@@ -678,9 +886,35 @@ impl Module for UsrlocModule {
                 Ok(json!({}))
             },
         );
+        for (name, what, help) in [
+            ("ul.db_users", 0u8, "AORs with a valid binding in the database table: table."),
+            ("ul.db_contacts", 1, "Valid bindings in the database table: table."),
+            ("ul.db_expired_contacts", 2, "Expired bindings in the database table: table."),
+        ] {
+            let c = core.clone();
+            let _ = registry.register(
+                name,
+                help,
+                ["struct", "string"],
+                MethodKind::Value,
+                move |p: &Params| -> Result<Json, RpcError> {
+                    let ul = the_usrloc(&c)?;
+                    let n = ul
+                        .db_count(p.str(0)?, what)
+                        .map_err(|e| RpcError::new(500, e))?;
+                    let key = match what {
+                        0 => "users",
+                        1 => "contacts",
+                        _ => "expired",
+                    };
+                    Ok(json!({"table": p.str(0)?, key: n}))
+                },
+            );
+        }
         let c = core.clone();
         let _ = registry.register(
             "ul.add",
+
             "Adds a binding: table AOR contact expires q path flags cflags methods.",
             [
                 "struct", "string", "string", "string", "int", "double", "string", "int", "int",

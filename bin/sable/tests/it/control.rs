@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-fn sablectl_bin() -> PathBuf {
+pub(crate) fn sablectl_bin() -> PathBuf {
     // The sablectl binary is built next to sable.
     Path::new(sable_bin()).with_file_name("sablectl")
 }
