@@ -239,7 +239,11 @@ fn row_of(aor: &str, c: &Contact, use_domain: bool) -> sable_storage::LocationRo
         received: c.received.clone(),
         path: c.path.clone(),
         expires: i64::try_from(c.expires).unwrap_or(0),
-        q: if c.q < 0 { -1.0 } else { f64::from(c.q) / 1000.0 },
+        q: if c.q < 0 {
+            -1.0
+        } else {
+            f64::from(c.q) / 1000.0
+        },
         callid: c.call_id.clone(),
         cseq: i32::try_from(c.cseq).unwrap_or(i32::MAX),
         last_modified: i64::try_from(c.last_modified).unwrap_or(0),
@@ -416,7 +420,6 @@ impl Usrloc {
         }
         .map_err(|e| e.to_string())
     }
-
 
     /// Every table.
     pub fn domains(&self) -> Vec<Arc<Domain>> {
@@ -887,9 +890,21 @@ impl Module for UsrlocModule {
             },
         );
         for (name, what, help) in [
-            ("ul.db_users", 0u8, "AORs with a valid binding in the database table: table."),
-            ("ul.db_contacts", 1, "Valid bindings in the database table: table."),
-            ("ul.db_expired_contacts", 2, "Expired bindings in the database table: table."),
+            (
+                "ul.db_users",
+                0u8,
+                "AORs with a valid binding in the database table: table.",
+            ),
+            (
+                "ul.db_contacts",
+                1,
+                "Valid bindings in the database table: table.",
+            ),
+            (
+                "ul.db_expired_contacts",
+                2,
+                "Expired bindings in the database table: table.",
+            ),
         ] {
             let c = core.clone();
             let _ = registry.register(
@@ -914,7 +929,6 @@ impl Module for UsrlocModule {
         let c = core.clone();
         let _ = registry.register(
             "ul.add",
-
             "Adds a binding: table AOR contact expires q path flags cflags methods.",
             [
                 "struct", "string", "string", "string", "int", "double", "string", "int", "int",

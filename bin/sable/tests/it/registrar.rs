@@ -371,3 +371,184 @@ fn ul_rpcs_dump_lookup_and_remove() {
         "{text}"
     );
 }
+
+fn db_cfg(mode: u8, db: &std::path::Path) -> String {
+    cfg(&format!(
+        "modparam(\"usrloc\", \"db_mode\", {mode})\nmodparam(\"usrloc\", \"db_url\", \"sqlite://{}\")\nmodparam(\"usrloc\", \"timer_interval\", 1)",
+        db.to_string_lossy()
+    ))
+}
+
+fn new_db(name: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let db = dir.join("sable.db");
+    let _ = std::fs::remove_file(&db);
+    let out = Command::new(crate::control::sablectl_bin())
+        .arg("db")
+        .arg("init")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db
+}
+
+/// The bindings a REGISTER query (no Contact) lists.
+fn bindings(s: &Server, user: &str) -> Vec<(String, u64)> {
+    let c = UdpClient::new();
+    register(
+        &c,
+        s.addr(),
+        user,
+        &format!("q-{}", c.port()),
+        1,
+        None,
+        None,
+    )
+    .contacts
+}
+
+#[test]
+fn db_mode_1_survives_kill_9() {
+    let db = new_db("reg-db1");
+    let cfgt = db_cfg(1, &db);
+    let mut s = Server::start("reg-db1-a", &cfgt);
+    let c = UdpClient::new();
+    assert_eq!(
+        register(
+            &c,
+            s.addr(),
+            "frank",
+            "f1",
+            1,
+            Some("<sip:frank@127.0.0.1:5061>"),
+            Some(600)
+        )
+        .code,
+        200
+    );
+    assert_eq!(
+        register(
+            &c,
+            s.addr(),
+            "frank",
+            "f1",
+            2,
+            Some("<sip:frank@127.0.0.1:5062>;q=0.5"),
+            Some(600)
+        )
+        .code,
+        200
+    );
+    assert_eq!(
+        register(
+            &c,
+            s.addr(),
+            "gina",
+            "g1",
+            1,
+            Some("<sip:gina@127.0.0.1:5063>"),
+            Some(600)
+        )
+        .code,
+        200
+    );
+    // kill -9 right after the last 200: nothing acknowledged may be lost.
+    let child = s.child.take().unwrap();
+    let _ = Command::new("kill")
+        .arg("-9")
+        .arg(child.id().to_string())
+        .status();
+    let mut child = child;
+    let _ = child.wait();
+    let s2 = Server::start("reg-db1-b", &cfgt);
+    let f = bindings(&s2, "frank");
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(f[0].0, "sip:frank@127.0.0.1:5062", "q order kept");
+    assert!(f.iter().all(|(_, e)| *e > 590 && *e <= 600), "{f:?}");
+    assert_eq!(bindings(&s2, "gina").len(), 1);
+    drop(s);
+}
+
+#[test]
+fn db_mode_2_writes_back_and_reloads() {
+    let db = new_db("reg-db2");
+    let cfgt = db_cfg(2, &db);
+    let mut s = Server::start("reg-db2-a", &cfgt);
+    let c = UdpClient::new();
+    assert_eq!(
+        register(
+            &c,
+            s.addr(),
+            "hank",
+            "h1",
+            1,
+            Some("<sip:hank@127.0.0.1:5064>"),
+            Some(600)
+        )
+        .code,
+        200
+    );
+    // One timer interval (1 s) later the change is in the database.
+    std::thread::sleep(Duration::from_millis(2500));
+    s.stop();
+    let s2 = Server::start("reg-db2-b", &cfgt);
+    assert_eq!(bindings(&s2, "hank").len(), 1);
+    // Removal is written back too.
+    assert_eq!(
+        register(
+            &c,
+            s2.addr(),
+            "hank",
+            "h1",
+            2,
+            Some("<sip:hank@127.0.0.1:5064>"),
+            Some(0)
+        )
+        .code,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    drop(s2);
+    let s3 = Server::start("reg-db2-c", &cfgt);
+    assert!(bindings(&s3, "hank").is_empty());
+}
+
+#[test]
+fn missing_or_corrupt_database_stops_the_start() {
+    let dir = scratch("reg-db-bad");
+    for (name, content) in [
+        ("missing.db", None),
+        (
+            "corrupt.db",
+            Some(&b"this is not a database at all, just bytes"[..]),
+        ),
+    ] {
+        let db = dir.join(name);
+        let _ = std::fs::remove_file(&db);
+        if let Some(c) = content {
+            std::fs::write(&db, c).unwrap();
+        }
+        let path = dir.join(format!("{name}.cfg"));
+        std::fs::write(
+            &path,
+            db_cfg(1, &db).replace("PORT", &free_port().to_string()),
+        )
+        .unwrap();
+        let out = Command::new(sable_bin())
+            .arg("-f")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{name}: {err}");
+        assert!(
+            err.contains("usrloc") && err.contains(name),
+            "{name}: {err}"
+        );
+    }
+}
