@@ -136,6 +136,9 @@ pub struct MsgCtx<'a> {
     pub program: Option<std::sync::Arc<sable_script::Program<Sip>>>,
     /// Transaction state of this message (tm).
     pub tm: crate::tm::TmMsg,
+    /// The credentials that authenticated this request (auth): (Proxy-Authorization?,
+    /// position among those headers), for `consume_credentials()` and identity checks.
+    pub auth_used: Option<(bool, usize)>,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -176,6 +179,7 @@ impl<'a> MsgCtx<'a> {
             retcode: 1,
             program: None,
             tm: crate::tm::TmMsg::default(),
+            auth_used: None,
         }
     }
 

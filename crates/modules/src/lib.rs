@@ -2,6 +2,7 @@
 //! and return codes. The binary hands [`all`] to the engine; `loadmodule` in the config
 //! decides which ones a script may use.
 
+mod auth;
 mod cfg_rpc;
 mod corex;
 mod counters;
@@ -41,6 +42,8 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(tmx::Tmx),
         Box::new(usrloc::UsrlocModule::default()),
         Box::new(registrar::Registrar::default()),
+        Box::new(auth::Auth::default()),
+        Box::new(auth::AuthDb::default()),
         Box::new(kex::Kex),
         Box::new(pv::Pv),
         Box::new(corex::Corex),

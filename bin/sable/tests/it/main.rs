@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod auth;
 mod check;
 mod control;
 mod core;
