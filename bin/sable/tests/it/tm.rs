@@ -11,6 +11,7 @@
 //! config's placeholders (`PROXY_PORT`, `UAS1_PORT`, ...).
 
 use crate::harness::*;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,6 +32,9 @@ pub struct Scenario {
     /// Under `tests/sipp/tm/`: the caller, then each callee (on UAS1_PORT, UAS2_PORT, ...).
     pub uac: &'static str,
     pub uas: &'static [&'static str],
+    /// How many callees register first as the AOR `service` (their ports as bindings,
+    /// the first with q=1.0, the others q=0.5), through REGISTERs to the proxy.
+    pub register_uas: usize,
 }
 
 /// One message in a SIPp message trace.
@@ -301,6 +305,26 @@ pub fn run_scenario(server: ServerKind, scenario: Scenario) -> Outcome {
     let mut proxy = Reaper(Some(cmd.spawn().unwrap()));
     wait_bound(proxy_port, &mut proxy, kind, &log_path);
 
+    for i in 0..scenario.register_uas {
+        let c = UdpClient::new();
+        let q = if i == 0 { "1.0" } else { "0.5" };
+        let reg = format!(
+            "REGISTER sip:127.0.0.1:{proxy_port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-reg{i}\r\nFrom: <sip:service@127.0.0.1>;tag=r{i}\r\nTo: <sip:service@127.0.0.1>\r\nCall-ID: reg-{i}@test\r\nCSeq: 1 REGISTER\r\nContact: <sip:service@127.0.0.1:{p}>;q={q}\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            me = c.port(),
+            p = uas_ports[i],
+        );
+        c.send(
+            SocketAddr::from(([127, 0, 0, 1], proxy_port)),
+            reg.as_bytes(),
+        );
+        let reply = c.recv();
+        assert_eq!(
+            status(&reply),
+            200,
+            "{kind}: REGISTER: {}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
     let mut uas: Vec<Reaper> = Vec::new();
     for (i, xml) in scenario.uas.iter().enumerate() {
         let name = format!("uas{}", i + 1);
@@ -455,6 +479,7 @@ const A: Scenario = Scenario {
     cfg: "a_adding_state.cfg",
     uac: "uac_call.xml",
     uas: &["uas_answer.xml"],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6):
@@ -527,6 +552,7 @@ const B: Scenario = Scenario {
     cfg: "b_failure_route.cfg",
     uac: "uac_500.xml",
     uas: &["uas_silent.xml"],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6, fr_timer 2000 ms):
@@ -584,6 +610,7 @@ const C: Scenario = Scenario {
         "uas_ring_cancel.xml",
         "uas_ring_cancel.xml",
     ],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6):
@@ -657,6 +684,7 @@ const D: Scenario = Scenario {
     cfg: "d_serial_forking.cfg",
     uac: "uac_call.xml",
     uas: &["uas_503.xml", "uas_486.xml", "uas_answer.xml"],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6), destinations tried one at a time, q 1.0, 0.5, 0.1:
@@ -714,6 +742,7 @@ const E_NO_ANSWER: Scenario = Scenario {
     cfg: "e_timeout.cfg",
     uac: "uac_408.xml",
     uas: &["uas_silent.xml"],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6, t_set_fr(10000, 2500)):
@@ -768,6 +797,7 @@ const E_RETRANSMISSION: Scenario = Scenario {
     cfg: "e_timeout.cfg",
     uac: "uac_call.xml",
     uas: &["uas_late_answer.xml"],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6, T1 = 500 ms):
@@ -832,6 +862,7 @@ const F_RECORD_ROUTE: Scenario = Scenario {
     cfg: "f_record_route.cfg",
     uac: "uac_call.xml",
     uas: &["uas_answer.xml"],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6):
@@ -918,6 +949,7 @@ const F_CANCEL: Scenario = Scenario {
     cfg: "f_record_route.cfg",
     uac: "uac_cancel.xml",
     uas: &["uas_ring_cancel.xml"],
+    register_uas: 0,
 };
 
 // Expected flows (Kamailio 5.6):
@@ -964,4 +996,40 @@ fn tm_f_cancel_kamailio() {
 
 fn tm_f_cancel_sable() {
     sable_test(F_CANCEL, expect_f_cancel);
+}
+
+// ---------------------------------------------------------------------------------------
+// G. A call to an AOR registered through the proxy, forked by lookup() to its two bindings.
+
+const G: Scenario = Scenario {
+    name: "g_registered",
+    cfg: "g_registered.cfg",
+    uac: "uac_call.xml",
+    uas: &["uas_answer.xml", "uas_ring_cancel.xml"],
+    register_uas: 2,
+};
+
+// Expected flows: both bindings ring, the first answers, the second is cancelled.
+//   UAC:  INVITE >, < 100, < 180, < 180, < 200, ACK >, BYE >, < 200
+//   UAS1: < INVITE, 100 >, 180 >, 200 >, < ACK, < BYE, 200 >
+//   UAS2: < INVITE, 180 >, < CANCEL, 200 >, 487 >, < ACK
+fn expect_g(o: &Outcome) {
+    assert_flows(
+        o,
+        &["INVITE", "100", "180", "180", "200", "ACK", "BYE", "200"],
+        &[
+            &["INVITE", "100", "180", "200", "ACK", "BYE", "200"],
+            &["INVITE", "180", "CANCEL", "200", "487", "ACK"],
+        ],
+    );
+}
+
+#[test]
+fn tm_g_registered_call_forks_kamailio() {
+    kamailio_test(G, expect_g);
+}
+
+#[test]
+fn tm_g_registered_call_forks_sable() {
+    sable_test(G, expect_g);
 }
