@@ -305,13 +305,13 @@ pub fn run_scenario(server: ServerKind, scenario: Scenario) -> Outcome {
     let mut proxy = Reaper(Some(cmd.spawn().unwrap()));
     wait_bound(proxy_port, &mut proxy, kind, &log_path);
 
-    for i in 0..scenario.register_uas {
+    for (i, uas_port) in uas_ports.iter().enumerate().take(scenario.register_uas) {
         let c = UdpClient::new();
         let q = if i == 0 { "1.0" } else { "0.5" };
         let reg = format!(
             "REGISTER sip:127.0.0.1:{proxy_port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-reg{i}\r\nFrom: <sip:service@127.0.0.1>;tag=r{i}\r\nTo: <sip:service@127.0.0.1>\r\nCall-ID: reg-{i}@test\r\nCSeq: 1 REGISTER\r\nContact: <sip:service@127.0.0.1:{p}>;q={q}\r\nExpires: 600\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
             me = c.port(),
-            p = uas_ports[i],
+            p = uas_port,
         );
         c.send(
             SocketAddr::from(([127, 0, 0, 1], proxy_port)),
