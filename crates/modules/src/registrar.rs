@@ -67,6 +67,32 @@ fn usrloc(ctx: &MsgCtx<'_>) -> Option<Arc<Usrloc>> {
     ctx.core.service::<Usrloc>()
 }
 
+/// A table named in a function call, found once and kept (usrloc and its tables live as
+/// long as the server).
+#[derive(Debug)]
+struct TableRef {
+    name: String,
+    found: std::sync::OnceLock<(Arc<Usrloc>, Arc<crate::usrloc::Domain>)>,
+}
+
+impl TableRef {
+    fn new(name: String) -> TableRef {
+        TableRef {
+            name,
+            found: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self, ctx: &MsgCtx<'_>) -> Option<(&Arc<Usrloc>, &Arc<crate::usrloc::Domain>)> {
+        if self.found.get().is_none() {
+            let ul = usrloc(ctx)?;
+            let d = ul.domain(&self.name)?;
+            let _ = self.found.set((ul, d));
+        }
+        self.found.get().map(|(u, d)| (u, d))
+    }
+}
+
 /// The table named by a constant argument (usrloc creates it at first use).
 fn table_arg(args: &mut Vec<Arg<Sip>>) -> Result<String, ArgError> {
     Ok(required(args, 1, "table")?
@@ -213,7 +239,7 @@ fn register_request(
 /// `save(table[, flags[, uri]])`.
 fn do_save(
     ctx: &mut MsgCtx<'_>,
-    table: &str,
+    table: &TableRef,
     flags: i64,
     uri: Option<String>,
     p: &RegParams,
@@ -223,12 +249,10 @@ fn do_save(
     if ctx.msg.method() != Some(Method::Register) && ctx.route != RouteMask::TM_ONREPLY {
         return -1;
     }
-    let Some(ul) = usrloc(ctx) else {
+    let Some((ul, domain)) = table.get(ctx) else {
         return -1;
     };
-    let Some(domain) = ul.domain(table) else {
-        return -1;
-    };
+    let (ul, domain) = (ul.clone(), domain.clone());
     let to_uri = match uri {
         Some(u) => u,
         None => match ctx.msg.to() {
@@ -256,9 +280,7 @@ fn do_save(
         no_randomize: flags & 0x08 != 0,
     };
     let now = unix_now();
-    let mut seed = sable_engine::sip_util::hash64(
-        format!("{aor}{now}{:?}", std::thread::current().id()).as_bytes(),
-    );
+    let mut seed: Option<u64> = None;
     let outcome = domain.modify(&aor, |rec| {
         let saved = save(
             rec,
@@ -267,17 +289,27 @@ fn do_save(
             save_flags,
             now,
             &mut || {
-                seed = seed
+                let s = seed.get_or_insert_with(|| {
+                    sable_engine::sip_util::hash64(
+                        format!("{aor}{now}{:?}", std::thread::current().id()).as_bytes(),
+                    )
+                });
+                *s = s
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1_442_695_040_888_963_407);
-                u32::try_from(seed >> 33).unwrap_or(0)
+                u32::try_from(*s >> 33).unwrap_or(0)
             },
             &mut || ul.new_ruid(),
         );
         match saved {
-            Ok(s) => Ok((s.record.clone(), Ok(s))),
+            Ok(mut s) => {
+                // The reply's list now, the record itself moves into the table.
+                let contacts = s.record.reply_contacts(now);
+                let record = std::mem::take(&mut s.record);
+                Ok((Some(record), Ok((s, contacts))))
+            }
             // Refused: the record stays as it was.
-            Err(e) => Ok::<_, ()>((rec.cloned().unwrap_or_default_for(&aor), Err(e))),
+            Err(e) => Ok::<_, ()>((None, Err(e))),
         }
     });
     let outcome = match outcome {
@@ -285,7 +317,7 @@ fn do_save(
         Err(()) => return -1,
     };
     match outcome {
-        Ok(saved) => {
+        Ok((saved, contacts)) => {
             for c in &saved.deleted {
                 ul.notify(UlEventKind::Delete, &domain.name, &aor, c);
             }
@@ -297,7 +329,6 @@ fn do_save(
             }
             stats.accepted.inc();
             if !no_reply {
-                let contacts = saved.record.reply_contacts(now);
                 let headers = if contacts.is_empty() {
                     String::new()
                 } else {
@@ -336,17 +367,6 @@ fn do_save(
     }
 }
 
-/// `Record::default` with an AOR (the record a refused REGISTER leaves).
-trait OrEmpty {
-    fn unwrap_or_default_for(self, aor: &str) -> sable_location::Record;
-}
-
-impl OrEmpty for Option<sable_location::Record> {
-    fn unwrap_or_default_for(self, aor: &str) -> sable_location::Record {
-        self.unwrap_or_else(|| sable_location::Record::new(aor))
-    }
-}
-
 /// The next hop of a binding: its `received` (NAT), else the first Path entry.
 fn next_hop_of(c: &Contact) -> Option<String> {
     if let Some(r) = &c.received {
@@ -366,17 +386,15 @@ fn next_hop_of(c: &Contact) -> Option<String> {
 /// destination set.
 fn do_lookup(
     ctx: &mut MsgCtx<'_>,
-    table: &str,
+    table: &TableRef,
     uri: Option<String>,
     p: &RegParams,
     keep_ruri: bool,
 ) -> i32 {
-    let Some(ul) = usrloc(ctx) else {
+    let Some((ul, domain)) = table.get(ctx) else {
         return -3;
     };
-    let Some(domain) = ul.domain(table) else {
-        return -3;
-    };
+    let (ul, domain) = (ul.clone(), domain.clone());
     let target = uri.unwrap_or_else(|| ctx.ruri_text().into_owned());
     let Some(aor) = aor_of_uri(&target, &ul, p) else {
         return -1;
@@ -599,7 +617,7 @@ impl Module for Registrar {
         reg.function(
             "save",
             function("registrar", 1, 3, SAVE_ROUTES, move |_, mut args| {
-                let table = table_arg(&mut args)?;
+                let table = TableRef::new(table_arg(&mut args)?);
                 let flags = match take_arg(&mut args, 0) {
                     Some(a) => Some(a.into_int(2)?),
                     None => None,
@@ -622,7 +640,7 @@ impl Module for Registrar {
             reg.function(
                 name,
                 function("registrar", 1, 2, REQ_FAIL, move |_, mut args| {
-                    let table = table_arg(&mut args)?;
+                    let table = TableRef::new(table_arg(&mut args)?);
                     let uri: Option<StrArg<Sip>> = take_arg(&mut args, 0).map(Arg::into_str);
                     let p = p.clone();
                     Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {

@@ -59,10 +59,35 @@ impl Default for UsrlocConfig {
     }
 }
 
+/// FNV-1a: AOR keys are short and already spread over the slots; SipHash's protection
+/// against chosen keys is not needed inside one slot of a few entries.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Slot = HashMap<String, Record, std::hash::BuildHasherDefault<Fnv>>;
+
 /// One table of records.
 pub struct Domain {
     pub name: String,
-    buckets: Vec<Mutex<HashMap<String, Record>>>,
+    buckets: Vec<Mutex<Slot>>,
     contacts: Arc<Gauge>,
     users: Arc<Gauge>,
     expires: Arc<Counter>,
@@ -88,7 +113,7 @@ impl Domain {
         let n = 1usize << hash_size.clamp(1, 16);
         let d = Domain {
             name: name.to_owned(),
-            buckets: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
+            buckets: (0..n).map(|_| Mutex::new(Slot::default())).collect(),
             contacts: Arc::default(),
             users: Arc::default(),
             expires: Arc::default(),
@@ -104,7 +129,7 @@ impl Domain {
         d
     }
 
-    fn bucket(&self, aor: &str) -> Option<&Mutex<HashMap<String, Record>>> {
+    fn bucket(&self, aor: &str) -> Option<&Mutex<Slot>> {
         let n = self.buckets.len().max(1);
         self.buckets.get(aor_hash(aor) as usize % n)
     }
@@ -120,11 +145,11 @@ impl Domain {
     }
 
     /// Changes the record of `aor` under its bucket's lock: `f` gets the current record and
-    /// gives the new one (an empty one is removed) and a result.
+    /// gives the new one (an empty one is removed; `None`: unchanged) and a result.
     pub fn modify<R, E>(
         &self,
         aor: &str,
-        f: impl FnOnce(Option<&Record>) -> Result<(Record, R), E>,
+        f: impl FnOnce(Option<&Record>) -> Result<(Option<Record>, R), E>,
     ) -> Result<R, E> {
         let Some(bucket) = self.bucket(aor) else {
             return f(None).map(|(_, r)| r);
@@ -134,6 +159,16 @@ impl Domain {
         let old_n = old.map_or(0, |r| r.contacts.len());
         let existed = old.is_some();
         let (new, out) = f(old)?;
+        let Some(new) = new else {
+            return Ok(out);
+        };
+        // What stays in the table is copied once, compactly, after the work that built it
+        // (exact capacities; allocated together rather than between that work's temporary
+        // allocations, which the allocator could not give back around it).
+        let new = Record {
+            aor: new.aor.clone(),
+            contacts: new.contacts.to_vec(),
+        };
         let new_n = new.contacts.len();
         if new.contacts.is_empty() {
             b.remove(aor);
@@ -352,7 +387,7 @@ impl Usrloc {
                 for c in contacts {
                     r.insert(c);
                 }
-                Ok((r, ()))
+                Ok((Some(r), ()))
             });
         }
         Ok(n)
@@ -462,7 +497,7 @@ impl Usrloc {
     pub fn remove_aor(&self, domain: &Domain, aor: &str) -> Vec<Contact> {
         let gone: Result<Vec<Contact>, ()> = domain.modify(aor, |rec| {
             let gone = rec.map(|r| r.contacts.clone()).unwrap_or_default();
-            Ok((Record::new(aor), gone))
+            Ok((Some(Record::new(aor)), gone))
         });
         let gone = gone.unwrap_or_default();
         for c in &gone {
@@ -482,7 +517,7 @@ impl Usrloc {
             let mut r = rec.cloned().unwrap_or_else(|| Record::new(aor));
             let k = r.contacts.iter().position(&which);
             let gone = k.map(|k| r.contacts.remove(k));
-            Ok((r, gone))
+            Ok((Some(r), gone))
         });
         match gone.ok().flatten() {
             Some(c) => {
@@ -999,7 +1034,7 @@ impl Module for UsrlocModule {
                             UlEventKind::Insert
                         }
                     };
-                    Ok((r, kind))
+                    Ok((Some(r), kind))
                 });
                 if let Ok(kind) = kind {
                     ul.notify(kind, &d.name, &aor, &contact);
