@@ -143,6 +143,10 @@ impl Record {
 
     /// Removes and gives the contacts no longer valid at `now` (the usrloc timer).
     pub fn expire(&mut self, now: u64) -> Vec<Contact> {
+        // The usual case on a sweep: nothing expired, nothing moves.
+        if self.contacts.iter().all(|c| c.is_valid(now)) {
+            return Vec::new();
+        }
         let (gone, kept): (Vec<Contact>, Vec<Contact>) = std::mem::take(&mut self.contacts)
             .into_iter()
             .partition(|c| !c.is_valid(now));

@@ -153,9 +153,10 @@ impl Database {
             .conn
             .transaction()
             .map_err(|source| database_error(&self.path, table.as_str(), "begin", source))?;
+        let sql = upsert_sql(table);
         for change in changes {
             let done = match change {
-                Change::Upsert(row) => upsert(&tx, table, row),
+                Change::Upsert(row) => upsert_with(&tx, &sql, row),
                 Change::Delete { ruid } => delete_ruid(&tx, table, ruid).map(drop),
                 Change::DeleteAor { username, domain } => {
                     delete_aor(&tx, table, username, domain.as_deref()).map(drop)
@@ -307,7 +308,12 @@ fn upsert(
     table: &TableName,
     row: &LocationRow,
 ) -> Result<(), rusqlite::Error> {
-    let sql = format!(
+    upsert_with(conn, &upsert_sql(table), row)
+}
+
+/// The upsert statement of a table (built once per batch).
+fn upsert_sql(table: &TableName) -> String {
+    format!(
         "INSERT INTO \"{table}\" (ruid, username, domain, contact, received, path, expires, q, \
          callid, cseq, last_modified, flags, cflags, user_agent, socket, methods, instance, \
          reg_id, server_id, connection_id, keepalive, \"partition\") \
@@ -323,11 +329,18 @@ fn upsert(
          reg_id = excluded.reg_id, server_id = excluded.server_id, \
          connection_id = excluded.connection_id, keepalive = excluded.keepalive, \
          \"partition\" = excluded.\"partition\""
-    );
+    )
+}
+
+fn upsert_with(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    row: &LocationRow,
+) -> Result<(), rusqlite::Error> {
     let methods = row.methods.map_or(Value::Null, |methods| {
         Value::Integer(i64::from(word_to_sql(methods)))
     });
-    conn.prepare_cached(&sql)?.execute(params![
+    conn.prepare_cached(sql)?.execute(params![
         row.ruid,
         row.username,
         row.domain,
