@@ -144,6 +144,14 @@ impl Domain {
         self.bucket(aor).and_then(|b| b.lock().get(aor).cloned())
     }
 
+    /// Reads the record of an AOR in place (under its slot's lock: keep `f` short).
+    pub fn with_record<R>(&self, aor: &str, f: impl FnOnce(Option<&Record>) -> R) -> R {
+        match self.bucket(aor) {
+            Some(b) => f(b.lock().get(aor)),
+            None => f(None),
+        }
+    }
+
     /// Changes the record of `aor` under its bucket's lock: `f` gets the current record and
     /// gives the new one (an empty one is removed; `None`: unchanged) and a result.
     pub fn modify<R, E>(
@@ -256,7 +264,10 @@ pub fn unix_now() -> u64 {
 /// The location database of a usrloc with db_mode > 0.
 struct Store {
     db: Mutex<sable_storage::Database>,
-    pending: Mutex<Vec<(String, sable_storage::Change)>>,
+    /// db_mode 2: the bindings changed since the last write-back, by (table, ruid): their
+    /// AOR, and whether they went. Their state is read from the table when written, so a
+    /// binding refreshed several times in one interval is written once.
+    pending: Mutex<HashMap<(String, String), (String, bool)>>,
     write_back: bool,
 }
 
@@ -399,10 +410,6 @@ impl Usrloc {
         let Some(store) = &self.store else {
             return;
         };
-        if store.write_back {
-            store.pending.lock().push((domain.to_owned(), change));
-            return;
-        }
         let Ok(table) = sable_storage::TableName::new(domain) else {
             return;
         };
@@ -422,7 +429,23 @@ impl Usrloc {
             return;
         }
         let mut by_table: Vec<(String, Vec<sable_storage::Change>)> = Vec::new();
-        for (t, c) in pending {
+        let domains = self.domains.read().clone();
+        for ((t, ruid), (aor, gone)) in pending {
+            // What the binding is now: written as it is, or deleted if it is gone since.
+            let row = if gone {
+                None
+            } else {
+                domains.get(&t).and_then(|d| {
+                    d.with_record(&aor, |r| {
+                        r.and_then(|r| r.contacts.iter().find(|c| c.ruid == ruid))
+                            .map(|c| row_of(&aor, c, self.cfg.use_domain))
+                    })
+                })
+            };
+            let c = match row {
+                Some(row) => sable_storage::Change::Upsert(Box::new(row)),
+                None => sable_storage::Change::Delete { ruid },
+            };
             match by_table.iter_mut().find(|(n, _)| *n == t) {
                 Some((_, v)) => v.push(c),
                 None => by_table.push((t, vec![c])),
@@ -476,7 +499,13 @@ impl Usrloc {
 
     /// Tells the callbacks (after writing the change to the database, when there is one).
     pub fn notify(&self, kind: UlEventKind, domain: &str, aor: &str, contact: &Contact) {
-        if self.store.is_some() {
+        let gone = matches!(kind, UlEventKind::Delete | UlEventKind::Expire);
+        if let Some(store) = self.store.as_ref().filter(|s| s.write_back) {
+            store.pending.lock().insert(
+                (domain.to_owned(), contact.ruid.clone()),
+                (aor.to_owned(), gone),
+            );
+        } else if self.store.is_some() {
             let change = match kind {
                 UlEventKind::Insert | UlEventKind::Update => sable_storage::Change::Upsert(
                     Box::new(row_of(aor, contact, self.cfg.use_domain)),
@@ -772,7 +801,7 @@ impl Module for UsrlocModule {
                 .map_err(|e| format!("usrloc: {e}"))?;
             ul.store = Some(Store {
                 db: Mutex::new(db),
-                pending: Mutex::new(Vec::new()),
+                pending: Mutex::new(HashMap::new()),
                 write_back: self.cfg.db_mode == 2,
             });
         }
