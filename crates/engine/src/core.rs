@@ -109,6 +109,20 @@ impl Core {
         all.push(service);
     }
 
+    /// The shared state of type `T`, made with `make` if nobody offered it yet.
+    pub fn service_or_insert<T: std::any::Any + Send + Sync>(
+        &self,
+        make: impl FnOnce() -> T,
+    ) -> std::sync::Arc<T> {
+        let mut all = self.services.write();
+        if let Some(s) = all.iter().find_map(|s| s.clone().downcast::<T>().ok()) {
+            return s;
+        }
+        let s = std::sync::Arc::new(make());
+        all.push(s.clone());
+        s
+    }
+
     /// The shared state of type `T` a module offered, if any.
     pub fn service<T: std::any::Any + Send + Sync>(&self) -> Option<std::sync::Arc<T>> {
         self.services

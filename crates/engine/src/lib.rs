@@ -37,6 +37,40 @@ pub use dispatch::Dispatcher;
 pub use dispatch::{forward_request, record_route_value, relay_reply, script_log, send_reply};
 pub use load::{load, reload, Loaded, Reloaded, RunningConfig};
 pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
+
+/// Code other modules run when `loose_route()` consumed one of this server's Route entries
+/// (`ctx.loose_route_uri` holds it): dialog matching by the `did` parameter.
+pub type RouteHook = std::sync::Arc<dyn Fn(&mut MsgCtx<'_>) + Send + Sync>;
+
+/// The `loose_route()` hooks, a core service (`core.service_or_insert(RrHooks::default)`).
+#[derive(Default)]
+pub struct RrHooks {
+    hooks: parking_lot::RwLock<Vec<RouteHook>>,
+}
+
+impl std::fmt::Debug for RrHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RrHooks").finish()
+    }
+}
+
+impl RrHooks {
+    pub fn add(&self, hook: RouteHook) {
+        self.hooks.write().push(hook);
+    }
+
+    pub fn run(&self, ctx: &mut MsgCtx<'_>) {
+        let hooks = self.hooks.read().clone();
+        for h in hooks {
+            h(ctx);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hooks.read().is_empty()
+    }
+}
+
 pub use pvs::Header;
 
 /// Registers the core functions, pseudo-variables, keywords and transformation classes.

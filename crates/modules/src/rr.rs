@@ -280,6 +280,17 @@ impl sable_script::PvAccess<Sip> for RouteUri {
 
 /// `loose_route()`: see the reference table of return codes.
 fn loose_route(ctx: &mut MsgCtx<'_>) -> i32 {
+    let rc = loose_route_inner(ctx);
+    // Modules that track dialogs by our Route (dialog's `did`) look at it now.
+    if rc > 0 && ctx.loose_route_uri.is_some() {
+        if let Some(hooks) = ctx.core.service::<sable_engine::RrHooks>() {
+            hooks.run(ctx);
+        }
+    }
+    rc
+}
+
+fn loose_route_inner(ctx: &mut MsgCtx<'_>) -> i32 {
     let core = ctx.core;
     let Ok(routes) = ctx.msg.routes() else {
         return -1;

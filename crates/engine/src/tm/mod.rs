@@ -282,6 +282,11 @@ impl Tx {
         ctx.flags = st.flags;
     }
 
+    /// The message flags kept by the transaction.
+    pub fn flags(&self) -> u32 {
+        self.state.lock().flags
+    }
+
     /// `t_is_canceled()`.
     pub fn is_canceled(&self) -> bool {
         self.state.lock().canceled
@@ -400,6 +405,28 @@ impl Tx {
     }
 }
 
+/// What other modules hear of transactions (dialog tracking, accounting).
+#[derive(Debug)]
+pub enum TmEvent<'e, 'c> {
+    /// A transaction was created for the request being routed (before its branches go).
+    Created {
+        tx: &'e Arc<Tx>,
+        ctx: &'e MsgCtx<'c>,
+    },
+    /// A reply went upstream (relayed or made here).
+    ReplySent {
+        tx: &'e Arc<Tx>,
+        code: u16,
+        reply: &'e [u8],
+    },
+    /// The transaction was freed.
+    Freed { tx: &'e Arc<Tx> },
+}
+
+/// A listener of [`TmEvent`]s. It runs on whichever thread caused the event, with no
+/// transaction lock held.
+pub type TmListener = Arc<dyn Fn(&TmEvent<'_, '_>) + Send + Sync>;
+
 /// Why no transaction was created.
 #[derive(Debug)]
 pub enum NewTx {
@@ -427,6 +454,7 @@ pub struct Tm {
     client_timers: Timers,
     uas_timers: Timers,
     core: std::sync::OnceLock<Weak<Core>>,
+    listeners: parking_lot::RwLock<Vec<TmListener>>,
 }
 
 impl std::fmt::Debug for Tm {
@@ -536,6 +564,7 @@ impl Tm {
             client_timers,
             uas_timers,
             core: std::sync::OnceLock::new(),
+            listeners: parking_lot::RwLock::new(Vec::new()),
             cfg,
         });
         let _ = tm.core.set(Arc::downgrade(core));
@@ -546,6 +575,22 @@ impl Tm {
             .spawn(move || timer_loop(&weak))
             .map_err(|e| format!("tm: cannot start the timer thread: {e}"))?;
         Ok(tm)
+    }
+
+    /// Adds a listener of transaction events.
+    pub fn subscribe(&self, listener: TmListener) {
+        self.listeners.write().push(listener);
+    }
+
+    fn emit(&self, event: &TmEvent<'_, '_>) {
+        let listeners = self.listeners.read().clone();
+        for l in listeners {
+            l(event);
+        }
+    }
+
+    fn has_listeners(&self) -> bool {
+        !self.listeners.read().is_empty()
     }
 
     /// Milliseconds since start (the transactions' clock).
@@ -600,6 +645,9 @@ impl Tm {
         }
         self.stats.current.sub(1);
         self.stats.freed.inc();
+        if self.has_listeners() {
+            self.emit(&TmEvent::Freed { tx });
+        }
     }
 
     /// Releases a transaction now (`t_release`).
@@ -707,11 +755,14 @@ impl Tm {
         self.stats.current.add(1);
         self.timers
             .push(Millis(now.0 + tx.lifetime), tx.id, TimerWhat::Lifetime);
+        ctx.tm.tx = Some(tx.clone());
+        if self.has_listeners() {
+            self.emit(&TmEvent::Created { tx: &tx, ctx });
+        }
         if invite && self.cfg.auto_inv_100 {
             let reason = self.cfg.auto_inv_100_reason.clone();
             self.reply_local(core, &tx, 100, &reason, "", b"", None);
         }
-        ctx.tm.tx = Some(tx.clone());
         Ok(tx)
     }
 
@@ -1219,6 +1270,7 @@ impl Tm {
             }
             return true;
         }
+        let copy = self.has_listeners().then(|| bytes.clone());
         let actions = st.uas.on_tu_response(code, bytes, now);
         if actions.is_empty() {
             return false;
@@ -1245,6 +1297,14 @@ impl Tm {
             }
         }
         self.run_uas(core, tx, &mut st, actions);
+        drop(st);
+        if let Some(reply) = copy {
+            self.emit(&TmEvent::ReplySent {
+                tx,
+                code,
+                reply: &reply,
+            });
+        }
         true
     }
 
