@@ -139,6 +139,8 @@ pub struct MsgCtx<'a> {
     /// The credentials that authenticated this request (auth): (Proxy-Authorization?,
     /// position among those headers), for `consume_credentials()` and identity checks.
     pub auth_used: Option<(bool, usize)>,
+    /// The dialog of this message (dialog module): its (h_entry, h_id).
+    pub dialog: Option<(u32, u32)>,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -180,6 +182,7 @@ impl<'a> MsgCtx<'a> {
             program: None,
             tm: crate::tm::TmMsg::default(),
             auth_used: None,
+            dialog: None,
         }
     }
 

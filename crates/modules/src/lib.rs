@@ -7,6 +7,7 @@ mod cfg_rpc;
 mod corex;
 mod counters;
 mod ctl;
+mod dialog;
 mod jsonrpcs;
 mod kex;
 mod maxfwd;
@@ -40,6 +41,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(rr::Rr::default()),
         Box::new(tm::TmModule::default()),
         Box::new(tmx::Tmx),
+        Box::new(dialog::DialogModule::default()),
         Box::new(usrloc::UsrlocModule::default()),
         Box::new(registrar::Registrar::default()),
         Box::new(auth::Auth::default()),

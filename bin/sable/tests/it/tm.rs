@@ -1033,3 +1033,46 @@ fn tm_g_registered_call_forks_kamailio() {
 fn tm_g_registered_call_forks_sable() {
     sable_test(G, expect_g);
 }
+
+// ---------------------------------------------------------------------------------------
+// H. A call tracked by the dialog module (dlg_manage, did, event routes, $dlg_var, profile).
+
+const H: Scenario = Scenario {
+    name: "h_dialog",
+    cfg: "h_dialog.cfg",
+    uac: "uac_call.xml",
+    uas: &["uas_answer.xml"],
+    register_uas: 0,
+};
+
+fn expect_h(o: &Outcome) {
+    assert_flows(
+        o,
+        &["INVITE", "100", "180", "200", "ACK", "BYE", "200"],
+        &[&["INVITE", "100", "180", "200", "ACK", "BYE", "200"]],
+    );
+    for line in [
+        "calls of sipp: 1",
+        "dialog start var=alice-call",
+        "ACK belongs to a dialog, var=alice-call",
+        "BYE belongs to a dialog, var=alice-call",
+        "dialog end var=alice-call",
+    ] {
+        assert!(
+            o.script.iter().any(|l| l == line),
+            "{:?}: {line:?} not logged: {:#?}",
+            o.server,
+            o.script
+        );
+    }
+}
+
+#[test]
+fn tm_h_dialog_kamailio() {
+    kamailio_test(H, expect_h);
+}
+
+#[test]
+fn tm_h_dialog_sable() {
+    sable_test(H, expect_h);
+}

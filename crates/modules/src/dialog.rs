@@ -1,0 +1,897 @@
+//! `dialog`: dialog-stateful tracking on `sable_dialog`'s machines. A dialog is created by
+//! `dlg_manage()` (or `dlg_flag` on the INVITE's transaction), follows the replies tm sends
+//! upstream (tm events) and the in-dialog requests `loose_route()` recognises by the
+//! Record-Route `did` parameter (rr hooks), runs `event_route[dialog:start|end|failed]`,
+//! keeps profiles, flags and variables, counts, and is listed by `dlg.list`.
+//!
+//! Tables: `hash_size` slots by Kamailio's `h_entry` of the Call-ID, each a map by `h_id`
+//! under its own lock; one sweeper thread fires the dialogs' deadlines every second.
+
+use parking_lot::Mutex;
+use sable_dialog::{h_entry, Dialog, DialogAction, DialogConfig, HashId, ProfileLink, Profiles};
+use sable_engine::tm::TmEvent;
+use sable_engine::{
+    function, int_param, required, str_param, take_arg, Core, Counter, Gauge, Module, MsgCtx,
+    ParamError, RecordRoute, Sip,
+};
+use sable_rpc::{MethodKind, Params, RpcError};
+use sable_script::ast::Literal;
+use sable_script::{Arg, ArgError, PvAccess, PvDef, Registry, RouteMask, StrArg, Value};
+use sable_sip::{Message, Method};
+use serde_json::{json, Value as Json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+
+#[derive(Debug, Clone)]
+struct DlgParams {
+    cfg: DialogConfig,
+    hash_size: u32,
+    rr_param: String,
+    dlg_flag: Option<u32>,
+    profiles_no_value: String,
+    profiles_with_value: String,
+}
+
+impl Default for DlgParams {
+    fn default() -> Self {
+        DlgParams {
+            cfg: DialogConfig::default(),
+            hash_size: 4096,
+            rr_param: "did".to_owned(),
+            dlg_flag: None,
+            profiles_no_value: String::new(),
+            profiles_with_value: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct DlgStats {
+    active: Arc<Gauge>,
+    early: Arc<Gauge>,
+    processed: Arc<Counter>,
+    expired: Arc<Counter>,
+    failed: Arc<Counter>,
+}
+
+struct Slot {
+    next_id: AtomicU32,
+    dialogs: Mutex<HashMap<u32, Dialog>>,
+}
+
+/// The dialog tables, shared by the workers, tm's events, the sweeper and the RPCs.
+pub struct Dialogs {
+    p: DlgParams,
+    slots: Vec<Slot>,
+    /// Which dialog an INVITE transaction belongs to (tm events carry the transaction).
+    by_tx: Mutex<HashMap<u64, HashId>>,
+    profiles: Mutex<Profiles>,
+    stats: DlgStats,
+    core: std::sync::OnceLock<Weak<Core>>,
+}
+
+impl std::fmt::Debug for Dialogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialogs").finish()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Dialogs {
+    fn slot(&self, entry: u32) -> Option<&Slot> {
+        self.slots.get(entry as usize)
+    }
+
+    /// Runs `f` on the dialog `hash`, then acts on what it returned (no lock held then).
+    fn with<R>(
+        &self,
+        core: &Core,
+        hash: HashId,
+        f: impl FnOnce(&mut Dialog) -> (R, Vec<DialogAction>),
+        msg: Option<&[u8]>,
+    ) -> Option<R> {
+        let slot = self.slot(hash.h_entry())?;
+        let (out, actions, snapshot) = {
+            let mut m = slot.dialogs.lock();
+            let d = m.get_mut(&hash.h_id())?;
+            let (out, actions) = f(d);
+            let removed = d.is_removed();
+            let snapshot = (!actions.is_empty()).then(|| d.clone());
+            if removed {
+                m.remove(&hash.h_id());
+            }
+            (out, actions, snapshot)
+        };
+        if let Some(d) = snapshot {
+            self.act(core, &d, actions, msg);
+        }
+        Some(out)
+    }
+
+    /// What the machine asked for: statistics, event routes, profile releases.
+    fn act(&self, core: &Core, d: &Dialog, actions: Vec<DialogAction>, msg: Option<&[u8]>) {
+        for a in actions {
+            match a {
+                DialogAction::Early { first: true, .. } => self.stats.early.add(1),
+                DialogAction::Started { was_early, .. } => {
+                    self.stats.active.add(1);
+                    self.stats.processed.inc();
+                    if was_early {
+                        self.stats.early.sub(1);
+                    }
+                    run_event(core, "dialog:start", d, msg);
+                }
+                DialogAction::Failed { was_early, .. } => {
+                    self.stats.failed.inc();
+                    if was_early {
+                        self.stats.early.sub(1);
+                    }
+                    run_event(core, "dialog:failed", d, msg);
+                }
+                DialogAction::Ended { .. } => {
+                    self.stats.active.sub(1);
+                    run_event(core, "dialog:end", d, msg);
+                }
+                DialogAction::Expired => {
+                    self.stats.active.sub(1);
+                    self.stats.expired.inc();
+                    run_event(core, "dialog:end", d, None);
+                }
+                DialogAction::SendBye { side } => {
+                    tracing::warn!(
+                        "dialog {}: a BYE to the {side:?} is due; sending BYEs is not supported yet",
+                        d.hash().did()
+                    );
+                }
+                DialogAction::LeftProfiles { links } => {
+                    self.profiles.lock().release(&links);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Creates the dialog of an initial INVITE; gives its id.
+    fn create(&self, ctx: &mut MsgCtx<'_>) -> Option<HashId> {
+        if let Some((e, i)) = ctx.dialog {
+            return Some(HashId(e, i));
+        }
+        if ctx.msg.method() != Some(Method::Invite) {
+            return None;
+        }
+        let call_id = ctx.msg.call_id().ok()?;
+        let entry = h_entry(call_id, self.p.hash_size);
+        let slot = self.slot(entry)?;
+        let id = slot.next_id.fetch_add(1, Ordering::Relaxed);
+        let hash = HashId(entry, id);
+        let now = unix_now();
+        let (mut dialog, _) = match Dialog::from_invite(hash, &ctx.msg, now, &self.p.cfg) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!("dialog: not created: {e}");
+                return None;
+            }
+        };
+        let _ = &mut dialog;
+        slot.dialogs.lock().insert(id, dialog);
+        ctx.dialog = Some((entry, id));
+        // The Record-Route carries the dialog's id (`;did=...`).
+        let param = format!(
+            ";{}",
+            hash.rr_param(&self.p.rr_param).trim_start_matches(';')
+        );
+        match &mut ctx.record_route {
+            Some(rr) => rr.params.push_str(&param),
+            None => {
+                ctx.record_route = Some(RecordRoute {
+                    params: param,
+                    ..RecordRoute::default()
+                });
+            }
+        }
+        Some(hash)
+    }
+
+    /// tm told something.
+    fn on_tm(&self, event: &TmEvent<'_, '_>) {
+        let Some(core) = self.core.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        match event {
+            TmEvent::Created { tx, ctx } => {
+                if !tx.invite {
+                    return;
+                }
+                let hash = ctx.dialog.map(|(e, i)| HashId(e, i));
+                if let Some(h) = hash {
+                    self.by_tx.lock().insert(tx.id, h);
+                } else if self.p.dlg_flag.is_some_and(|f| ctx.flags & (1 << f) != 0) {
+                    // dlg_flag: the dialog of a transaction nobody called dlg_manage() for.
+                    tracing::debug!(
+                        "dialog: dlg_flag set on a transaction; call dlg_manage() before t_relay()"
+                    );
+                }
+            }
+            TmEvent::ReplySent { tx, code, reply } => {
+                let Some(h) = self.by_tx.lock().get(&tx.id).copied() else {
+                    return;
+                };
+                if *code < 101 {
+                    return;
+                }
+                let Ok(msg) = Message::parse(reply) else {
+                    return;
+                };
+                let cfg = self.p.cfg.clone();
+                self.with(
+                    &core,
+                    h,
+                    |d| {
+                        let actions = d.on_reply(&msg, 1, unix_now(), &cfg).unwrap_or_default();
+                        ((), actions)
+                    },
+                    Some(reply),
+                );
+            }
+            TmEvent::Freed { tx } => {
+                let h = self.by_tx.lock().remove(&tx.id);
+                if let Some(h) = h {
+                    let cfg = self.p.cfg.clone();
+                    self.with(
+                        &core,
+                        h,
+                        |d| {
+                            let a = d.handle(
+                                sable_dialog::DialogEvent::TransactionDeleted,
+                                unix_now(),
+                                &cfg,
+                            );
+                            ((), a)
+                        },
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    /// `loose_route()` consumed our Route: match the request to its dialog by `did`, then
+    /// by Call-ID and tags.
+    fn on_route(&self, ctx: &mut MsgCtx<'_>) {
+        let Some(core) = self.core.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let did = ctx.loose_route_uri.as_deref().and_then(|u| {
+            let key = format!(";{}=", self.p.rr_param);
+            let at = u.find(&key)? + key.len();
+            let rest = u.get(at..)?;
+            let end = rest.find([';', '>', '?']).unwrap_or(rest.len());
+            rest.get(..end).map(str::to_owned)
+        });
+        let Some(hash) = did.and_then(|d| HashId::parse_did(d.as_bytes()).ok()) else {
+            return;
+        };
+        let (Ok(call_id), Ok(from), Ok(to)) = (ctx.msg.call_id(), ctx.msg.from(), ctx.msg.to())
+        else {
+            return;
+        };
+        let ftag = from.tag().unwrap_or_default();
+        let ttag = to.tag().unwrap_or_default();
+        let direction = {
+            let Some(slot) = self.slot(hash.h_entry()) else {
+                return;
+            };
+            let m = slot.dialogs.lock();
+            match m
+                .get(&hash.h_id())
+                .and_then(|d| d.id().matches(call_id, ftag, ttag))
+            {
+                Some(dir) => dir,
+                None => return,
+            }
+        };
+        ctx.dialog = Some((hash.h_entry(), hash.h_id()));
+        let cfg = self.p.cfg.clone();
+        let bytes = ctx.msg.buffer().to_vec();
+        let msg = &ctx.msg;
+        let now = unix_now();
+        let result = {
+            let slot = self.slot(hash.h_entry());
+            slot.and_then(|slot| {
+                let mut m = slot.dialogs.lock();
+                let d = m.get_mut(&hash.h_id())?;
+                let actions = d.on_request(msg, direction, now, &cfg).unwrap_or_default();
+                let removed = d.is_removed();
+                let snapshot = (!actions.is_empty()).then(|| d.clone());
+                if removed {
+                    m.remove(&hash.h_id());
+                }
+                Some((actions, snapshot))
+            })
+        };
+        if let Some((actions, Some(d))) = result {
+            self.act(&core, &d, actions, Some(&bytes));
+        }
+    }
+
+    /// The sweeper: deadlines that passed.
+    fn sweep(&self, core: &Core) {
+        let now = unix_now();
+        let cfg = self.p.cfg.clone();
+        for (entry, slot) in self.slots.iter().enumerate() {
+            let due: Vec<(u32, u64)> = slot
+                .dialogs
+                .lock()
+                .iter()
+                .filter_map(|(id, d)| {
+                    d.deadline()
+                        .filter(|(at, _)| *at <= now)
+                        .map(|_| (*id, d.timer_generation()))
+                })
+                .collect();
+            for (id, generation) in due {
+                let hash = HashId(u32::try_from(entry).unwrap_or(0), id);
+                self.with(
+                    core,
+                    hash,
+                    |d| ((), d.on_timer(now, generation, &cfg)),
+                    None,
+                );
+            }
+        }
+    }
+
+    /// Every dialog (copies).
+    fn all(&self) -> Vec<Dialog> {
+        self.slots
+            .iter()
+            .flat_map(|s| s.dialogs.lock().values().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    fn count(&self) -> usize {
+        self.slots.iter().map(|s| s.dialogs.lock().len()).sum()
+    }
+}
+
+/// Runs `event_route[name]` on the message that caused it (or a made-up one).
+fn run_event(core: &Core, name: &str, d: &Dialog, msg: Option<&[u8]>) {
+    let Some(program) = core.program() else {
+        return;
+    };
+    let Some(id) = program.event_route(name) else {
+        return;
+    };
+    let Some(local) = core.sockets.first().cloned() else {
+        return;
+    };
+    let fake;
+    let bytes: &[u8] = match msg {
+        Some(b) => b,
+        None => {
+            fake = format!(
+                "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKdlgev\r\nFrom: <{}>;tag={}\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+                d.request_uri(),
+                local.addr,
+                d.from_uri(),
+                d.id().from_tag,
+                d.to_uri(),
+                d.id().call_id
+            );
+            fake.as_bytes()
+        }
+    };
+    let Ok(parsed) = Message::parse(bytes) else {
+        return;
+    };
+    let recv = sable_engine::RecvInfo {
+        proto: local.proto,
+        src: local.addr,
+        local: local.clone(),
+        conn: None,
+    };
+    let mut ctx = MsgCtx::new(core, parsed, &recv, Vec::new(), RouteMask::EVENT);
+    ctx.program = Some(program.clone());
+    ctx.dialog = Some((d.hash().h_entry(), d.hash().h_id()));
+    let _ = program.run(id, &mut ctx);
+}
+
+fn the(ctx: &MsgCtx<'_>) -> Option<Arc<Dialogs>> {
+    ctx.core.service::<Dialogs>()
+}
+
+/// Reads the message's dialog.
+fn with_current<R>(ctx: &MsgCtx<'_>, f: impl FnOnce(&Dialog) -> R) -> Option<R> {
+    let dl = the(ctx)?;
+    let (e, i) = ctx.dialog?;
+    let slot = dl.slot(e)?;
+    let m = slot.dialogs.lock();
+    m.get(&i).map(f)
+}
+
+/// Changes the message's dialog.
+fn with_current_mut<R>(ctx: &MsgCtx<'_>, f: impl FnOnce(&mut Dialog, &Dialogs) -> R) -> Option<R> {
+    let dl = the(ctx)?;
+    let (e, i) = ctx.dialog?;
+    let slot = dl.slot(e)?;
+    let mut m = slot.dialogs.lock();
+    m.get_mut(&i).map(|d| f(d, &dl))
+}
+
+#[derive(Debug, Default)]
+pub struct DialogModule {
+    p: DlgParams,
+    ignored: Vec<String>,
+}
+
+/// `$dlg(name)`, `$DLG_status`, `$DLG_lifetime`, `$DLG_count`.
+#[derive(Debug, Clone, Copy)]
+enum Attr {
+    HEntry,
+    HId,
+    State,
+    CallId,
+    FromUri,
+    ToUri,
+    FromTag,
+    ToTag,
+    Lifetime,
+    StartTs,
+    Count,
+}
+
+struct DlgPv(Attr);
+
+impl PvAccess<Sip> for DlgPv {
+    fn get(&self, ctx: &mut MsgCtx<'_>) -> Value {
+        if let Attr::Count = self.0 {
+            return the(ctx).map_or(Value::Null, |d| {
+                Value::Int(i64::try_from(d.count()).unwrap_or(0))
+            });
+        }
+        let a = self.0;
+        with_current(ctx, |d| match a {
+            Attr::HEntry => Value::Int(i64::from(d.hash().h_entry())),
+            Attr::HId => Value::Int(i64::from(d.hash().h_id())),
+            Attr::State => Value::Int(i64::from(d.state().code())),
+            Attr::CallId => Value::from(d.id().call_id.clone()),
+            Attr::FromUri => Value::from(d.from_uri().to_owned()),
+            Attr::ToUri => Value::from(d.to_uri().to_owned()),
+            Attr::FromTag => Value::from(d.id().from_tag.clone()),
+            Attr::ToTag => d.id().to_tag.clone().map_or(Value::Null, Value::from),
+            Attr::Lifetime => {
+                let start = d.start_ts();
+                if start == 0 {
+                    Value::Int(0)
+                } else {
+                    Value::Int(i64::try_from(unix_now().saturating_sub(start)).unwrap_or(0))
+                }
+            }
+            Attr::StartTs => Value::Int(i64::try_from(d.start_ts()).unwrap_or(0)),
+            Attr::Count => Value::Null,
+        })
+        .unwrap_or(Value::Null)
+    }
+}
+
+/// `$dlg_var(key)`.
+struct DlgVar(String);
+
+impl PvAccess<Sip> for DlgVar {
+    fn get(&self, ctx: &mut MsgCtx<'_>) -> Value {
+        with_current(ctx, |d| d.var(&self.0).map(|v| Value::from(v.to_owned())))
+            .flatten()
+            .unwrap_or(Value::Null)
+    }
+
+    fn set(&self, ctx: &mut MsgCtx<'_>, value: Value) -> bool {
+        let text = match &value {
+            Value::Null => None,
+            v => Some(v.to_string()),
+        };
+        with_current_mut(ctx, |d, _| d.set_var(&self.0, text.as_deref())).is_some()
+    }
+}
+
+fn pv(reg: &mut Registry<Sip>, name: &str, attr: Attr) {
+    reg.pv(
+        name,
+        PvDef {
+            module: "dialog",
+            writable: false,
+            make: Box::new(move |_| Ok(Box::new(DlgPv(attr)) as Box<dyn PvAccess<Sip>>)),
+        },
+    );
+}
+
+fn profile_args(args: &mut Vec<Arg<Sip>>) -> Result<(String, Option<StrArg<Sip>>), ArgError> {
+    let name = required(args, 1, "profile")?
+        .const_str()
+        .ok_or_else(|| ArgError::new(1, "the profile name must be a constant"))?
+        .into_owned();
+    let value = take_arg(args, 0).map(Arg::into_str);
+    Ok((name, value))
+}
+
+impl Module for DialogModule {
+    fn name(&self) -> &'static str {
+        "dialog"
+    }
+
+    fn set_param(&mut self, name: &str, value: &Literal) -> Result<(), ParamError> {
+        let secs = |v: &Literal| -> Result<u32, ParamError> {
+            u32::try_from(int_param(v)?).map_err(|_| ParamError::bad("seconds (>= 0)"))
+        };
+        let p = &mut self.p;
+        match name {
+            "default_timeout" => p.cfg.default_timeout = secs(value)?,
+            "early_timeout" => p.cfg.early_timeout = secs(value)?,
+            "noack_timeout" => p.cfg.noack_timeout = secs(value)?,
+            "end_timeout" => p.cfg.end_timeout = secs(value)?,
+            "send_bye" => p.cfg.send_bye = int_param(value)? != 0,
+            "timeout_noreset" => p.cfg.timeout_noreset = int_param(value)? != 0,
+            "hash_size" => {
+                let n = u32::try_from(int_param(value)?)
+                    .ok()
+                    .filter(|n| (1..=1 << 20).contains(n))
+                    .ok_or_else(|| ParamError::bad("1..1048576"))?;
+                p.hash_size = n.next_power_of_two();
+            }
+            "rr_param" => {
+                let r = str_param(value)?;
+                if r.is_empty() || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return Err(ParamError::bad("a parameter name"));
+                }
+                p.rr_param = r;
+            }
+            "dlg_flag" => {
+                let f = int_param(value)?;
+                p.dlg_flag = u32::try_from(f).ok().filter(|f| *f < 32);
+            }
+            "profiles_no_value" => p.profiles_no_value = str_param(value)?,
+            "profiles_with_value" => p.profiles_with_value = str_param(value)?,
+            "dlg_match_mode" | "detect_spirals" | "timeout_avp" | "db_mode" | "db_url"
+            | "db_update_period" | "table_name" | "enable_stats" | "dlg_extra_hdrs"
+            | "bye_early_code" | "bye_early_reason" | "wait_ack" | "track_cseq_updates"
+            | "event_callback" | "ka_timer" | "ka_interval" | "ka_failed_limit" | "timer_procs"
+            | "h_id_start" | "h_id_step" | "keep_proxy_rr" => {
+                self.ignored.push(format!(
+                    "dialog: parameter {name} has no effect in Sable yet"
+                ));
+            }
+            _ => return Err(ParamError::Unknown),
+        }
+        Ok(())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.ignored.clone()
+    }
+
+    fn init(&self, core: &Arc<Core>) -> Result<(), String> {
+        if core.service::<Dialogs>().is_some() {
+            return Ok(());
+        }
+        let profiles =
+            Profiles::from_params(&self.p.profiles_no_value, &self.p.profiles_with_value)
+                .map_err(|e| format!("dialog: profiles: {e}"))?;
+        let n = self.p.hash_size.max(1);
+        let dl = Arc::new(Dialogs {
+            p: self.p.clone(),
+            slots: (0..n)
+                .map(|_| Slot {
+                    next_id: AtomicU32::new(1),
+                    dialogs: Mutex::new(HashMap::new()),
+                })
+                .collect(),
+            by_tx: Mutex::new(HashMap::new()),
+            profiles: Mutex::new(profiles),
+            stats: DlgStats::default(),
+            core: std::sync::OnceLock::new(),
+        });
+        let _ = dl.core.set(Arc::downgrade(core));
+        let reg = &core.stat_registry;
+        reg.adopt_gauge("dialog", "active_dialogs", dl.stats.active.clone(), false);
+        reg.adopt_gauge("dialog", "early_dialogs", dl.stats.early.clone(), false);
+        reg.adopt_counter("dialog", "processed_dialogs", dl.stats.processed.clone());
+        reg.adopt_counter("dialog", "expired_dialogs", dl.stats.expired.clone());
+        reg.adopt_counter("dialog", "failed_dialogs", dl.stats.failed.clone());
+        core.provide(dl.clone());
+        let tm = core
+            .tm
+            .get()
+            .cloned()
+            .ok_or("dialog: needs tm (loadmodule \"tm.so\" before \"dialog.so\")")?;
+        let weak = Arc::downgrade(&dl);
+        tm.subscribe(Arc::new(move |ev: &TmEvent<'_, '_>| {
+            if let Some(dl) = weak.upgrade() {
+                dl.on_tm(ev);
+            }
+        }));
+        let hooks = core.service_or_insert(sable_engine::RrHooks::default);
+        let weak = Arc::downgrade(&dl);
+        hooks.add(Arc::new(move |ctx: &mut MsgCtx<'_>| {
+            if let Some(dl) = weak.upgrade() {
+                dl.on_route(ctx);
+            }
+        }));
+        let weak = Arc::downgrade(&dl);
+        let weak_core = Arc::downgrade(core);
+        std::thread::Builder::new()
+            .name("dialog-timer".to_owned())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let (Some(dl), Some(core)) = (weak.upgrade(), weak_core.upgrade()) else {
+                    return;
+                };
+                dl.sweep(&core);
+            })
+            .map_err(|e| format!("dialog: cannot start the timer: {e}"))?;
+        Ok(())
+    }
+
+    fn rpc(&self, registry: &mut sable_rpc::Registry, core: &Arc<Core>) {
+        let c = core.clone();
+        let _ = registry.register(
+            "dlg.list",
+            "Lists the dialogs.",
+            ["array"],
+            MethodKind::List,
+            move |_: &Params| -> Result<Json, RpcError> {
+                let dl = c
+                    .service::<Dialogs>()
+                    .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                let now = unix_now();
+                Ok(Json::Array(
+                    dl.all().iter().map(|d| d.info(now).to_json()).collect(),
+                ))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "dlg.stats_active",
+            "Counts the dialogs per state.",
+            ["struct"],
+            MethodKind::Value,
+            move |_: &Params| -> Result<Json, RpcError> {
+                let dl = c
+                    .service::<Dialogs>()
+                    .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                let mut counts = sable_dialog::ActiveCounts::default();
+                for d in dl.all() {
+                    counts.add(d.state());
+                }
+                Ok(counts.to_json())
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "dlg.profile_get_size",
+            "Dialogs in a profile: profile [value].",
+            ["struct", "string", "string"],
+            MethodKind::Value,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let dl = c
+                    .service::<Dialogs>()
+                    .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                let name = p.str(0)?;
+                let value = p.opt_str(1)?;
+                let n = dl
+                    .profiles
+                    .lock()
+                    .size(name, value)
+                    .map_err(|e| RpcError::new(500, e.to_string()))?;
+                Ok(json!({"profile": name, "value": value.unwrap_or(""), "count": n}))
+            },
+        );
+    }
+
+    fn register(&self, reg: &mut Registry<Sip>) {
+        reg.function(
+            "dlg_manage",
+            function("dialog", 0, 0, RouteMask::REQUEST, |_, _| {
+                Ok(Box::new(|ctx: &mut MsgCtx<'_>| match the(ctx) {
+                    Some(dl) => match dl.create(ctx) {
+                        Some(_) => 1,
+                        None => -1,
+                    },
+                    None => -1,
+                }))
+            }),
+        );
+        reg.function(
+            "is_known_dlg",
+            function("dialog", 0, 0, RouteMask::ANY, |_, _| {
+                Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
+                    if with_current(ctx, |_| ()).is_some() {
+                        1
+                    } else {
+                        -1
+                    }
+                }))
+            }),
+        );
+        for (name, what) in [
+            ("dlg_setflag", 0u8),
+            ("dlg_resetflag", 1),
+            ("dlg_isflagset", 2),
+        ] {
+            reg.function(
+                name,
+                function("dialog", 1, 1, RouteMask::ANY, move |_, mut args| {
+                    let flag = required(&mut args, 1, "flag")?.into_int(1)?;
+                    Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                        let Some(n) = flag.eval(ctx).and_then(|n| u32::try_from(n).ok()) else {
+                            return -1;
+                        };
+                        with_current_mut(ctx, |d, _| match what {
+                            0 => d.set_flag(n).map_or(-1, |()| 1),
+                            1 => d.reset_flag(n).map_or(-1, |()| 1),
+                            _ => match d.is_flag_set(n) {
+                                Ok(true) => 1,
+                                _ => -1,
+                            },
+                        })
+                        .unwrap_or(-1)
+                    }))
+                }),
+            );
+        }
+        reg.function(
+            "dlg_set_timeout",
+            function("dialog", 1, 1, RouteMask::ANY, |_, mut args| {
+                let secs = required(&mut args, 1, "timeout")?.into_int(1)?;
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(s) = secs.eval(ctx).and_then(|n| u32::try_from(n).ok()) else {
+                        return -1;
+                    };
+                    with_current_mut(ctx, |d, dl| {
+                        let _ = d.set_timeout(s, unix_now(), &dl.p.cfg);
+                        1
+                    })
+                    .unwrap_or(-1)
+                }))
+            }),
+        );
+        reg.function(
+            "set_dlg_profile",
+            function("dialog", 1, 2, RouteMask::ANY, |_, mut args| {
+                let (name, value) = profile_args(&mut args)?;
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let v = value.as_ref().map(|v| v.eval(ctx).into_owned());
+                    let link = ProfileLink {
+                        profile: name.clone(),
+                        value: v,
+                    };
+                    with_current_mut(ctx, |d, dl| {
+                        dl.profiles.lock().set(d, link).map_or(-1, |()| 1)
+                    })
+                    .unwrap_or(-1)
+                }))
+            }),
+        );
+        reg.function(
+            "unset_dlg_profile",
+            function("dialog", 1, 2, RouteMask::ANY, |_, mut args| {
+                let (name, value) = profile_args(&mut args)?;
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let v = value.as_ref().map(|v| v.eval(ctx).into_owned());
+                    let link = ProfileLink {
+                        profile: name.clone(),
+                        value: v,
+                    };
+                    with_current_mut(ctx, |d, dl| match dl.profiles.lock().unset(d, &link) {
+                        Ok(true) => 1,
+                        _ => -1,
+                    })
+                    .unwrap_or(-1)
+                }))
+            }),
+        );
+        reg.function(
+            "is_in_profile",
+            function("dialog", 1, 2, RouteMask::ANY, |_, mut args| {
+                let (name, value) = profile_args(&mut args)?;
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let v = value.as_ref().map(|v| v.eval(ctx).into_owned());
+                    with_current(ctx, |d| d.is_in_profile(&name, v.as_deref())).map_or(-1, |yes| {
+                        if yes {
+                            1
+                        } else {
+                            -1
+                        }
+                    })
+                }))
+            }),
+        );
+        reg.function(
+            "get_profile_size",
+            function("dialog", 2, 3, RouteMask::ANY, |fx, mut args| {
+                let name = required(&mut args, 1, "profile")?
+                    .const_str()
+                    .ok_or_else(|| ArgError::new(1, "the profile name must be a constant"))?
+                    .into_owned();
+                let (value, out) = match args.len() {
+                    2 => {
+                        let v = take_arg(&mut args, 0).map(Arg::into_str);
+                        let o =
+                            take_arg(&mut args, 0).ok_or_else(|| ArgError::new(3, "a variable"))?;
+                        (v, o)
+                    }
+                    _ => (
+                        None,
+                        take_arg(&mut args, 0).ok_or_else(|| ArgError::new(2, "a variable"))?,
+                    ),
+                };
+                let out = out.into_pv(args.len() + 2)?;
+                if !out.is_writable() {
+                    return Err(ArgError::new(2, "the result variable must be writable"));
+                }
+                let _ = fx;
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(dl) = the(ctx) else {
+                        return -1;
+                    };
+                    let v = value.as_ref().map(|v| v.eval(ctx).into_owned());
+                    let n = dl.profiles.lock().size(&name, v.as_deref());
+                    match n {
+                        Ok(n) => {
+                            out.set(ctx, Value::Int(i64::try_from(n).unwrap_or(0)));
+                            1
+                        }
+                        Err(_) => -1,
+                    }
+                }))
+            }),
+        );
+        for (name, attr) in [
+            ("DLG_status", Attr::State),
+            ("DLG_lifetime", Attr::Lifetime),
+            ("DLG_count", Attr::Count),
+        ] {
+            pv(reg, name, attr);
+        }
+        reg.pv(
+            "dlg",
+            PvDef {
+                module: "dialog",
+                writable: false,
+                make: Box::new(|inner| {
+                    let attr = match inner.map(str::trim).unwrap_or("") {
+                        "h_entry" => Attr::HEntry,
+                        "h_id" => Attr::HId,
+                        "state" => Attr::State,
+                        "callid" => Attr::CallId,
+                        "from_uri" => Attr::FromUri,
+                        "to_uri" => Attr::ToUri,
+                        "from_tag" => Attr::FromTag,
+                        "to_tag" => Attr::ToTag,
+                        "lifetime" => Attr::Lifetime,
+                        "start_ts" => Attr::StartTs,
+                        other => return Err(format!("$dlg({other}) is not known")),
+                    };
+                    Ok(Box::new(DlgPv(attr)) as Box<dyn PvAccess<Sip>>)
+                }),
+            },
+        );
+        reg.pv(
+            "dlg_var",
+            PvDef {
+                module: "dialog",
+                writable: true,
+                make: Box::new(
+                    |inner| match inner.map(str::trim).filter(|s| !s.is_empty()) {
+                        Some(k) => Ok(Box::new(DlgVar(k.to_owned())) as Box<dyn PvAccess<Sip>>),
+                        None => Err("needs a key: $dlg_var(key)".to_owned()),
+                    },
+                ),
+            },
+        );
+    }
+}
