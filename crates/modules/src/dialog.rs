@@ -143,18 +143,91 @@ impl Dialogs {
                     self.stats.expired.inc();
                     run_event(core, "dialog:end", d, None);
                 }
-                DialogAction::SendBye { side } => {
-                    tracing::warn!(
-                        "dialog {}: a BYE to the {side:?} is due; sending BYEs is not supported yet",
-                        d.hash().did()
-                    );
-                }
+                DialogAction::SendBye { side } => self.send_bye(core, d, side),
                 DialogAction::LeftProfiles { links } => {
                     self.profiles.lock().release(&links);
                 }
                 _ => {}
             }
         }
+    }
+
+    /// Sends a BYE to one side of `d` through a tm transaction; its final reply ends the
+    /// dialog (`LocalByeDone`).
+    fn send_bye(&self, core: &Core, d: &Dialog, side: sable_dialog::Side) {
+        let Some(tm) = core.tm.get().cloned() else {
+            return;
+        };
+        let leg = d.leg(side);
+        let first_hop = leg
+            .route_set
+            .first()
+            .map(|r| {
+                r.trim()
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .filter(|r| !r.is_empty())
+            .or_else(|| leg.contact.clone());
+        let Some(hop) = first_hop else {
+            tracing::warn!(
+                "dialog {}: no target for a BYE to the {side:?}",
+                d.hash().did()
+            );
+            return;
+        };
+        let hash = d.hash();
+        let dialog = d.clone();
+        let weak = self.core.get().cloned();
+        let me = core.service::<Dialogs>().map(|s| Arc::downgrade(&s));
+        let callback: sable_engine::tm::UacCallback = Box::new(move |_code, _reply| {
+            let (Some(dl), Some(core)) =
+                (me.and_then(|w| w.upgrade()), weak.and_then(|w| w.upgrade()))
+            else {
+                return;
+            };
+            let cfg = dl.p.cfg.clone();
+            dl.with(
+                &core,
+                hash,
+                |d| {
+                    let a = d.handle(sable_dialog::DialogEvent::LocalByeDone, unix_now(), &cfg);
+                    ((), a)
+                },
+                None,
+            );
+        });
+        let sent = tm.uac_start_with(
+            core,
+            &hop,
+            |branch, via| {
+                dialog
+                    .build_bye(side, via, branch)
+                    .map_err(|e| e.to_string())
+            },
+            Some(callback),
+        );
+        if let Err(e) = sent {
+            tracing::warn!("dialog {}: BYE to the {side:?} not sent: {e}", hash.did());
+        }
+    }
+
+    /// Ends a confirmed dialog from here: BYE to both sides (`dlg.terminate_dlg`).
+    fn terminate(&self, core: &Core, hash: HashId) -> Result<(), String> {
+        let sides = [sable_dialog::Side::Caller, sable_dialog::Side::Callee];
+        self.with(
+            core,
+            hash,
+            |d| match d.terminate(&sides) {
+                Ok(a) => (Ok(()), a),
+                Err(e) => (Err(e.to_string()), Vec::new()),
+            },
+            None,
+        )
+        .unwrap_or_else(|| Err("no such dialog".to_owned()))
     }
 
     /// Creates the dialog of an initial INVITE; gives its id.
@@ -653,6 +726,28 @@ impl Module for DialogModule {
                 ))
             },
         );
+        for name in ["dlg.terminate_dlg", "dlg.end_dlg"] {
+            let c = core.clone();
+            let _ = registry.register(
+                name,
+                "Ends a dialog with a BYE to both sides: h_entry h_id.",
+                ["struct", "int", "int"],
+                MethodKind::Value,
+                move |p: &Params| -> Result<Json, RpcError> {
+                    let dl = c
+                        .service::<Dialogs>()
+                        .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                    let e = u32::try_from(p.int(0)?)
+                        .map_err(|_| RpcError::invalid_params("h_entry"))?;
+                    let i =
+                        u32::try_from(p.int(1)?).map_err(|_| RpcError::invalid_params("h_id"))?;
+                    dl.terminate(&c, HashId(e, i)).map_err(|e| {
+                        RpcError::new(404, format!("Requested Dialog not found: {e}"))
+                    })?;
+                    Ok(json!({}))
+                },
+            );
+        }
         let c = core.clone();
         let _ = registry.register(
             "dlg.stats_active",

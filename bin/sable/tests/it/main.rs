@@ -13,6 +13,7 @@ mod auth;
 mod check;
 mod control;
 mod core;
+mod dialog;
 mod harness;
 mod malformed;
 mod registrar;

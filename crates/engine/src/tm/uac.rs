@@ -52,6 +52,19 @@ fn has_header(headers: &str, long: &str, compact: Option<&str>) -> bool {
     })
 }
 
+/// What [`Tm::launch`] starts.
+struct Launch {
+    id: u64,
+    bytes: Vec<u8>,
+    method: String,
+    ruri: String,
+    hop: NextHop,
+    socket: sable_transport::LocalSocket,
+    tag: String,
+    program: Arc<sable_script::Program<crate::Sip>>,
+    callback: Option<UacCallback>,
+}
+
 impl Tm {
     /// Sends `req` statefully. Errors: a bad method, URI or header text, no socket for the
     /// destination, no program loaded.
@@ -124,6 +137,81 @@ impl Tm {
         out.push_str(&format!("Content-Length: {}\r\n\r\n", req.body.len()));
         let mut bytes = out.into_bytes();
         bytes.extend_from_slice(&req.body);
+        self.launch(
+            core,
+            Launch {
+                id,
+                bytes,
+                method,
+                ruri: ruri.to_owned(),
+                hop,
+                socket,
+                tag,
+                program,
+                callback: req.callback,
+            },
+        )
+    }
+
+    /// Sends a request this server builds itself (a dialog's BYE) through a transaction:
+    /// `build` gets the branch and the `host:port` of the socket towards `hop_uri` and gives
+    /// the whole request with that branch in its (only) Via.
+    pub fn uac_start_with(
+        &self,
+        core: &Core,
+        hop_uri: &str,
+        build: impl FnOnce(&str, &str) -> Result<Vec<u8>, String>,
+        callback: Option<UacCallback>,
+    ) -> Result<Arc<Tx>, String> {
+        let hop = next_hop_of_uri(hop_uri)?;
+        let socket = core
+            .socket_for(hop.proto, &hop.addr, None)
+            .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?
+            .clone();
+        let Some(program) = core.program() else {
+            return Err("no config loaded".to_owned());
+        };
+        let (host, port) = core.advertised(&socket);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let branch = format!("{BRANCH_PREFIX}{id:x}.0");
+        let bytes = build(&branch, &format!("{host}:{port}"))?;
+        let (method, ruri) = {
+            let msg =
+                Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
+            let method = msg.method().map(|m| m.to_string()).ok_or("not a request")?;
+            let ruri = String::from_utf8_lossy(msg.slice(msg.request_uri_span())).into_owned();
+            (method, ruri)
+        };
+        let tag = format!("{:016x}", crate::sip_util::hash64(branch.as_bytes()));
+        self.launch(
+            core,
+            Launch {
+                id,
+                bytes,
+                method,
+                ruri,
+                hop,
+                socket,
+                tag,
+                program,
+                callback,
+            },
+        )
+    }
+
+    fn launch(&self, core: &Core, l: Launch) -> Result<Arc<Tx>, String> {
+        let Launch {
+            id,
+            bytes,
+            method,
+            ruri,
+            hop,
+            socket,
+            tag,
+            program,
+            callback,
+        } = l;
+        let ruri = ruri.as_str();
         let msg = Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
         msg.validate()
             .map_err(|e| format!("the request is not valid: {e}"))?;
@@ -156,7 +244,7 @@ impl Tm {
             } else {
                 self.cfg.max_noninv_lifetime
             },
-            local: Some(Mutex::new(req.callback)),
+            local: Some(Mutex::new(callback)),
             state: Mutex::new(TxState {
                 uas: ServerTransaction::new(
                     if invite {
