@@ -1076,3 +1076,66 @@ fn tm_h_dialog_kamailio() {
 fn tm_h_dialog_sable() {
     sable_test(H, expect_h);
 }
+
+// H2/H3: the dialog of a rejected call and of a cancelled call fails (dialog:failed).
+
+const H_REJECTED: Scenario = Scenario {
+    name: "h_dialog_rejected",
+    cfg: "h_dialog.cfg",
+    uac: "uac_486.xml",
+    uas: &["uas_486.xml"],
+    register_uas: 0,
+};
+
+fn expect_h_rejected(o: &Outcome) {
+    assert_flows(o, &["INVITE", "100", "486", "ACK"], &[&["INVITE", "486", "ACK"]]);
+    assert!(
+        o.script.iter().any(|l| l == "dialog failed"),
+        "{:?}: {:#?}",
+        o.server,
+        o.script
+    );
+    assert!(!o.script.iter().any(|l| l.starts_with("dialog start")));
+}
+
+#[test]
+fn tm_h_dialog_rejected_kamailio() {
+    kamailio_test(H_REJECTED, expect_h_rejected);
+}
+
+#[test]
+fn tm_h_dialog_rejected_sable() {
+    sable_test(H_REJECTED, expect_h_rejected);
+}
+
+const H_CANCELLED: Scenario = Scenario {
+    name: "h_dialog_cancelled",
+    cfg: "h_dialog.cfg",
+    uac: "uac_cancel.xml",
+    uas: &["uas_ring_cancel.xml"],
+    register_uas: 0,
+};
+
+fn expect_h_cancelled(o: &Outcome) {
+    assert_flows(
+        o,
+        &["INVITE", "100", "180", "CANCEL", "200", "487", "ACK"],
+        &[&["INVITE", "180", "CANCEL", "200", "487", "ACK"]],
+    );
+    assert!(
+        o.script.iter().any(|l| l == "dialog failed"),
+        "{:?}: {:#?}",
+        o.server,
+        o.script
+    );
+}
+
+#[test]
+fn tm_h_dialog_cancelled_kamailio() {
+    kamailio_test(H_CANCELLED, expect_h_cancelled);
+}
+
+#[test]
+fn tm_h_dialog_cancelled_sable() {
+    sable_test(H_CANCELLED, expect_h_cancelled);
+}
