@@ -60,6 +60,12 @@ struct Slot {
     dialogs: Mutex<HashMap<u32, Dialog>>,
 }
 
+/// A listener of dialog callbacks (other modules: created, early, confirmed, terminated,
+/// failed, expired...), with the dialog's identities. It runs on the thread of the event,
+/// with no dialog lock held.
+pub type DialogListener =
+    Arc<dyn Fn(sable_dialog::CallbackKind, &sable_dialog::CallbackInfo) + Send + Sync>;
+
 /// The dialog tables, shared by the workers, tm's events, the sweeper and the RPCs.
 pub struct Dialogs {
     p: DlgParams,
@@ -68,6 +74,7 @@ pub struct Dialogs {
     by_tx: Mutex<HashMap<u64, HashId>>,
     profiles: Mutex<Profiles>,
     stats: DlgStats,
+    listeners: parking_lot::RwLock<Vec<DialogListener>>,
     core: std::sync::OnceLock<Weak<Core>>,
 }
 
@@ -114,9 +121,28 @@ impl Dialogs {
         Some(out)
     }
 
-    /// What the machine asked for: statistics, event routes, profile releases.
+    /// Adds a listener of dialog callbacks.
+    pub fn on_change(&self, listener: DialogListener) {
+        self.listeners.write().push(listener);
+    }
+
+    fn tell(&self, d: &Dialog, kind: sable_dialog::CallbackKind) {
+        let listeners = self.listeners.read().clone();
+        if listeners.is_empty() {
+            return;
+        }
+        let info = d.callback_info(kind);
+        for l in listeners {
+            l(kind, &info);
+        }
+    }
+
+    /// What the machine asked for: callbacks, statistics, event routes, profile releases.
     fn act(&self, core: &Core, d: &Dialog, actions: Vec<DialogAction>, msg: Option<&[u8]>) {
         for a in actions {
+            if let Some(kind) = a.callback() {
+                self.tell(d, kind);
+            }
             match a {
                 DialogAction::Early { first: true, .. } => self.stats.early.add(1),
                 DialogAction::Started { was_early, .. } => {
@@ -251,8 +277,12 @@ impl Dialogs {
                 return None;
             }
         };
-        let _ = &mut dialog;
+        dialog.set_message_flags(ctx.flags);
+        let snapshot = (!self.listeners.read().is_empty()).then(|| dialog.clone());
         slot.dialogs.lock().insert(id, dialog);
+        if let Some(d) = snapshot {
+            self.tell(&d, sable_dialog::CallbackKind::Created);
+        }
         ctx.dialog = Some((entry, id));
         // The Record-Route carries the dialog's id (`;did=...`).
         let param = format!(
@@ -666,6 +696,7 @@ impl Module for DialogModule {
             by_tx: Mutex::new(HashMap::new()),
             profiles: Mutex::new(profiles),
             stats: DlgStats::default(),
+            listeners: parking_lot::RwLock::new(Vec::new()),
             core: std::sync::OnceLock::new(),
         });
         let _ = dl.core.set(Arc::downgrade(core));

@@ -7,7 +7,7 @@ mod cfg_rpc;
 mod corex;
 mod counters;
 mod ctl;
-mod dialog;
+pub mod dialog;
 mod jsonrpcs;
 mod kex;
 mod maxfwd;

@@ -1088,7 +1088,11 @@ const H_REJECTED: Scenario = Scenario {
 };
 
 fn expect_h_rejected(o: &Outcome) {
-    assert_flows(o, &["INVITE", "100", "486", "ACK"], &[&["INVITE", "486", "ACK"]]);
+    assert_flows(
+        o,
+        &["INVITE", "100", "486", "ACK"],
+        &[&["INVITE", "486", "ACK"]],
+    );
     assert!(
         o.script.iter().any(|l| l == "dialog failed"),
         "{:?}: {:#?}",
