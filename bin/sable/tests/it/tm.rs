@@ -1143,3 +1143,57 @@ fn tm_h_dialog_cancelled_kamailio() {
 fn tm_h_dialog_cancelled_sable() {
     sable_test(H_CANCELLED, expect_h_cancelled);
 }
+
+// H4: a call with a re-INVITE stays one dialog (state 4), the re-INVITE is an in-dialog
+// request of it.
+
+const H_REINVITE: Scenario = Scenario {
+    name: "h_dialog_reinvite",
+    cfg: "h_dialog.cfg",
+    uac: "uac_reinvite.xml",
+    uas: &["uas_reinvite.xml"],
+    register_uas: 0,
+};
+
+fn expect_h_reinvite(o: &Outcome) {
+    assert_flows(
+        o,
+        &[
+            "INVITE", "100", "180", "200", "ACK", "INVITE", "100", "200", "ACK", "BYE", "200",
+        ],
+        &[&[
+            "INVITE", "100", "180", "200", "ACK", "INVITE", "200", "ACK", "BYE", "200",
+        ]],
+    );
+    for line in [
+        "dialog start var=alice-call",
+        "INVITE belongs to a dialog, var=alice-call",
+        "dialog end var=alice-call",
+    ] {
+        assert!(
+            o.script.iter().any(|l| l == line),
+            "{:?}: {line:?} not logged: {:#?}",
+            o.server,
+            o.script
+        );
+    }
+    assert_eq!(
+        o.script
+            .iter()
+            .filter(|l| l.starts_with("dialog start"))
+            .count(),
+        1,
+        "{:#?}",
+        o.script
+    );
+}
+
+#[test]
+fn tm_h_dialog_reinvite_kamailio() {
+    kamailio_test(H_REINVITE, expect_h_reinvite);
+}
+
+#[test]
+fn tm_h_dialog_reinvite_sable() {
+    sable_test(H_REINVITE, expect_h_reinvite);
+}
