@@ -17,6 +17,7 @@ loadmodule "xlog.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "ctl.so"
+loadmodule "kex.so"
 loadmodule "dialog.so"
 modparam("ctl", "binrpc", "unix:CTL_PATH")
 modparam("dialog", "profiles_with_value", "caller")
@@ -98,6 +99,7 @@ fn call(proxy: SocketAddr, caller: &UdpClient, uas: &UdpClient, user: &str, call
     assert!(req.starts_with("INVITE"), "{req}");
     let rr = header(&req, "Record-Route").expect("Record-Route");
     assert!(rr.contains(";did="), "{rr}");
+    LAST_RR.with(|r| *r.borrow_mut() = rr.clone());
     uas.send(proxy, answer(&req, "SIP/2.0 200 OK", uas).as_bytes());
     loop {
         let r = recv(caller);
@@ -207,4 +209,135 @@ fn a_profile_limits_concurrent_calls() {
     both_get_bye(s.addr(), &caller, &uas, "dlg-p-1");
     s.wait_log("dialog end dlg-p-1", Duration::from_secs(3));
     call(s.addr(), &caller, &uas, "bob", "dlg-p-3");
+}
+
+/// States of the listed dialogs and the dialog statistics, from a server's control socket
+/// (`kamcmd` for Kamailio, sablectl for Sable).
+fn snapshot(kamailio: bool, sock: &std::path::Path) -> (Vec<i64>, Vec<String>) {
+    if kamailio {
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("kamcmd")
+                .arg("-s")
+                .arg(format!("unix:{}", sock.to_string_lossy()))
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let list = run(&["dlg.list"]);
+        let mut states: Vec<i64> = list
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("state: "))
+            .map(|v| v.trim().parse().unwrap())
+            .collect();
+        states.sort_unstable();
+        let mut stats: Vec<String> = run(&["stats.get_statistics", "dialog:"])
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| l.starts_with("dialog:"))
+            .collect();
+        stats.sort();
+        (states, stats)
+    } else {
+        let list = crate::control::ctl_json(sock, &["rpc", "dlg.list"]);
+        let mut states: Vec<i64> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["state"].as_i64().unwrap())
+            .collect();
+        states.sort_unstable();
+        let st = crate::control::ctl_json(sock, &["rpc", "stats.get_statistics", "dialog:"]);
+        let mut stats: Vec<String> = st
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        stats.sort();
+        (states, stats)
+    }
+}
+
+/// An answered call, hung up by the caller; a rejected call. Snapshots after each step.
+fn compare_flow(kamailio: bool) -> Vec<(Vec<i64>, Vec<String>)> {
+    let uas = UdpClient::new();
+    let name = if kamailio { "dlg-cmp-k" } else { "dlg-cmp-s" };
+    let dir = scratch(&format!("{name}-ctl"));
+    let sock = dir.join("ctl.sock");
+    let _ = std::fs::remove_file(&sock);
+    let port = free_port();
+    let cfg = CFG
+        .replace("CTL_PATH", &sock.to_string_lossy())
+        .replace("UAS", &uas.port().to_string())
+        .replace("PORT", &port.to_string());
+    let path = dir.join("proxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let bin = if kamailio { "kamailio".to_owned() } else { sable_bin().to_owned() };
+    let mut cmd = std::process::Command::new(bin);
+    if kamailio {
+        cmd.args(["-DD", "-E", "-m", "64", "-M", "8", "-f"]);
+    } else {
+        cmd.args(["-f"]);
+    }
+    let mut child = cmd
+        .arg(&path)
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("proxy.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while (std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() || !sock.exists())
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let proxy = SocketAddr::from(([127, 0, 0, 1], port));
+    let caller = UdpClient::new();
+    let mut out = Vec::new();
+    call(proxy, &caller, &uas, "bob", "cmp-1");
+    out.push(snapshot(kamailio, &sock));
+    // The caller hangs up through the proxy.
+    let bye = format!(
+        "BYE sip:bob@127.0.0.1:{u} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c};branch=z9hG4bK-cmp-bye\r\nRoute: {rr}\r\nFrom: <sip:alice@127.0.0.1>;tag=caller\r\nTo: <sip:bob@127.0.0.1>;tag=callee\r\nCall-ID: cmp-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        u = uas.port(),
+        c = caller.port(),
+        rr = LAST_RR.with(|r| r.borrow().clone()),
+    );
+    caller.send(proxy, bye.as_bytes());
+    let got = recv(&uas);
+    assert!(got.starts_with("BYE "), "{got}");
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for l in got.split("\r\n") {
+        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h)) {
+            ok.push_str(l);
+            ok.push_str("\r\n");
+        }
+    }
+    ok.push_str("Content-Length: 0\r\n\r\n");
+    uas.send(proxy, ok.as_bytes());
+    assert!(recv(&caller).starts_with("SIP/2.0 200"));
+    std::thread::sleep(Duration::from_millis(200));
+    out.push(snapshot(kamailio, &sock));
+    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    out
+}
+
+thread_local! {
+    /// The Record-Route of the last call set up (the caller's route set).
+    static LAST_RR: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+#[test]
+fn dialog_states_and_statistics_match_kamailio() {
+    if !have_kamailio() || std::process::Command::new("kamcmd").arg("-V").output().is_err() {
+        eprintln!("note: kamailio/kamcmd missing: dialog comparison skipped");
+        return;
+    }
+    let k = compare_flow(true);
+    let s = compare_flow(false);
+    assert_eq!(k[0].0, vec![4], "Kamailio: the answered call is confirmed");
+    assert_eq!(s, k, "Sable (left) and Kamailio (right): dialog states and statistics");
 }
