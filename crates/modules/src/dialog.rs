@@ -781,6 +781,52 @@ impl Module for DialogModule {
         }
         let c = core.clone();
         let _ = registry.register(
+            "dlg.briefing",
+            "Short list of the dialogs: [format] (f from_uri, t to_uri, c call-id, F from_tag, T to_tag, I init_ts, S start_ts, s state).",
+            ["array", "string"],
+            MethodKind::List,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let dl = c
+                    .service::<Dialogs>()
+                    .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                let fmt = p.opt_str(0)?.unwrap_or("ftcFTIS");
+                let now = unix_now();
+                Ok(Json::Array(
+                    dl.all().iter().map(|d| d.info(now).briefing_json(fmt)).collect(),
+                ))
+            },
+        );
+        for name in ["dlg.dlg_list", "dlg.list_ctx", "dlg.dlg_list_ctx"] {
+            let c = core.clone();
+            let by_id = name.starts_with("dlg.dlg_list");
+            let _ = registry.register(
+                name,
+                "Lists the dialogs (dlg.dlg_list: of a Call-ID [from_tag]).",
+                ["array", "string", "string"],
+                MethodKind::List,
+                move |p: &Params| -> Result<Json, RpcError> {
+                    let dl = c
+                        .service::<Dialogs>()
+                        .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                    let now = unix_now();
+                    let (callid, ftag) = if by_id {
+                        (Some(p.str(0)?.to_owned()), p.opt_str(1)?.map(str::to_owned))
+                    } else {
+                        (None, None)
+                    };
+                    Ok(Json::Array(
+                        dl.all()
+                            .iter()
+                            .filter(|d| callid.as_ref().is_none_or(|c| d.id().call_id == *c))
+                            .filter(|d| ftag.as_ref().is_none_or(|f| d.id().from_tag == *f))
+                            .map(|d| d.info(now).to_json())
+                            .collect(),
+                    ))
+                },
+            );
+        }
+        let c = core.clone();
+        let _ = registry.register(
             "dlg.stats_active",
             "Counts the dialogs per state.",
             ["struct"],
@@ -869,6 +915,36 @@ impl Module for DialogModule {
                 }),
             );
         }
+        reg.function(
+            "dlg_bye",
+            function("dialog", 1, 1, RouteMask::ANY, |_, mut args| {
+                let side = required(&mut args, 1, "side")?
+                    .const_str()
+                    .ok_or_else(|| ArgError::new(1, "caller, callee or all"))?
+                    .into_owned();
+                let sides: Vec<sable_dialog::Side> = match side.as_str() {
+                    "caller" => vec![sable_dialog::Side::Caller],
+                    "callee" => vec![sable_dialog::Side::Callee],
+                    "all" => vec![sable_dialog::Side::Caller, sable_dialog::Side::Callee],
+                    _ => return Err(ArgError::new(1, "caller, callee or all")),
+                };
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let (Some(dl), Some((e, i))) = (the(ctx), ctx.dialog) else {
+                        return -1;
+                    };
+                    let done = dl.with(
+                        ctx.core,
+                        HashId(e, i),
+                        |d| match d.terminate(&sides) {
+                            Ok(a) => (1, a),
+                            Err(_) => (-1, Vec::new()),
+                        },
+                        None,
+                    );
+                    done.unwrap_or(-1)
+                }))
+            }),
+        );
         reg.function(
             "dlg_set_timeout",
             function("dialog", 1, 1, RouteMask::ANY, |_, mut args| {

@@ -26,6 +26,12 @@ modparam("dialog", "send_bye", 1)
 request_route {
     if (has_totag()) {
         if (loose_route()) {
+            if (is_method("MESSAGE")) {
+                # Hang the call up from the proxy.
+                dlg_bye("all");
+                sl_send_reply("200", "Hung up");
+                exit;
+            }
             t_relay();
         }
         exit;
@@ -273,7 +279,11 @@ fn compare_flow(kamailio: bool) -> Vec<(Vec<i64>, Vec<String>)> {
         .replace("PORT", &port.to_string());
     let path = dir.join("proxy.cfg");
     std::fs::write(&path, cfg).unwrap();
-    let bin = if kamailio { "kamailio".to_owned() } else { sable_bin().to_owned() };
+    let bin = if kamailio {
+        "kamailio".to_owned()
+    } else {
+        sable_bin().to_owned()
+    };
     let mut cmd = std::process::Command::new(bin);
     if kamailio {
         cmd.args(["-DD", "-E", "-m", "64", "-M", "8", "-f"]);
@@ -310,7 +320,10 @@ fn compare_flow(kamailio: bool) -> Vec<(Vec<i64>, Vec<String>)> {
     assert!(got.starts_with("BYE "), "{got}");
     let mut ok = String::from("SIP/2.0 200 OK\r\n");
     for l in got.split("\r\n") {
-        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"].iter().any(|h| l.starts_with(h)) {
+        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
+        {
             ok.push_str(l);
             ok.push_str("\r\n");
         }
@@ -320,7 +333,9 @@ fn compare_flow(kamailio: bool) -> Vec<(Vec<i64>, Vec<String>)> {
     assert!(recv(&caller).starts_with("SIP/2.0 200"));
     std::thread::sleep(Duration::from_millis(200));
     out.push(snapshot(kamailio, &sock));
-    let _ = std::process::Command::new("kill").arg(child.id().to_string()).status();
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
     let _ = child.wait();
     out
 }
@@ -332,12 +347,72 @@ thread_local! {
 
 #[test]
 fn dialog_states_and_statistics_match_kamailio() {
-    if !have_kamailio() || std::process::Command::new("kamcmd").arg("-V").output().is_err() {
+    if !have_kamailio()
+        || std::process::Command::new("kamcmd")
+            .arg("-V")
+            .output()
+            .is_err()
+    {
         eprintln!("note: kamailio/kamcmd missing: dialog comparison skipped");
         return;
     }
     let k = compare_flow(true);
     let s = compare_flow(false);
     assert_eq!(k[0].0, vec![4], "Kamailio: the answered call is confirmed");
-    assert_eq!(s, k, "Sable (left) and Kamailio (right): dialog states and statistics");
+    assert_eq!(
+        s, k,
+        "Sable (left) and Kamailio (right): dialog states and statistics"
+    );
+}
+
+/// Answers a BYE with 200.
+fn ok_to(peer: &UdpClient, proxy: SocketAddr, bye: &str) {
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for l in bye.split("\r\n") {
+        if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
+            .iter()
+            .any(|h| l.starts_with(h))
+        {
+            ok.push_str(l);
+            ok.push_str("\r\n");
+        }
+    }
+    ok.push_str("Content-Length: 0\r\n\r\n");
+    peer.send(proxy, ok.as_bytes());
+}
+
+#[test]
+fn dlg_bye_from_the_script_and_the_dialog_lists() {
+    let (s, uas, sock) = start("dlg-bye");
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "bob", "dlg-bye-1");
+    let brief = crate::control::ctl_json(&sock, &["rpc", "dlg.briefing", "c"]);
+    assert_eq!(brief[0]["call-id"], "dlg-bye-1", "{brief}");
+    let one = crate::control::ctl_json(&sock, &["rpc", "dlg.dlg_list", "dlg-bye-1"]);
+    assert_eq!(one.as_array().unwrap().len(), 1, "{one}");
+    let none = crate::control::ctl_json(&sock, &["rpc", "dlg.dlg_list", "other"]);
+    assert!(none.as_array().unwrap().is_empty(), "{none}");
+    let msg = format!(
+        "MESSAGE sip:bob@127.0.0.1:{u} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c};branch=z9hG4bK-hang\r\nRoute: {rr}\r\nFrom: <sip:alice@127.0.0.1>;tag=caller\r\nTo: <sip:bob@127.0.0.1>;tag=callee\r\nCall-ID: dlg-bye-1\r\nCSeq: 2 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        u = uas.port(),
+        c = caller.port(),
+        rr = LAST_RR.with(|r| r.borrow().clone()),
+    );
+    caller.send(s.addr(), msg.as_bytes());
+    let bye = recv(&uas);
+    assert!(bye.starts_with("BYE "), "{bye}");
+    ok_to(&uas, s.addr(), &bye);
+    // The caller gets the 200 to its MESSAGE and a BYE, in either order.
+    let (mut hung_up, mut got_bye) = (false, false);
+    for _ in 0..2 {
+        let m = recv(&caller);
+        if m.starts_with("SIP/2.0 200 Hung up") {
+            hung_up = true;
+        } else if m.starts_with("BYE ") {
+            got_bye = true;
+            ok_to(&caller, s.addr(), &m);
+        }
+    }
+    assert!(hung_up && got_bye);
+    s.wait_log("dialog end dlg-bye-1", Duration::from_secs(3));
 }
