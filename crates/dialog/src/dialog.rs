@@ -14,6 +14,10 @@ use crate::id::{DialogId, Direction, HashId, Side};
 use crate::profile::ProfileLink;
 use crate::state::{next_state, DialogState, EventKind, Step};
 
+mod record;
+
+pub use record::DialogRecord;
+
 /// `DLG_FLAG_NEW` (dflags): created and not yet stored.
 pub const DFLAG_NEW: u32 = 1 << 0;
 /// `DLG_FLAG_CHANGED` (dflags): changed since last stored.

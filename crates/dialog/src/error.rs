@@ -61,6 +61,20 @@ pub enum DialogError {
     /// The side has no remote target (no Contact was seen from it).
     #[error("no remote target (Contact) known for the {0}")]
     NoRemoteTarget(Side),
+    /// A stored dialog ([`crate::DialogRecord`], the dialog module's `db_mode`) with a field
+    /// that cannot be read: a state that is no state, a CSeq that is no number, `xdata`
+    /// that is not Kamailio's profile JSON.
+    #[error("stored dialog {h_entry}:{h_id}: bad {field}: {detail}")]
+    BadRecord {
+        /// The dialog's bucket.
+        h_entry: u32,
+        /// The dialog's id in the bucket.
+        h_id: u32,
+        /// The column (`state`, `caller_cseq`, `xdata`...).
+        field: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The action needs a confirmed dialog (state 3 or 4).
     #[error("dialog not in confirmed state (state {})", .0.code())]
     NotConfirmed(DialogState),

@@ -17,6 +17,11 @@
 //!   ([`Dialog::deadline`]); a timer event carries a generation and a stale one is ignored.
 //! - Matching of in-dialog requests ([`match_request`], `dlg_match_mode` 0/1/2, the `did`
 //!   Record-Route parameter, directions) and spiral detection ([`is_spiral`]).
+//! - Persistence data ([`DialogRecord`]: the columns of Kamailio's `dialog` table, profiles
+//!   in its `xdata` JSON, `$dlg_var`s), [`Dialog::to_record`] and [`Dialog::from_record`]
+//!   (a confirmed dialog restored after a restart, its lifetime timer re-armed or run out).
+//!   Nothing here knows the database: the module copies records to and from
+//!   `sable-storage`'s rows.
 //! - [`Profiles`]: declared profiles and their counts, plain data to share behind a lock.
 //! - Callback kinds and descriptions ([`CallbackKind`], [`CallbackInfo`]) and the RPC shapes
 //!   ([`DialogInfo`] for `dlg.list`, `dlg.briefing`, [`ActiveCounts`] for
@@ -39,10 +44,10 @@ pub mod state;
 
 pub use callback::{CallbackInfo, CallbackKind};
 pub use dialog::{
-    ByeParams, Dialog, DialogAction, DialogConfig, DialogEvent, EndReason, InDialogRequest, Leg,
-    RemoveReason, Reply, RequestKind, TimerKind, DFLAG_CALLEEBYE, DFLAG_CALLERBYE, DFLAG_CHANGED,
-    DFLAG_CHANGED_VARS, DFLAG_HASBYE, DFLAG_NEW, DFLAG_TM, IFLAG_KA_DST, IFLAG_KA_SRC,
-    IFLAG_TIMEOUTBYE, IFLAG_TIMER_NORESET, NOACK_GRACE,
+    ByeParams, Dialog, DialogAction, DialogConfig, DialogEvent, DialogRecord, EndReason,
+    InDialogRequest, Leg, RemoveReason, Reply, RequestKind, TimerKind, DFLAG_CALLEEBYE,
+    DFLAG_CALLERBYE, DFLAG_CHANGED, DFLAG_CHANGED_VARS, DFLAG_HASBYE, DFLAG_NEW, DFLAG_TM,
+    IFLAG_KA_DST, IFLAG_KA_SRC, IFLAG_TIMEOUTBYE, IFLAG_TIMER_NORESET, NOACK_GRACE,
 };
 pub use error::DialogError;
 pub use id::{

@@ -9,7 +9,9 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::schema::{
-    LOCATION_COLUMNS, LOCATION_TABLE_VERSION, SCHEMA, SUBSCRIBER_COLUMNS, SUBSCRIBER_TABLE_VERSION,
+    DIALOG_COLUMNS, DIALOG_SCHEMA, DIALOG_TABLE_VERSION, DIALOG_VARS_COLUMNS,
+    DIALOG_VARS_TABLE_VERSION, LOCATION_COLUMNS, LOCATION_TABLE_VERSION, SCHEMA,
+    SUBSCRIBER_COLUMNS, SUBSCRIBER_TABLE_VERSION,
 };
 use crate::StorageError;
 
@@ -57,7 +59,10 @@ impl Database {
     /// Opens an existing database file: never creates one. Refuses a missing file
     /// ([`StorageError::Missing`]), a file that is not SQLite, a corrupt one (`PRAGMA
     /// quick_check`), and one without the `version`, `location` and `subscriber` tables at
-    /// Kamailio 5.6's versions (location 9, subscriber 7) and columns. Then sets WAL
+    /// Kamailio 5.6's versions (location 9, subscriber 7) and columns. The dialog tables
+    /// are not required here (a database made before Sable stored dialogs still serves
+    /// usrloc and auth_db): the dialog module checks them with
+    /// [`Database::check_dialog_tables`]. Then sets WAL
     /// journaling, `synchronous=FULL` and a busy timeout of [`BUSY_TIMEOUT`].
     pub fn open_path(path: impl AsRef<Path>) -> Result<Database, StorageError> {
         let path = path.as_ref().to_path_buf();
@@ -92,8 +97,8 @@ impl Database {
         Ok(database)
     }
 
-    /// Creates a new database file with the schema (every table of [`crate::schema`] and
-    /// its `version` rows). Refuses an existing file that is not empty
+    /// Creates a new database file with the schema (every table of [`crate::schema`],
+    /// the dialog tables included, and their `version` rows). Refuses an existing file that is not empty
     /// ([`StorageError::AlreadyExists`]); an existing empty file is filled.
     pub fn create(path: impl AsRef<Path>) -> Result<Database, StorageError> {
         let path = path.as_ref().to_path_buf();
@@ -120,6 +125,7 @@ impl Database {
             .transaction()
             .map_err(|source| database_error(&path, "-", "begin", source))?;
         tx.execute_batch(SCHEMA)
+            .and_then(|()| tx.execute_batch(DIALOG_SCHEMA))
             .map_err(|source| database_error(&path, "-", "create schema", source))?;
         tx.commit()
             .map_err(|source| database_error(&path, "-", "commit", source))?;
@@ -137,6 +143,28 @@ impl Database {
     /// usrloc domain's table when it is first used.
     pub fn check_location_table(&self, table: &crate::TableName) -> Result<(), StorageError> {
         self.check_table(table.as_str(), LOCATION_TABLE_VERSION, &LOCATION_COLUMNS)
+    }
+
+    /// Checks the dialog module's tables: `dialog` at [`DIALOG_TABLE_VERSION`] (7) and
+    /// `dialog_vars` at [`DIALOG_VARS_TABLE_VERSION`] (1), with every column of Kamailio's
+    /// schema. A database without them (made by `sablectl db init` before dialogs were
+    /// stored, or by Kamailio's scripts without `dialog-create.sql`) gives
+    /// [`StorageError::MissingDialogTable`], which says how to add them.
+    pub fn check_dialog_tables(&self) -> Result<(), StorageError> {
+        for table in ["dialog", "dialog_vars"] {
+            if !self.table_exists(table)? {
+                return Err(StorageError::MissingDialogTable {
+                    path: self.path.clone(),
+                    table,
+                });
+            }
+        }
+        self.check_table("dialog", DIALOG_TABLE_VERSION, &DIALOG_COLUMNS)?;
+        self.check_table(
+            "dialog_vars",
+            DIALOG_VARS_TABLE_VERSION,
+            &DIALOG_VARS_COLUMNS,
+        )
     }
 
     /// Integrity first (so a damaged file is named as such, not as a missing table), then
@@ -526,13 +554,21 @@ mod tests {
             "standard-create.sql",
             "usrloc-create.sql",
             "auth_db-create.sql",
+            "dialog-create.sql",
         ] {
             let sql = fs::read_to_string(dir.join(script)).unwrap();
             theirs.execute_batch(&sql).unwrap();
         }
         let ours_path = TempPath::new("our-schema");
         let ours = Database::create(&*ours_path).unwrap();
-        for table in ["version", "location", "location_attrs", "subscriber"] {
+        for table in [
+            "version",
+            "location",
+            "location_attrs",
+            "subscriber",
+            "dialog",
+            "dialog_vars",
+        ] {
             assert_eq!(
                 shape(&ours.conn, table),
                 shape(&theirs, table),
@@ -550,8 +586,9 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(versions(&ours.conn), versions(&theirs));
-        // And a database made by Kamailio's own scripts opens.
+        // And a database made by Kamailio's own scripts opens, dialog tables included.
         drop(theirs);
-        drop(Database::open_path(&*theirs_path).unwrap());
+        let db = Database::open_path(&*theirs_path).unwrap();
+        db.check_dialog_tables().unwrap();
     }
 }

@@ -76,6 +76,41 @@ pub enum StorageError {
         /// The table.
         table: String,
     },
+    /// The dialog module's `db_mode` needs a table this database lacks (a database made
+    /// before Sable stored dialogs, or by Kamailio's scripts without `dialog-create.sql`).
+    /// usrloc and auth_db still work with such a file.
+    #[error(
+        "database {} has no table {table}, needed by the dialog module's db_mode: \
+         add the dialog tables with Kamailio's dialog-create.sql \
+         (`sqlite3 {} < /usr/share/kamailio/db_sqlite/dialog-create.sql`), \
+         or set the dialog module's db_mode to 0",
+        path.display(),
+        path.display()
+    )]
+    MissingDialogTable {
+        /// The file.
+        path: PathBuf,
+        /// The table (`dialog` or `dialog_vars`).
+        table: &'static str,
+    },
+    /// A dialog variable handed to [`Database::upsert_dialog`](crate::Database::upsert_dialog)
+    /// names another dialog than the row it is stored with.
+    #[error(
+        "dialog variable {key:?} belongs to dialog {var_hash_entry}:{var_hash_id}, \
+         not {hash_entry}:{hash_id}"
+    )]
+    ForeignDialogVar {
+        /// The dialog's `hash_entry`.
+        hash_entry: u32,
+        /// The dialog's `hash_id`.
+        hash_id: u32,
+        /// The variable's name.
+        key: String,
+        /// The variable's `hash_entry`.
+        var_hash_entry: u32,
+        /// The variable's `hash_id`.
+        var_hash_id: u32,
+    },
     /// The `version` table does not list a table at the version Kamailio (and so Sable)
     /// expects.
     #[error(
@@ -126,7 +161,8 @@ pub enum StorageError {
         path: PathBuf,
         /// The table.
         table: String,
-        /// The row's `ruid` (location) or `username@domain` (subscriber).
+        /// The row's `ruid` (location), `username@domain` (subscriber) or
+        /// `hash_entry:hash_id` (dialog).
         ruid: String,
         /// The column.
         column: &'static str,

@@ -1,12 +1,16 @@
 //! `sable-storage`: the SQLite persistence of Sable's usrloc and auth modules.
 //!
 //! What it owns: one database file in Kamailio 5.6's own schema (tables `version`,
-//! `location`, `location_attrs`, `subscriber`, see [`schema`]), so the same file works with
-//! Kamailio's `db_sqlite` and with Sable; opening it safely ([`Database::open`] refuses a
+//! `location`, `location_attrs`, `subscriber`, `dialog`, `dialog_vars`, see [`schema`]), so
+//! the same file works with Kamailio's `db_sqlite` and with Sable; opening it safely ([`Database::open`] refuses a
 //! missing, foreign, corrupt or wrong-version file and never creates an empty one);
 //! creating it ([`Database::create`], behind `sablectl db init`); the rows of usrloc
 //! ([`LocationRow`], single writes, write-back batches in one transaction, the preload and
-//! the `ul.db_*` counts) and of auth_db ([`Subscriber`] with kamctl's `ha1`/`ha1b`).
+//! the `ul.db_*` counts), of auth_db ([`Subscriber`] with kamctl's `ha1`/`ha1b`) and of the
+//! dialog module's `db_mode` ([`DialogRow`] and [`DialogVarRow`]: upserts replacing a
+//! dialog's variables, deletes, batches in one transaction, the load at start-up; the
+//! dialog tables are checked apart, [`Database::check_dialog_tables`], so a database
+//! without them still serves usrloc and auth_db).
 //!
 //! What it does not do: decide when to write (usrloc's `db_mode` does: 1 write-through
 //! calls [`Database::upsert_contact`] per change, 2 write-back collects [`Change`]s and calls
@@ -19,12 +23,14 @@
 //! side only ever sees UNIX seconds. See [`location`] for that and the other encodings.
 
 mod database;
+pub mod dialog;
 mod error;
 pub mod location;
 pub mod schema;
 mod subscriber;
 
 pub use database::{parse_url, Database, BUSY_TIMEOUT};
+pub use dialog::{DialogChange, DialogRow, DialogVarRow};
 pub use error::StorageError;
 pub use location::{Change, LocationRow};
 pub use schema::TableName;

@@ -103,11 +103,11 @@ fn julian_day(unix: i64) -> f64 {
 }
 
 /// A C `unsigned int` as Kamailio binds it: through `int`.
-fn word_to_sql(word: u32) -> i32 {
+pub(crate) fn word_to_sql(word: u32) -> i32 {
     i32::from_ne_bytes(word.to_ne_bytes())
 }
 
-fn word_from_sql(value: i64) -> Option<u32> {
+pub(crate) fn word_from_sql(value: i64) -> Option<u32> {
     u32::try_from(value).ok().or_else(|| {
         i32::try_from(value)
             .ok()

@@ -1,5 +1,6 @@
 //! The tables, as Kamailio 5.6's `db_sqlite` scripts define them (`standard-create.sql`,
-//! `usrloc-create.sql`, `auth_db-create.sql` in `/usr/share/kamailio/db_sqlite/`), so one
+//! `usrloc-create.sql`, `auth_db-create.sql`, `dialog-create.sql` in
+//! `/usr/share/kamailio/db_sqlite/`), so one
 //! database file serves Sable and Kamailio alike. Column names, declared types, defaults,
 //! constraints, indexes and the `version` rows are the same as there; the declared types
 //! matter beyond documentation, because Kamailio's driver picks how it reads a column from
@@ -43,6 +44,41 @@ pub const LOCATION_COLUMNS: [&str; 22] = [
     "keepalive",
     "partition",
 ];
+
+/// The version of the `dialog` table that Kamailio 5.6's dialog module checks.
+pub const DIALOG_TABLE_VERSION: i64 = 7;
+/// The version of the `dialog_vars` table (dialog variables, `$dlg_var`).
+pub const DIALOG_VARS_TABLE_VERSION: i64 = 1;
+
+/// The columns of the `dialog` table other than `id`, in the schema's order.
+pub const DIALOG_COLUMNS: [&str; 23] = [
+    "hash_entry",
+    "hash_id",
+    "callid",
+    "from_uri",
+    "from_tag",
+    "to_uri",
+    "to_tag",
+    "caller_cseq",
+    "callee_cseq",
+    "caller_route_set",
+    "callee_route_set",
+    "caller_contact",
+    "callee_contact",
+    "caller_sock",
+    "callee_sock",
+    "state",
+    "start_time",
+    "timeout",
+    "sflags",
+    "iflags",
+    "toroute_name",
+    "req_uri",
+    "xdata",
+];
+
+/// The columns of the `dialog_vars` table other than `id`.
+pub const DIALOG_VARS_COLUMNS: [&str; 4] = ["hash_entry", "hash_id", "dialog_key", "dialog_value"];
 
 /// The columns of the `subscriber` table other than `id`.
 pub const SUBSCRIBER_COLUMNS: [&str; 5] = ["username", "domain", "password", "ha1", "ha1b"];
@@ -115,6 +151,54 @@ CREATE TABLE subscriber (
 );
 CREATE INDEX subscriber_username_idx ON subscriber (username);
 INSERT INTO version (table_name, table_version) VALUES ('subscriber', 7);
+";
+
+/// The dialog module's tables (`dialog-create.sql`), part of every new database (run after
+/// the other tables in the same transaction). Kept apart because a database made before Sable
+/// stored dialogs lacks them and must still open for usrloc and auth_db: only the dialog
+/// module checks them ([`Database::check_dialog_tables`](crate::Database::check_dialog_tables)).
+///
+/// Unlike `location`, the times here are declared `INTEGER`: Kamailio's dialog module binds
+/// `start_time` and `timeout` as integers, so they hold plain UNIX seconds.
+pub const DIALOG_SCHEMA: &str = "
+CREATE TABLE dialog (
+    id INTEGER PRIMARY KEY NOT NULL,
+    hash_entry INTEGER NOT NULL,
+    hash_id INTEGER NOT NULL,
+    callid VARCHAR(255) NOT NULL,
+    from_uri VARCHAR(255) NOT NULL,
+    from_tag VARCHAR(128) NOT NULL,
+    to_uri VARCHAR(255) NOT NULL,
+    to_tag VARCHAR(128) NOT NULL,
+    caller_cseq VARCHAR(20) NOT NULL,
+    callee_cseq VARCHAR(20) NOT NULL,
+    caller_route_set VARCHAR(512),
+    callee_route_set VARCHAR(512),
+    caller_contact VARCHAR(255) NOT NULL,
+    callee_contact VARCHAR(255) NOT NULL,
+    caller_sock VARCHAR(64) NOT NULL,
+    callee_sock VARCHAR(64) NOT NULL,
+    state INTEGER NOT NULL,
+    start_time INTEGER NOT NULL,
+    timeout INTEGER DEFAULT 0 NOT NULL,
+    sflags INTEGER DEFAULT 0 NOT NULL,
+    iflags INTEGER DEFAULT 0 NOT NULL,
+    toroute_name VARCHAR(32),
+    req_uri VARCHAR(255) NOT NULL,
+    xdata VARCHAR(512)
+);
+CREATE INDEX dialog_hash_idx ON dialog (hash_entry, hash_id);
+INSERT INTO version (table_name, table_version) VALUES ('dialog', 7);
+
+CREATE TABLE dialog_vars (
+    id INTEGER PRIMARY KEY NOT NULL,
+    hash_entry INTEGER NOT NULL,
+    hash_id INTEGER NOT NULL,
+    dialog_key VARCHAR(128) NOT NULL,
+    dialog_value VARCHAR(512) NOT NULL
+);
+CREATE INDEX dialog_vars_hash_idx ON dialog_vars (hash_entry, hash_id);
+INSERT INTO version (table_name, table_version) VALUES ('dialog_vars', 1);
 ";
 
 /// A table name checked to be a plain SQL identifier, so it can be put into SQL text (table
