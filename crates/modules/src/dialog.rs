@@ -31,6 +31,9 @@ struct DlgParams {
     dlg_flag: Option<u32>,
     profiles_no_value: String,
     profiles_with_value: String,
+    db_mode: i64,
+    db_url: Option<String>,
+    db_update_period: u64,
 }
 
 impl Default for DlgParams {
@@ -42,6 +45,9 @@ impl Default for DlgParams {
             dlg_flag: None,
             profiles_no_value: String::new(),
             profiles_with_value: String::new(),
+            db_mode: 0,
+            db_url: None,
+            db_update_period: 60,
         }
     }
 }
@@ -75,6 +81,10 @@ pub struct Dialogs {
     profiles: Mutex<Profiles>,
     stats: DlgStats,
     listeners: parking_lot::RwLock<Vec<DialogListener>>,
+    store: Option<DlgStore>,
+    /// Actions of dialogs restored from the database, run by the first sweep (once the
+    /// transport runs).
+    restored: Mutex<Vec<(HashId, Vec<DialogAction>)>>,
     core: std::sync::OnceLock<Weak<Core>>,
 }
 
@@ -82,6 +92,97 @@ impl std::fmt::Debug for Dialogs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dialogs").finish()
     }
+}
+
+/// The dialog database (db_mode 1 writes at each change, 2 every `db_update_period`).
+struct DlgStore {
+    db: Mutex<sable_storage::Database>,
+    delayed: bool,
+    /// db_mode 2: dialogs changed since the last write, by (h_entry, h_id).
+    dirty: Mutex<std::collections::HashSet<(u32, u32)>>,
+}
+
+/// The table row of a dialog record.
+fn row_of(
+    r: sable_dialog::DialogRecord,
+) -> (sable_storage::DialogRow, Vec<sable_storage::DialogVarRow>) {
+    let vars = r
+        .vars
+        .iter()
+        .map(|(k, v)| sable_storage::DialogVarRow {
+            hash_entry: r.hash_entry,
+            hash_id: r.hash_id,
+            dialog_key: k.clone(),
+            dialog_value: v.clone(),
+        })
+        .collect();
+    let row = sable_storage::DialogRow {
+        hash_entry: r.hash_entry,
+        hash_id: r.hash_id,
+        callid: r.callid,
+        from_uri: r.from_uri,
+        from_tag: r.from_tag,
+        to_uri: r.to_uri,
+        to_tag: r.to_tag,
+        caller_cseq: r.caller_cseq,
+        callee_cseq: r.callee_cseq,
+        caller_route_set: r.caller_route_set,
+        callee_route_set: r.callee_route_set,
+        caller_contact: r.caller_contact,
+        callee_contact: r.callee_contact,
+        caller_sock: r.caller_sock,
+        callee_sock: r.callee_sock,
+        state: i32::from(r.state),
+        start_time: i64::try_from(r.start_time).unwrap_or(0),
+        timeout: i64::try_from(r.timeout).unwrap_or(0),
+        sflags: r.sflags,
+        iflags: r.iflags,
+        toroute_name: r.toroute_name,
+        req_uri: r.req_uri,
+        xdata: r.xdata,
+    };
+    (row, vars)
+}
+
+/// The dialog record of a table row.
+fn record_of(
+    row: sable_storage::DialogRow,
+    vars: Vec<sable_storage::DialogVarRow>,
+) -> sable_dialog::DialogRecord {
+    sable_dialog::DialogRecord {
+        hash_entry: row.hash_entry,
+        hash_id: row.hash_id,
+        callid: row.callid,
+        from_uri: row.from_uri,
+        from_tag: row.from_tag,
+        to_uri: row.to_uri,
+        to_tag: row.to_tag,
+        caller_cseq: row.caller_cseq,
+        callee_cseq: row.callee_cseq,
+        caller_route_set: row.caller_route_set,
+        callee_route_set: row.callee_route_set,
+        caller_contact: row.caller_contact,
+        callee_contact: row.callee_contact,
+        caller_sock: row.caller_sock,
+        callee_sock: row.callee_sock,
+        state: u8::try_from(row.state).unwrap_or(0),
+        start_time: u64::try_from(row.start_time).unwrap_or(0),
+        timeout: u64::try_from(row.timeout).unwrap_or(0),
+        sflags: row.sflags,
+        iflags: row.iflags,
+        toroute_name: row.toroute_name,
+        req_uri: row.req_uri,
+        xdata: row.xdata,
+        vars: vars
+            .into_iter()
+            .map(|v| (v.dialog_key, v.dialog_value))
+            .collect(),
+    }
+}
+
+/// Whether a dialog in this state is kept in the database (confirmed ones only).
+fn stored_state(d: &Dialog) -> bool {
+    matches!(d.state().code(), 3 | 4)
 }
 
 fn unix_now() -> u64 {
@@ -116,9 +217,115 @@ impl Dialogs {
             (out, actions, snapshot)
         };
         if let Some(d) = snapshot {
+            self.changed(&d);
             self.act(core, &d, actions, msg);
         }
         Some(out)
+    }
+
+    /// A dialog changed: written now (db_mode 1) or marked for the next write (2).
+    fn changed(&self, d: &Dialog) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let key = (d.hash().h_entry(), d.hash().h_id());
+        if store.delayed {
+            store.dirty.lock().insert(key);
+            return;
+        }
+        let db = store.db.lock();
+        let done = if stored_state(d) {
+            let (row, vars) = row_of(d.to_record());
+            db.upsert_dialog(&row, &vars)
+        } else {
+            db.delete_dialog(key.0, key.1).map(drop)
+        };
+        if let Err(e) = done {
+            tracing::error!("dialog: database write failed: {e}");
+        }
+    }
+
+    /// db_mode 2: writes the dialogs changed since the last time, in one transaction.
+    fn flush(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let keys: Vec<(u32, u32)> = store.dirty.lock().drain().collect();
+        if keys.is_empty() {
+            return;
+        }
+        let mut changes = Vec::with_capacity(keys.len());
+        for (e, i) in keys {
+            let now_there = self.slot(e).and_then(|s| {
+                s.dialogs
+                    .lock()
+                    .get(&i)
+                    .filter(|d| stored_state(d))
+                    .map(Dialog::to_record)
+            });
+            changes.push(match now_there {
+                Some(r) => {
+                    let (row, vars) = row_of(r);
+                    sable_storage::DialogChange::Upsert {
+                        row: Box::new(row),
+                        vars,
+                    }
+                }
+                None => sable_storage::DialogChange::Delete {
+                    hash_entry: e,
+                    hash_id: i,
+                },
+            });
+        }
+        if let Err(e) = store.db.lock().apply_dialog_batch(&changes) {
+            tracing::error!(
+                "dialog: database write-back of {} dialogs failed: {e}",
+                changes.len()
+            );
+        }
+    }
+
+    /// Loads the confirmed dialogs of the database (start-up).
+    fn load(&self) -> Result<usize, String> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let rows = store.db.lock().load_dialogs().map_err(|e| e.to_string())?;
+        let now = unix_now();
+        let mut n = 0;
+        for (row, vars) in rows {
+            let (e, i) = (row.hash_entry, row.hash_id);
+            let Some(slot) = self.slot(e) else {
+                tracing::warn!(
+                    "dialog: stored dialog {e}:{i} does not fit hash_size {}: skipped",
+                    self.p.hash_size
+                );
+                continue;
+            };
+            let (d, actions) = match Dialog::from_record(record_of(row, vars), now, &self.p.cfg) {
+                Ok(x) => x,
+                Err(err) => {
+                    tracing::warn!("dialog: stored dialog {e}:{i} not restored: {err}");
+                    continue;
+                }
+            };
+            {
+                let mut profiles = self.profiles.lock();
+                for link in d.profiles() {
+                    let _ = profiles.add(link);
+                }
+            }
+            if i >= slot.next_id.load(Ordering::Relaxed) {
+                slot.next_id.store(i.wrapping_add(1), Ordering::Relaxed);
+            }
+            self.stats.active.add(1);
+            slot.dialogs.lock().insert(i, d);
+            if !actions.is_empty() {
+                self.restored.lock().push((HashId(e, i), actions));
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Adds a listener of dialog callbacks.
@@ -419,12 +626,23 @@ impl Dialogs {
             })
         };
         if let Some((actions, Some(d))) = result {
+            self.changed(&d);
             self.act(&core, &d, actions, Some(&bytes));
         }
     }
 
     /// The sweeper: deadlines that passed.
     fn sweep(&self, core: &Core) {
+        // Dialogs restored at start whose timeout passed while the server was down.
+        let restored = std::mem::take(&mut *self.restored.lock());
+        for (hash, actions) in restored {
+            let snapshot = self
+                .slot(hash.h_entry())
+                .and_then(|s| s.dialogs.lock().get(&hash.h_id()).cloned());
+            if let Some(d) = snapshot {
+                self.act(core, &d, actions, None);
+            }
+        }
         let now = unix_now();
         let cfg = self.p.cfg.clone();
         for (entry, slot) in self.slots.iter().enumerate() {
@@ -598,7 +816,11 @@ impl PvAccess<Sip> for DlgVar {
             Value::Null => None,
             v => Some(v.to_string()),
         };
-        with_current_mut(ctx, |d, _| d.set_var(&self.0, text.as_deref())).is_some()
+        with_current_mut(ctx, |d, dl| {
+            d.set_var(&self.0, text.as_deref());
+            dl.changed(d);
+        })
+        .is_some()
     }
 }
 
@@ -659,11 +881,24 @@ impl Module for DialogModule {
             }
             "profiles_no_value" => p.profiles_no_value = str_param(value)?,
             "profiles_with_value" => p.profiles_with_value = str_param(value)?,
-            "dlg_match_mode" | "detect_spirals" | "timeout_avp" | "db_mode" | "db_url"
-            | "db_update_period" | "table_name" | "enable_stats" | "dlg_extra_hdrs"
-            | "bye_early_code" | "bye_early_reason" | "wait_ack" | "track_cseq_updates"
-            | "event_callback" | "ka_timer" | "ka_interval" | "ka_failed_limit" | "timer_procs"
-            | "h_id_start" | "h_id_step" | "keep_proxy_rr" => {
+            "db_mode" => {
+                let m = int_param(value)?;
+                if !(0..=3).contains(&m) {
+                    return Err(ParamError::bad("0, 1, 2 or 3"));
+                }
+                p.db_mode = m;
+            }
+            "db_url" => p.db_url = Some(str_param(value)?),
+            "db_update_period" => {
+                p.db_update_period = u64::try_from(int_param(value)?)
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| ParamError::bad("seconds (> 0)"))?;
+            }
+            "dlg_match_mode" | "detect_spirals" | "timeout_avp" | "table_name" | "enable_stats"
+            | "dlg_extra_hdrs" | "bye_early_code" | "bye_early_reason" | "wait_ack"
+            | "track_cseq_updates" | "event_callback" | "ka_timer" | "ka_interval"
+            | "ka_failed_limit" | "timer_procs" | "h_id_start" | "h_id_step" | "keep_proxy_rr" => {
                 self.ignored.push(format!(
                     "dialog: parameter {name} has no effect in Sable yet"
                 ));
@@ -685,6 +920,23 @@ impl Module for DialogModule {
             Profiles::from_params(&self.p.profiles_no_value, &self.p.profiles_with_value)
                 .map_err(|e| format!("dialog: profiles: {e}"))?;
         let n = self.p.hash_size.max(1);
+        let store = if self.p.db_mode > 0 {
+            let url = self
+                .p
+                .db_url
+                .as_deref()
+                .ok_or("dialog: db_mode > 0 needs db_url (sqlite:///path/file.db)")?;
+            let db = sable_storage::Database::open(url).map_err(|e| format!("dialog: {e}"))?;
+            db.check_dialog_tables()
+                .map_err(|e| format!("dialog: {e}"))?;
+            Some(DlgStore {
+                db: Mutex::new(db),
+                delayed: self.p.db_mode >= 2,
+                dirty: Mutex::new(std::collections::HashSet::new()),
+            })
+        } else {
+            None
+        };
         let dl = Arc::new(Dialogs {
             p: self.p.clone(),
             slots: (0..n)
@@ -697,6 +949,8 @@ impl Module for DialogModule {
             profiles: Mutex::new(profiles),
             stats: DlgStats::default(),
             listeners: parking_lot::RwLock::new(Vec::new()),
+            store,
+            restored: Mutex::new(Vec::new()),
             core: std::sync::OnceLock::new(),
         });
         let _ = dl.core.set(Arc::downgrade(core));
@@ -706,6 +960,12 @@ impl Module for DialogModule {
         reg.adopt_counter("dialog", "processed_dialogs", dl.stats.processed.clone());
         reg.adopt_counter("dialog", "expired_dialogs", dl.stats.expired.clone());
         reg.adopt_counter("dialog", "failed_dialogs", dl.stats.failed.clone());
+        let loaded = dl
+            .load()
+            .map_err(|e| format!("dialog: loading the dialogs: {e}"))?;
+        if loaded > 0 {
+            tracing::info!("dialog: {loaded} dialogs restored from the database");
+        }
         core.provide(dl.clone());
         let tm = core
             .tm
@@ -727,14 +987,22 @@ impl Module for DialogModule {
         }));
         let weak = Arc::downgrade(&dl);
         let weak_core = Arc::downgrade(core);
+        let period = self.p.db_update_period;
         std::thread::Builder::new()
             .name("dialog-timer".to_owned())
-            .spawn(move || loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                let (Some(dl), Some(core)) = (weak.upgrade(), weak_core.upgrade()) else {
-                    return;
-                };
-                dl.sweep(&core);
+            .spawn(move || {
+                let mut ticks: u64 = 0;
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    let (Some(dl), Some(core)) = (weak.upgrade(), weak_core.upgrade()) else {
+                        return;
+                    };
+                    dl.sweep(&core);
+                    ticks += 1;
+                    if ticks % period == 0 {
+                        dl.flush();
+                    }
+                }
             })
             .map_err(|e| format!("dialog: cannot start the timer: {e}"))?;
         Ok(())
@@ -972,7 +1240,9 @@ impl Module for DialogModule {
                         value: v,
                     };
                     with_current_mut(ctx, |d, dl| {
-                        dl.profiles.lock().set(d, link).map_or(-1, |()| 1)
+                        let r = dl.profiles.lock().set(d, link).map_or(-1, |()| 1);
+                        dl.changed(d);
+                        r
                     })
                     .unwrap_or(-1)
                 }))

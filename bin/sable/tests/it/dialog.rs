@@ -416,3 +416,72 @@ fn dlg_bye_from_the_script_and_the_dialog_lists() {
     assert!(hung_up && got_bye);
     s.wait_log("dialog end dlg-bye-1", Duration::from_secs(3));
 }
+
+#[test]
+fn db_mode_restores_confirmed_dialogs_with_profiles_and_variables() {
+    let uas = UdpClient::new();
+    let dir = scratch("dlg-db");
+    let db = dir.join("sable.db");
+    let _ = std::fs::remove_file(&db);
+    let out = std::process::Command::new(crate::control::sablectl_bin())
+        .arg("db")
+        .arg("init")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sock = dir.join("ctl.sock");
+    let cfg = CFG
+        .replace("CTL_PATH", &sock.to_string_lossy())
+        .replace(
+            "modparam(\"dialog\", \"send_bye\", 1)",
+            &format!(
+                "modparam(\"dialog\", \"send_bye\", 1)\nmodparam(\"dialog\", \"db_mode\", 1)\nmodparam(\"dialog\", \"db_url\", \"sqlite://{}\")",
+                db.to_string_lossy()
+            ),
+        )
+        .replace(
+            "        set_dlg_profile(\"caller\", \"$fU\");",
+            "        set_dlg_profile(\"caller\", \"$fU\");\n        $dlg_var(account) = \"acct-42\";",
+        );
+    let mut s = Server::start_with("dlg-db-a", &cfg, &[("UAS", uas.port())]);
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "bob", "dlg-db-1");
+    // kill -9: the confirmed dialog is in the database already (db_mode 1).
+    let mut child = s.child.take().unwrap();
+    let _ = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&sock);
+    // The same port: the peers keep talking to it.
+    let cfg2 = cfg.replace("PORT", &s.port.to_string());
+    let s2 = Server::start_with("dlg-db-b", &cfg2, &[("UAS", uas.port())]);
+    let list = crate::control::ctl_json(&sock, &["rpc", "dlg.list"]);
+    let d = &list[0];
+    assert_eq!(d["call-id"], "dlg-db-1", "{list}");
+    assert_eq!(d["state"], 4, "{list}");
+    assert!(list.to_string().contains("acct-42"), "{list}");
+    let size = crate::control::ctl_json(&sock, &["rpc", "dlg.profile_get_size", "caller", "alice"]);
+    assert_eq!(size["count"], 1, "{size}");
+    // Its route sets and CSeqs came back too: the BYEs reach both sides.
+    let (e, i) = (d["h_entry"].to_string(), d["h_id"].to_string());
+    crate::control::ctl_json(
+        &sock,
+        &[
+            "rpc",
+            "dlg.terminate_dlg",
+            &format!("i:{e}"),
+            &format!("i:{i}"),
+        ],
+    );
+    // (The restarted server listens on the first one's port, which `cfg2` names.)
+    both_get_bye(s.addr(), &caller, &uas, "dlg-db-1");
+    s2.wait_log("dialog end dlg-db-1", Duration::from_secs(3));
+    drop(s);
+}
