@@ -85,3 +85,27 @@ pub fn register_core(registry: &mut sable_script::Registry<Sip>, cfg_vars: CfgVa
     pvs::register(registry, cfg_vars);
 }
 pub use stats::{CoreStats, Counter, Gauge, StatRegistry, StatSource, StatValue};
+
+/// Runs `tick` every `period` on a thread named `name`, for as long as `owner` (a module's
+/// shared state) and the core live: the modules' timers (usrloc expiry, dialog timeouts).
+pub fn spawn_ticker<T: Send + Sync + 'static>(
+    name: &str,
+    period: std::time::Duration,
+    owner: &std::sync::Arc<T>,
+    core: &std::sync::Arc<Core>,
+    mut tick: impl FnMut(&T, &Core) + Send + 'static,
+) -> Result<(), String> {
+    let owner = std::sync::Arc::downgrade(owner);
+    let core = std::sync::Arc::downgrade(core);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            let (Some(o), Some(c)) = (owner.upgrade(), core.upgrade()) else {
+                return;
+            };
+            tick(&o, &c);
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the {name} thread: {e}"))
+}

@@ -985,26 +985,22 @@ impl Module for DialogModule {
                 dl.on_route(ctx);
             }
         }));
-        let weak = Arc::downgrade(&dl);
-        let weak_core = Arc::downgrade(core);
         let period = self.p.db_update_period;
-        std::thread::Builder::new()
-            .name("dialog-timer".to_owned())
-            .spawn(move || {
-                let mut ticks: u64 = 0;
-                loop {
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                    let (Some(dl), Some(core)) = (weak.upgrade(), weak_core.upgrade()) else {
-                        return;
-                    };
-                    dl.sweep(&core);
-                    ticks += 1;
-                    if ticks % period == 0 {
-                        dl.flush();
-                    }
+        let mut ticks: u64 = 0;
+        sable_engine::spawn_ticker(
+            "dialog-timer",
+            std::time::Duration::from_secs(1),
+            &dl,
+            core,
+            move |dl, core| {
+                dl.sweep(core);
+                ticks += 1;
+                if ticks % period == 0 {
+                    dl.flush();
                 }
-            })
-            .map_err(|e| format!("dialog: cannot start the timer: {e}"))?;
+            },
+        )
+        .map_err(|e| format!("dialog: {e}"))?;
         Ok(())
     }
 

@@ -822,19 +822,14 @@ impl Module for UsrlocModule {
                     .map_or(0, |u| u.domains().iter().map(|d| d.users()).sum())
             });
         core.provide(ul.clone());
-        let weak = Arc::downgrade(&ul);
-        let weak_core = Arc::downgrade(core);
-        let every = std::time::Duration::from_secs(self.cfg.timer_interval);
-        std::thread::Builder::new()
-            .name("usrloc-timer".to_owned())
-            .spawn(move || loop {
-                std::thread::sleep(every);
-                let (Some(ul), Some(core)) = (weak.upgrade(), weak_core.upgrade()) else {
-                    return;
-                };
-                ul.expire_all(&core);
-            })
-            .map_err(|e| format!("usrloc: cannot start the timer: {e}"))?;
+        sable_engine::spawn_ticker(
+            "usrloc-timer",
+            std::time::Duration::from_secs(self.cfg.timer_interval),
+            &ul,
+            core,
+            |ul, core| ul.expire_all(core),
+        )
+        .map_err(|e| format!("usrloc: {e}"))?;
         Ok(())
     }
 

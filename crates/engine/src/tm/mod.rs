@@ -593,6 +593,59 @@ impl Tm {
         !self.listeners.read().is_empty()
     }
 
+    /// The state of a new transaction: its server machine, no branch yet, Kamailio's timer
+    /// values unless `fr` (INVITE, non-INVITE ms; 0 = default) overrides them.
+    fn fresh_state(
+        &self,
+        invite: bool,
+        reliable: bool,
+        now: Millis,
+        ruri: String,
+        fr: (u64, u64),
+    ) -> TxState {
+        TxState {
+            uas: ServerTransaction::new(
+                if invite {
+                    ServerKind::Invite
+                } else {
+                    ServerKind::NonInvite
+                },
+                reliable,
+                &self.uas_timers,
+                now,
+            ),
+            final_code: 0,
+            branches: Vec::new(),
+            on_reply: None,
+            on_failure: None,
+            on_branch: None,
+            avps: AvpStore::new(),
+            xavps: XavpStore::new(),
+            flags: 0,
+            ruri,
+            forwarding: Forwarding::default(),
+            canceled: false,
+            in_failure: false,
+            adding: false,
+            fr: if fr.1 > 0 { fr.1 } else { self.cfg.fr_timer },
+            fr_inv: if fr.0 > 0 {
+                fr.0
+            } else {
+                self.cfg.fr_inv_timer
+            },
+            freed: false,
+        }
+    }
+
+    /// max_inv_lifetime or max_noninv_lifetime.
+    fn lifetime_of(&self, invite: bool) -> u64 {
+        if invite {
+            self.cfg.max_inv_lifetime
+        } else {
+            self.cfg.max_noninv_lifetime
+        }
+    }
+
     /// Milliseconds since start (the transactions' clock).
     pub fn now(&self) -> Millis {
         Millis(u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX))
@@ -696,43 +749,22 @@ impl Tm {
             to_tag: stateless_to_tag(&core.sl_tag_prefix, &ctx.msg),
             program,
             created: now,
-            lifetime: if invite {
-                self.cfg.max_inv_lifetime
-            } else {
-                self.cfg.max_noninv_lifetime
-            },
+            lifetime: self.lifetime_of(invite),
             local: None,
             state: Mutex::new(TxState {
-                uas: ServerTransaction::new(
-                    if invite {
-                        ServerKind::Invite
-                    } else {
-                        ServerKind::NonInvite
-                    },
-                    reliable,
-                    &self.uas_timers,
-                    now,
-                ),
-                final_code: 0,
-                branches: Vec::new(),
                 on_reply: ctx.tm.on_reply,
                 on_failure: ctx.tm.on_failure,
                 on_branch: ctx.tm.on_branch,
                 avps: ctx.avps.clone(),
                 xavps: ctx.xavps.clone(),
                 flags: ctx.flags,
-                ruri: ctx.ruri_text().into_owned(),
-                forwarding: Forwarding::default(),
-                canceled: false,
-                in_failure: false,
-                adding: false,
-                fr: if fr > 0 { fr } else { self.cfg.fr_timer },
-                fr_inv: if fr_inv > 0 {
-                    fr_inv
-                } else {
-                    self.cfg.fr_inv_timer
-                },
-                freed: false,
+                ..self.fresh_state(
+                    invite,
+                    reliable,
+                    now,
+                    ctx.ruri_text().into_owned(),
+                    (fr_inv, fr),
+                )
             }),
         });
         {

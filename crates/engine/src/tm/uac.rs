@@ -2,16 +2,13 @@
 //! modules that probe or end calls): built here, retransmitted and timed out like any
 //! branch, their final reply handed to a callback.
 
-use super::{Forwarding, TimerWhat, Tm, Tx, TxState, UacBranch, BRANCH_PREFIX};
+use super::{TimerWhat, Tm, Tx, UacBranch, BRANCH_PREFIX};
 use crate::context::RecvInfo;
 use crate::core::Core;
 use crate::sip_util::{next_hop_of_uri, NextHop};
 use parking_lot::Mutex;
-use sable_script::{AvpStore, XavpStore};
 use sable_sip::{HeaderName, Message};
-use sable_transaction::{
-    ClientKind, ClientTransaction, Millis, ServerKind, ServerTransaction, TransactionKey,
-};
+use sable_transaction::{ClientKind, ClientTransaction, Millis, TransactionKey};
 use sable_transport::Proto;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -92,13 +89,7 @@ impl Tm {
             return Err("empty line in the headers".to_owned());
         }
         let hop: NextHop = next_hop_of_uri(req.next_hop.as_deref().unwrap_or(ruri))?;
-        let socket = core
-            .socket_for(hop.proto, &hop.addr, None)
-            .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?
-            .clone();
-        let Some(program) = core.program() else {
-            return Err("no config loaded".to_owned());
-        };
+        let (socket, program) = Self::sender(core, &hop)?;
         let (host, port) = core.advertised(&socket);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let branch = format!("{BRANCH_PREFIX}{id:x}.0");
@@ -164,13 +155,7 @@ impl Tm {
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
         let hop = next_hop_of_uri(hop_uri)?;
-        let socket = core
-            .socket_for(hop.proto, &hop.addr, None)
-            .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?
-            .clone();
-        let Some(program) = core.program() else {
-            return Err("no config loaded".to_owned());
-        };
+        let (socket, program) = Self::sender(core, &hop)?;
         let (host, port) = core.advertised(&socket);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let branch = format!("{BRANCH_PREFIX}{id:x}.0");
@@ -197,6 +182,26 @@ impl Tm {
                 callback,
             },
         )
+    }
+
+    /// The socket a local request leaves through towards `hop`, and the program its
+    /// transaction keeps.
+    fn sender(
+        core: &Core,
+        hop: &NextHop,
+    ) -> Result<
+        (
+            sable_transport::LocalSocket,
+            Arc<sable_script::Program<crate::Sip>>,
+        ),
+        String,
+    > {
+        let socket = core
+            .socket_for(hop.proto, &hop.addr, None)
+            .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?
+            .clone();
+        let program = core.program().ok_or("no config loaded")?;
+        Ok((socket, program))
     }
 
     fn launch(&self, core: &Core, l: Launch) -> Result<Arc<Tx>, String> {
@@ -239,40 +244,9 @@ impl Tm {
             to_tag: tag,
             program,
             created: now,
-            lifetime: if invite {
-                self.cfg.max_inv_lifetime
-            } else {
-                self.cfg.max_noninv_lifetime
-            },
+            lifetime: self.lifetime_of(invite),
             local: Some(Mutex::new(callback)),
-            state: Mutex::new(TxState {
-                uas: ServerTransaction::new(
-                    if invite {
-                        ServerKind::Invite
-                    } else {
-                        ServerKind::NonInvite
-                    },
-                    reliable,
-                    &self.uas_timers,
-                    now,
-                ),
-                final_code: 0,
-                branches: Vec::new(),
-                on_reply: None,
-                on_failure: None,
-                on_branch: None,
-                avps: AvpStore::new(),
-                xavps: XavpStore::new(),
-                flags: 0,
-                ruri: ruri.to_owned(),
-                forwarding: Forwarding::default(),
-                canceled: false,
-                in_failure: false,
-                adding: false,
-                fr: self.cfg.fr_timer,
-                fr_inv: self.cfg.fr_inv_timer,
-                freed: false,
-            }),
+            state: Mutex::new(self.fresh_state(invite, reliable, now, ruri.to_owned(), (0, 0))),
         });
         if let Some(b) = self.ids.get(super::bucket_of(&id)) {
             b.lock().insert(id, tx.clone());
