@@ -354,7 +354,6 @@ impl Dialogs {
                 DialogAction::Early { first: true, .. } => self.stats.early.add(1),
                 DialogAction::Started { was_early, .. } => {
                     self.stats.active.add(1);
-                    self.stats.processed.inc();
                     if was_early {
                         self.stats.early.sub(1);
                     }
@@ -487,6 +486,8 @@ impl Dialogs {
         dialog.set_message_flags(ctx.flags);
         let snapshot = (!self.listeners.read().is_empty()).then(|| dialog.clone());
         slot.dialogs.lock().insert(id, dialog);
+        // Kamailio counts every dialog created (answered or not) as processed.
+        self.stats.processed.inc();
         if let Some(d) = snapshot {
             self.tell(&d, sable_dialog::CallbackKind::Created);
         }

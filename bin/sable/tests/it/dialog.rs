@@ -333,6 +333,26 @@ fn compare_flow(kamailio: bool) -> Vec<(Vec<i64>, Vec<String>)> {
     assert!(recv(&caller).starts_with("SIP/2.0 200"));
     std::thread::sleep(Duration::from_millis(200));
     out.push(snapshot(kamailio, &sock));
+    // A rejected call: 486 from the callee.
+    let inv = format!(
+        "INVITE sip:bob@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c};branch=z9hG4bK-cmp-rej\r\nFrom: <sip:carol@127.0.0.1>;tag=rej\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: cmp-2\r\nCSeq: 1 INVITE\r\nContact: <sip:carol@127.0.0.1:{c}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        c = caller.port()
+    );
+    caller.send(proxy, inv.as_bytes());
+    let req = recv(&uas);
+    assert!(req.starts_with("INVITE"), "{req}");
+    uas.send(
+        proxy,
+        answer(&req, "SIP/2.0 486 Busy Here", &uas).as_bytes(),
+    );
+    assert!(recv(&uas).starts_with("ACK "));
+    loop {
+        if recv(&caller).starts_with("SIP/2.0 486") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    out.push(snapshot(kamailio, &sock));
     let _ = std::process::Command::new("kill")
         .arg(child.id().to_string())
         .status();

@@ -413,7 +413,7 @@ pub enum TmEvent<'e, 'c> {
         tx: &'e Arc<Tx>,
         ctx: &'e MsgCtx<'c>,
     },
-    /// A reply went upstream (relayed or made here).
+    /// A reply is going upstream (relayed or made here), just before it is sent.
     ReplySent {
         tx: &'e Arc<Tx>,
         code: u16,
@@ -1302,7 +1302,20 @@ impl Tm {
             }
             return true;
         }
-        let copy = self.has_listeners().then(|| bytes.clone());
+        // Listeners (dialog tracking) see the reply before it leaves, as Kamailio's
+        // TMCB_RESPONSE_FWDED: an ACK answering it must find them up to date.
+        if self.has_listeners() {
+            drop(st);
+            self.emit(&TmEvent::ReplySent {
+                tx,
+                code,
+                reply: &bytes,
+            });
+            st = tx.state.lock();
+            if st.final_code >= 200 && !(tx.invite && (200..300).contains(&code)) {
+                return false;
+            }
+        }
         let actions = st.uas.on_tu_response(code, bytes, now);
         if actions.is_empty() {
             return false;
@@ -1329,14 +1342,6 @@ impl Tm {
             }
         }
         self.run_uas(core, tx, &mut st, actions);
-        drop(st);
-        if let Some(reply) = copy {
-            self.emit(&TmEvent::ReplySent {
-                tx,
-                code,
-                reply: &reply,
-            });
-        }
         true
     }
 
