@@ -34,6 +34,8 @@ struct DlgParams {
     db_mode: i64,
     db_url: Option<String>,
     db_update_period: u64,
+    /// The AVP whose value (seconds) is the dialog's lifetime at creation.
+    timeout_avp: Option<String>,
 }
 
 impl Default for DlgParams {
@@ -48,6 +50,7 @@ impl Default for DlgParams {
             db_mode: 0,
             db_url: None,
             db_update_period: 60,
+            timeout_avp: None,
         }
     }
 }
@@ -484,6 +487,18 @@ impl Dialogs {
             }
         };
         dialog.set_message_flags(ctx.flags);
+        if let Some(avp) = &self.p.timeout_avp {
+            let secs = ctx
+                .program
+                .as_ref()
+                .map(|p| p.avp_names().id(avp))
+                .and_then(|id| ctx.avps.get(id))
+                .map(Value::as_int)
+                .and_then(|v| u32::try_from(v).ok());
+            if let Some(secs) = secs.filter(|s| *s > 0) {
+                let _ = dialog.set_timeout(secs, now, &self.p.cfg);
+            }
+        }
         let snapshot = (!self.listeners.read().is_empty()).then(|| dialog.clone());
         slot.dialogs.lock().insert(id, dialog);
         // Kamailio counts every dialog created (answered or not) as processed.
@@ -585,15 +600,38 @@ impl Dialogs {
             let end = rest.find([';', '>', '?']).unwrap_or(rest.len());
             rest.get(..end).map(str::to_owned)
         });
-        let Some(hash) = did.and_then(|d| HashId::parse_did(d.as_bytes()).ok()) else {
-            return;
-        };
         let (Ok(call_id), Ok(from), Ok(to)) = (ctx.msg.call_id(), ctx.msg.from(), ctx.msg.to())
         else {
             return;
         };
         let ftag = from.tag().unwrap_or_default();
         let ttag = to.tag().unwrap_or_default();
+        let hash = match did {
+            Some(d) => match HashId::parse_did(d.as_bytes()) {
+                Ok(h) => h,
+                // A did that is not one: no match (as Kamailio's mode 1).
+                Err(_) => return,
+            },
+            // No did in our Route: Call-ID and tags (dlg_match_mode 1), in the Call-ID's slot.
+            None => {
+                let entry = h_entry(call_id, self.p.hash_size);
+                let Some(slot) = self.slot(entry) else {
+                    return;
+                };
+                let found = slot
+                    .dialogs
+                    .lock()
+                    .iter()
+                    .find(|(_, d)| {
+                        d.state().code() != 5 && d.id().matches(call_id, ftag, ttag).is_some()
+                    })
+                    .map(|(id, _)| *id);
+                match found {
+                    Some(id) => HashId(entry, id),
+                    None => return,
+                }
+            }
+        };
         let direction = {
             let Some(slot) = self.slot(hash.h_entry()) else {
                 return;
@@ -896,7 +934,19 @@ impl Module for DialogModule {
                     .filter(|v| *v > 0)
                     .ok_or_else(|| ParamError::bad("seconds (> 0)"))?;
             }
-            "dlg_match_mode" | "detect_spirals" | "timeout_avp" | "table_name" | "enable_stats"
+            "timeout_avp" => {
+                let v = str_param(value)?;
+                let name = v
+                    .trim()
+                    .strip_prefix("$avp(")
+                    .and_then(|s| s.strip_suffix(')'))
+                    .ok_or_else(|| ParamError::bad("an AVP: $avp(name)"))?
+                    .trim_start_matches("s:")
+                    .trim_start_matches("i:")
+                    .to_owned();
+                p.timeout_avp = Some(name);
+            }
+            "dlg_match_mode" | "detect_spirals" | "table_name" | "enable_stats"
             | "dlg_extra_hdrs" | "bye_early_code" | "bye_early_reason" | "wait_ack"
             | "track_cseq_updates" | "event_callback" | "ka_timer" | "ka_interval"
             | "ka_failed_limit" | "timer_procs" | "h_id_start" | "h_id_step" | "keep_proxy_rr" => {

@@ -22,6 +22,7 @@ loadmodule "dialog.so"
 modparam("ctl", "binrpc", "unix:CTL_PATH")
 modparam("dialog", "profiles_with_value", "caller")
 modparam("dialog", "send_bye", 1)
+modparam("dialog", "timeout_avp", "$avp(dlg_timeout)")
 
 request_route {
     if (has_totag()) {
@@ -41,6 +42,9 @@ request_route {
         if ($var(n) >= 1) {
             sl_send_reply("486", "Busy Here");
             exit;
+        }
+        if ($rU == "avp") {
+            $avp(dlg_timeout) = 2;
         }
         dlg_manage();
         set_dlg_profile("caller", "$fU");
@@ -504,4 +508,33 @@ fn db_mode_restores_confirmed_dialogs_with_profiles_and_variables() {
     both_get_bye(s.addr(), &caller, &uas, "dlg-db-1");
     s2.wait_log("dialog end dlg-db-1", Duration::from_secs(3));
     drop(s);
+}
+
+#[test]
+fn timeout_avp_sets_the_lifetime() {
+    let (s, uas, _sock) = start("dlg-avp");
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "avp", "dlg-avp-1");
+    // $avp(dlg_timeout) = 2: ended (BYE to both) about two seconds later.
+    both_get_bye(s.addr(), &caller, &uas, "dlg-avp-1");
+    s.wait_log("dialog end dlg-avp-1", Duration::from_secs(3));
+}
+
+#[test]
+fn a_request_without_did_is_matched_by_call_id_and_tags() {
+    let (s, uas, _sock) = start("dlg-tags");
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "bob", "dlg-tags-1");
+    // Our Route without its did: the dialog is found by Call-ID and tags.
+    let bye = format!(
+        "BYE sip:bob@127.0.0.1:{u} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c};branch=z9hG4bK-tags-bye\r\nRoute: <sip:127.0.0.1:{p};lr>\r\nFrom: <sip:alice@127.0.0.1>;tag=caller\r\nTo: <sip:bob@127.0.0.1>;tag=callee\r\nCall-ID: dlg-tags-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        u = uas.port(),
+        c = caller.port(),
+        p = s.port,
+    );
+    caller.send(s.addr(), bye.as_bytes());
+    let got = recv(&uas);
+    assert!(got.starts_with("BYE "), "{got}");
+    ok_to(&uas, s.addr(), &got);
+    s.wait_log("dialog end dlg-tags-1", Duration::from_secs(3));
 }
