@@ -379,6 +379,7 @@ impl Dialogs {
                     run_event(core, "dialog:end", d, None);
                 }
                 DialogAction::SendBye { side } => self.send_bye(core, d, side),
+                DialogAction::TimeoutRoute { route } => run_timeout_route(core, &route, d),
                 DialogAction::LeftProfiles { links } => {
                     self.profiles.lock().release(&links);
                 }
@@ -762,6 +763,42 @@ fn run_event(core: &Core, name: &str, d: &Dialog, msg: Option<&[u8]>) {
     let _ = program.run(id, &mut ctx);
 }
 
+/// Runs `route[NAME]`, the dialog's timeout route, on a made-up BYE of the dialog.
+fn run_timeout_route(core: &Core, name: &str, d: &Dialog) {
+    let Some(program) = core.program() else {
+        return;
+    };
+    let Some(id) = program.route(sable_script::ast::RouteKind::Request, name) else {
+        tracing::warn!("dialog: timeout route {name} is not in the config");
+        return;
+    };
+    let Some(local) = core.sockets.first().cloned() else {
+        return;
+    };
+    let fake = format!(
+        "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKdlgto\r\nFrom: <{}>;tag={}\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        d.request_uri(),
+        local.addr,
+        d.from_uri(),
+        d.id().from_tag,
+        d.to_uri(),
+        d.id().call_id
+    );
+    let Ok(parsed) = Message::parse(fake.as_bytes()) else {
+        return;
+    };
+    let recv = sable_engine::RecvInfo {
+        proto: local.proto,
+        src: local.addr,
+        local: local.clone(),
+        conn: None,
+    };
+    let mut ctx = MsgCtx::new(core, parsed, &recv, Vec::new(), RouteMask::REQUEST);
+    ctx.program = Some(program.clone());
+    ctx.dialog = Some((d.hash().h_entry(), d.hash().h_id()));
+    let _ = program.run(id, &mut ctx);
+}
+
 fn the(ctx: &MsgCtx<'_>) -> Option<Arc<Dialogs>> {
     ctx.core.service::<Dialogs>()
 }
@@ -837,6 +874,55 @@ impl PvAccess<Sip> for DlgPv {
             Attr::Count => Value::Null,
         })
         .unwrap_or(Value::Null)
+    }
+}
+
+/// `$dlg_ctx(name)` on the message's dialog: `on`, `timeout_route`, `timeout_bye`,
+/// `timeout_noreset`, `timeout` (writable but `on`).
+struct DlgCtxPv(String);
+
+impl PvAccess<Sip> for DlgCtxPv {
+    fn get(&self, ctx: &mut MsgCtx<'_>) -> Value {
+        if self.0 == "on" {
+            return Value::Int(i64::from(with_current(ctx, |_| ()).is_some()));
+        }
+        with_current(ctx, |d| match self.0.as_str() {
+            "timeout_route" => d
+                .timeout_route()
+                .map_or(Value::Null, |r| Value::from(r.to_owned())),
+            "timeout_bye" => {
+                Value::Int(i64::from(d.iflags() & sable_dialog::IFLAG_TIMEOUTBYE != 0))
+            }
+            "timeout_noreset" => Value::Int(i64::from(
+                d.iflags() & sable_dialog::IFLAG_TIMER_NORESET != 0,
+            )),
+            "timeout" => Value::Int(i64::from(d.lifetime())),
+            _ => Value::Null,
+        })
+        .unwrap_or(Value::Null)
+    }
+
+    fn set(&self, ctx: &mut MsgCtx<'_>, value: Value) -> bool {
+        let name = self.0.clone();
+        with_current_mut(ctx, |d, dl| {
+            match name.as_str() {
+                "timeout_route" => d.set_timeout_route(match &value {
+                    Value::Null => None,
+                    v => Some(v.to_string()),
+                }),
+                "timeout_bye" => d.set_timeout_bye(value.as_int() != 0),
+                "timeout_noreset" => d.set_timeout_noreset(value.as_int() != 0),
+                "timeout" => {
+                    if let Ok(secs) = u32::try_from(value.as_int()) {
+                        let _ = d.set_timeout(secs, unix_now(), &dl.p.cfg);
+                    }
+                }
+                _ => return false,
+            }
+            dl.changed(d);
+            true
+        })
+        .unwrap_or(false)
     }
 }
 
@@ -1159,6 +1245,28 @@ impl Module for DialogModule {
         );
         let c = core.clone();
         let _ = registry.register(
+            "dlg.profile_list",
+            "The dialogs in a profile: profile [value].",
+            ["array", "string", "string"],
+            MethodKind::List,
+            move |p: &Params| -> Result<Json, RpcError> {
+                let dl = c
+                    .service::<Dialogs>()
+                    .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                let name = p.str(0)?;
+                let value = p.opt_str(1)?;
+                let now = unix_now();
+                Ok(Json::Array(
+                    dl.all()
+                        .iter()
+                        .filter(|d| d.is_in_profile(name, value))
+                        .map(|d| d.info(now).to_json())
+                        .collect(),
+                ))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
             "dlg.profile_get_size",
             "Dialogs in a profile: profile [value].",
             ["struct", "string", "string"],
@@ -1398,6 +1506,129 @@ impl Module for DialogModule {
                     Ok(Box::new(DlgPv(attr)) as Box<dyn PvAccess<Sip>>)
                 }),
             },
+        );
+        reg.pv(
+            "dlg_ctx",
+            PvDef {
+                module: "dialog",
+                writable: true,
+                make: Box::new(|inner| match inner.map(str::trim) {
+                    Some(
+                        k @ ("on" | "timeout_route" | "timeout_bye" | "timeout_noreset"
+                        | "timeout"),
+                    ) => Ok(Box::new(DlgCtxPv(k.to_owned())) as Box<dyn PvAccess<Sip>>),
+                    other => Err(format!(
+                        "$dlg_ctx({}) is not one of on, timeout_route, timeout_bye, timeout_noreset, timeout",
+                        other.unwrap_or("")
+                    )),
+                }),
+            },
+        );
+        reg.function(
+            "dlg_get",
+            function("dialog", 3, 3, RouteMask::ANY, |_, mut args| {
+                let callid = required(&mut args, 1, "Call-ID")?.into_str();
+                let ftag = required(&mut args, 2, "From tag")?.into_str();
+                let ttag = required(&mut args, 3, "To tag")?.into_str();
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(dl) = the(ctx) else {
+                        return -1;
+                    };
+                    let (c, f, t) = (
+                        callid.eval(ctx).into_owned(),
+                        ftag.eval(ctx).into_owned(),
+                        ttag.eval(ctx).into_owned(),
+                    );
+                    let entry = h_entry(c.as_bytes(), dl.p.hash_size);
+                    let Some(slot) = dl.slot(entry) else {
+                        return -1;
+                    };
+                    let found = slot
+                        .dialogs
+                        .lock()
+                        .iter()
+                        .find(|(_, d)| {
+                            d.id()
+                                .matches(c.as_bytes(), f.as_bytes(), t.as_bytes())
+                                .is_some()
+                        })
+                        .map(|(id, _)| *id);
+                    match found {
+                        Some(id) => {
+                            ctx.dialog = Some((entry, id));
+                            1
+                        }
+                        None => -1,
+                    }
+                }))
+            }),
+        );
+        reg.function(
+            "dlg_set_property",
+            function("dialog", 1, 1, RouteMask::ANY, |_, mut args| {
+                let name = required(&mut args, 1, "property")?
+                    .const_str()
+                    .ok_or_else(|| ArgError::new(1, "must be a constant"))?
+                    .into_owned();
+                if name != "timeout-noreset" {
+                    return Err(ArgError::new(
+                        1,
+                        format!("'{name}' is not supported (ka-src and ka-dst keepalives are not in Sable yet; timeout-noreset is)"),
+                    ));
+                }
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    with_current_mut(ctx, |d, dl| {
+                        d.set_timeout_noreset(true);
+                        dl.changed(d);
+                        1
+                    })
+                    .unwrap_or(-1)
+                }))
+            }),
+        );
+        reg.function(
+            "dlg_set_timeout_by_profile",
+            function("dialog", 2, 3, RouteMask::ANY, |_, mut args| {
+                let (name, mut value) = profile_args(&mut args)?;
+                // Two arguments: (profile, timeout); three: (profile, value, timeout).
+                let secs = match take_arg(&mut args, 0) {
+                    Some(t) => t.into_int(3)?,
+                    None => value
+                        .take()
+                        .map(
+                            |v| match v.as_const().and_then(|c| c.trim().parse::<i64>().ok()) {
+                                Some(n) => sable_script::IntArg::Const(n),
+                                None => sable_script::IntArg::Const(-1),
+                            },
+                        )
+                        .ok_or_else(|| ArgError::new(2, "a timeout"))?,
+                };
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(dl) = the(ctx) else {
+                        return -1;
+                    };
+                    let Some(t) = secs.eval(ctx).and_then(|n| u32::try_from(n).ok()) else {
+                        return -1;
+                    };
+                    let v = value.as_ref().map(|v| v.eval(ctx).into_owned());
+                    let now = unix_now();
+                    let mut n = 0;
+                    for slot in &dl.slots {
+                        let mut m = slot.dialogs.lock();
+                        for d in m.values_mut() {
+                            if d.is_in_profile(&name, v.as_deref()) {
+                                let _ = d.set_timeout(t, now, &dl.p.cfg);
+                                n += 1;
+                            }
+                        }
+                    }
+                    if n > 0 {
+                        1
+                    } else {
+                        -1
+                    }
+                }))
+            }),
         );
         reg.pv(
             "dlg_var",

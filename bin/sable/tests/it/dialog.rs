@@ -27,6 +27,15 @@ modparam("dialog", "timeout_avp", "$avp(dlg_timeout)")
 request_route {
     if (has_totag()) {
         if (loose_route()) {
+            if (is_method("INFO")) {
+                if (dlg_get("$ci", "$ft", "$tt")) {
+                    xlog("L_INFO", "got $dlg(callid) state $DLG_status\n");
+                }
+                dlg_set_property("timeout-noreset");
+                dlg_set_timeout_by_profile("caller", "$fU", "1");
+                sl_send_reply("200", "Timeout set");
+                exit;
+            }
             if (is_method("MESSAGE")) {
                 # Hang the call up from the proxy.
                 dlg_bye("all");
@@ -47,6 +56,10 @@ request_route {
             $avp(dlg_timeout) = 2;
         }
         dlg_manage();
+        if ($rU == "ctx") {
+            $dlg_ctx(timeout_route) = "TIMEOUT";
+            $dlg_ctx(timeout) = 2;
+        }
         set_dlg_profile("caller", "$fU");
         if ($rU == "short") {
             dlg_set_timeout("2");
@@ -55,6 +68,10 @@ request_route {
     }
     $du = "sip:127.0.0.1:UAS";
     t_relay();
+}
+
+route[TIMEOUT] {
+    xlog("L_INFO", "timeout route $dlg(callid) on=$dlg_ctx(on)\n");
 }
 
 event_route[dialog:end] {
@@ -537,4 +554,39 @@ fn a_request_without_did_is_matched_by_call_id_and_tags() {
     assert!(got.starts_with("BYE "), "{got}");
     ok_to(&uas, s.addr(), &got);
     s.wait_log("dialog end dlg-tags-1", Duration::from_secs(3));
+}
+
+#[test]
+fn dlg_ctx_timeout_route_runs_and_profile_list_shows_the_call() {
+    let (s, uas, sock) = start("dlg-ctx");
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "ctx", "dlg-ctx-1");
+    let list = crate::control::ctl_json(&sock, &["rpc", "dlg.profile_list", "caller", "alice"]);
+    assert_eq!(list[0]["call-id"], "dlg-ctx-1", "{list}");
+    let none = crate::control::ctl_json(&sock, &["rpc", "dlg.profile_list", "caller", "zed"]);
+    assert!(none.as_array().unwrap().is_empty(), "{none}");
+    // $dlg_ctx(timeout) = 2 with a timeout route: the route runs, then the BYEs.
+    s.wait_log("timeout route dlg-ctx-1 on=1", Duration::from_secs(4));
+    both_get_bye(s.addr(), &caller, &uas, "dlg-ctx-1");
+    s.wait_log("dialog end dlg-ctx-1", Duration::from_secs(3));
+}
+
+#[test]
+fn dlg_get_and_timeout_by_profile() {
+    let (s, uas, _sock) = start("dlg-info");
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "bob", "dlg-info-1");
+    let info = format!(
+        "INFO sip:bob@127.0.0.1:{u} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c};branch=z9hG4bK-info\r\nRoute: {rr}\r\nFrom: <sip:alice@127.0.0.1>;tag=caller\r\nTo: <sip:bob@127.0.0.1>;tag=callee\r\nCall-ID: dlg-info-1\r\nCSeq: 2 INFO\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        u = uas.port(),
+        c = caller.port(),
+        rr = LAST_RR.with(|r| r.borrow().clone()),
+    );
+    caller.send(s.addr(), info.as_bytes());
+    let r = recv(&caller);
+    assert!(r.starts_with("SIP/2.0 200 Timeout set"), "{r}");
+    s.wait_log("got dlg-info-1 state 4", Duration::from_secs(2));
+    // Every dialog of alice now ends within about a second (send_bye).
+    both_get_bye(s.addr(), &caller, &uas, "dlg-info-1");
+    s.wait_log("dialog end dlg-info-1", Duration::from_secs(3));
 }
