@@ -47,7 +47,8 @@ pb=$(pss_of $main)
 hold
 pa=$(pss_of $main)
 sact=$("$sablectl" -s "$sock" stats dialog: 2>/dev/null | awk -F'= ' '/active_dialogs/{print $2}')
+own=$("$sablectl" -s "$sock" --json rpc dlg.memory 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_per_dialog"])')
 release
 kill "$main"; wait "$main" 2>/dev/null
-echo "sable: active_dialogs=$sact PSS +$(( (pa - pb) * 1024 / n )) bytes/dialog"
+echo "sable: active_dialogs=$sact PSS +$(( (pa - pb) * 1024 / n )) bytes/dialog, own accounting (dlg.memory) $own bytes/dialog"
 echo "logs: $dir"

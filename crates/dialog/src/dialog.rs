@@ -393,7 +393,49 @@ pub struct Dialog {
     generation: u64,
 }
 
+/// Heap bytes of a string: its buffer plus the allocator's header (16 bytes with glibc).
+fn heap(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        s.len() + 16
+    }
+}
+
 impl Dialog {
+    /// Memory the dialog holds: the struct and every string and list it owns (buffers
+    /// counted at their length plus an allocator header). The module's own accounting of
+    /// what a dialog costs, next to the process's RSS.
+    pub fn approx_bytes(&self) -> usize {
+        let leg = |l: &Leg| {
+            l.tag.as_deref().map_or(0, heap)
+                + l.contact.as_deref().map_or(0, heap)
+                + l.socket.as_deref().map_or(0, heap)
+                + l.route_set.iter().map(|r| heap(r) + 24).sum::<usize>()
+                + if l.route_set.is_empty() { 0 } else { 16 }
+        };
+        std::mem::size_of::<Dialog>()
+            + heap(&self.id.call_id)
+            + heap(&self.id.from_tag)
+            + self.id.to_tag.as_deref().map_or(0, heap)
+            + heap(&self.from_uri)
+            + heap(&self.to_uri)
+            + heap(&self.request_uri)
+            + leg(&self.caller)
+            + leg(&self.callee)
+            + self
+                .vars
+                .iter()
+                .map(|(k, v)| heap(k) + heap(v) + 48)
+                .sum::<usize>()
+            + self
+                .profiles
+                .iter()
+                .map(|p| heap(&p.profile) + p.value.as_deref().map_or(0, heap) + 48)
+                .sum::<usize>()
+            + self.timeout_route.as_deref().map_or(0, heap)
+    }
+
     /// `dlg_manage()` on an initial INVITE: a dialog in state 1 with the caller's side
     /// filled in (From tag, Contact, CSeq, the Record-Route values as received: that is the
     /// route set towards the caller, RFC 3261 §12.1.1), the From and To URIs and the

@@ -1228,6 +1228,25 @@ impl Module for DialogModule {
         }
         let c = core.clone();
         let _ = registry.register(
+            "dlg.memory",
+            "Sable's own accounting of the dialog tables: dialogs and the bytes they hold.",
+            ["struct"],
+            MethodKind::Value,
+            move |_: &Params| -> Result<Json, RpcError> {
+                let dl = c
+                    .service::<Dialogs>()
+                    .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
+                let all = dl.all();
+                let bytes: usize = all.iter().map(Dialog::approx_bytes).sum();
+                Ok(json!({
+                    "dialogs": all.len(),
+                    "bytes": bytes,
+                    "bytes_per_dialog": if all.is_empty() { 0 } else { bytes / all.len() },
+                }))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
             "dlg.stats_active",
             "Counts the dialogs per state.",
             ["struct"],

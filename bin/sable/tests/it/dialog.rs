@@ -427,6 +427,9 @@ fn dlg_bye_from_the_script_and_the_dialog_lists() {
     let (s, uas, sock) = start("dlg-bye");
     let caller = UdpClient::new();
     call(s.addr(), &caller, &uas, "bob", "dlg-bye-1");
+    let mem = crate::control::ctl_json(&sock, &["rpc", "dlg.memory"]);
+    assert_eq!(mem["dialogs"], 1, "{mem}");
+    assert!(mem["bytes_per_dialog"].as_u64().unwrap() > 300, "{mem}");
     let brief = crate::control::ctl_json(&sock, &["rpc", "dlg.briefing", "c"]);
     assert_eq!(brief[0]["call-id"], "dlg-bye-1", "{brief}");
     let one = crate::control::ctl_json(&sock, &["rpc", "dlg.dlg_list", "dlg-bye-1"]);
