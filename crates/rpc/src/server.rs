@@ -27,7 +27,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// A running control-socket server.
 ///
 /// One accept thread, plus one thread per connection (at most `max_connections`; a
-/// connection beyond that gets one error line, -32000 "too many connections", and is closed).
+/// connection beyond that waits up to 200 ms for a slot, then gets one error line, -32000
+/// "too many connections", and is closed).
 /// Each line a client sends is one JSON-RPC document (a request object or a batch array);
 /// each answer is one line. A line longer than the body limit gets a -32600 "Request too
 /// large" line and the connection is closed, since the rest of that line cannot be trusted
@@ -267,6 +268,15 @@ fn accept_loop(
         };
         let mut guard = connections.lock();
         guard.threads.retain(|thread| !thread.is_finished());
+        // At the limit, a burst of short requests usually frees a slot within moments
+        // (their threads are finishing): wait a little before refusing.
+        let mut waited = 0;
+        while guard.streams.len() >= max_connections && waited < 40 {
+            drop(guard);
+            thread::sleep(Duration::from_millis(5));
+            waited += 1;
+            guard = connections.lock();
+        }
         if guard.streams.len() >= max_connections {
             drop(guard);
             tracing::warn!(max_connections, "control socket: too many connections");
