@@ -131,6 +131,9 @@ impl Dispatcher {
                     return ctx.vars;
                 }
             }
+            if let Some(hooks) = self.core.service::<crate::ReplyHooks>() {
+                hooks.run(&mut ctx);
+            }
             // A reply to a request tm sent goes to its transaction, never statelessly on.
             if let Some(tm) = self.core.tm.get() {
                 if tm.on_reply(&mut ctx) {

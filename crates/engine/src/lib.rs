@@ -38,23 +38,34 @@ pub use dispatch::{forward_request, record_route_value, relay_reply, script_log,
 pub use load::{load, reload, Loaded, Reloaded, RunningConfig};
 pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
 
-/// Code other modules run when `loose_route()` consumed one of this server's Route entries
-/// (`ctx.loose_route_uri` holds it): dialog matching by the `did` parameter.
+/// Code other modules run at a point of the message flow (a [`Hooks`] list).
 pub type RouteHook = std::sync::Arc<dyn Fn(&mut MsgCtx<'_>) + Send + Sync>;
 
-/// The `loose_route()` hooks, a core service (`core.service_or_insert(RrHooks::default)`).
-#[derive(Default)]
-pub struct RrHooks {
+/// Hooks of one point of the message flow, a core service (`core.service_or_insert`):
+/// [`RrHooks`] when `loose_route()` consumed one of this server's Route entries
+/// (`ctx.loose_route_uri` holds it; dialog matching by `did`), [`ReplyHooks`] for every
+/// reply received, after the core reply_route (dlgs follows replies without tm).
+pub struct Hooks<K: 'static> {
     hooks: parking_lot::RwLock<Vec<RouteHook>>,
+    _point: std::marker::PhantomData<fn() -> K>,
 }
 
-impl std::fmt::Debug for RrHooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RrHooks").finish()
+impl<K> Default for Hooks<K> {
+    fn default() -> Self {
+        Hooks {
+            hooks: parking_lot::RwLock::new(Vec::new()),
+            _point: std::marker::PhantomData,
+        }
     }
 }
 
-impl RrHooks {
+impl<K> std::fmt::Debug for Hooks<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks").finish()
+    }
+}
+
+impl<K> Hooks<K> {
     pub fn add(&self, hook: RouteHook) {
         self.hooks.write().push(hook);
     }
@@ -70,6 +81,17 @@ impl RrHooks {
         self.hooks.read().is_empty()
     }
 }
+
+/// The point "loose_route() consumed our Route".
+#[derive(Debug)]
+pub enum LooseRoutePoint {}
+/// The point "a reply arrived (after the core reply_route)".
+#[derive(Debug)]
+pub enum ReplyPoint {}
+/// `loose_route()` hooks.
+pub type RrHooks = Hooks<LooseRoutePoint>;
+/// Received-reply hooks.
+pub type ReplyHooks = Hooks<ReplyPoint>;
 
 pub use pvs::Header;
 

@@ -8,6 +8,7 @@ mod corex;
 mod counters;
 mod ctl;
 pub mod dialog;
+mod dlgs;
 mod jsonrpcs;
 mod kex;
 mod maxfwd;
@@ -42,6 +43,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(tm::TmModule::default()),
         Box::new(tmx::Tmx),
         Box::new(dialog::DialogModule::default()),
+        Box::new(dlgs::Dlgs::default()),
         Box::new(usrloc::UsrlocModule::default()),
         Box::new(registrar::Registrar::default()),
         Box::new(auth::Auth::default()),

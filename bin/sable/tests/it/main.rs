@@ -14,6 +14,7 @@ mod check;
 mod control;
 mod core;
 mod dialog;
+mod dlgs;
 mod harness;
 mod malformed;
 mod registrar;
