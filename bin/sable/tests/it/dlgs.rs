@@ -213,3 +213,66 @@ fn bad_static_parameters_are_load_errors() {
         assert!(err.contains("bad.cfg:3:"), "{what}: {err}");
     }
 }
+
+/// SIPp calls held up for a while through a stateless proxy tracking them with dlgs: the
+/// count goes up while they last and back to nothing after their BYEs and finish_lifetime.
+#[test]
+fn sipp_calls_are_tracked_while_up() {
+    if !have_sipp() {
+        eprintln!("note: sipp is not installed: dlgs SIPp test skipped");
+        return;
+    }
+    let uas_port = free_port();
+    let dir = scratch("dlgs-sipp-ctl");
+    let sock = dir.join("ctl.sock");
+    let cfg = CFG.replace("CTL_PATH", &sock.to_string_lossy());
+    let s = Server::start_with("dlgs-sipp", &cfg, &[("UAS", uas_port)]);
+    let mut uas = sipp_uas(&s.dir, uas_port);
+    std::thread::sleep(Duration::from_millis(300));
+    // Five calls, each held 3 s before its BYE.
+    let mut uac = std::process::Command::new("sipp")
+        .args(["-sn", "uac", &format!("127.0.0.1:{}", s.port)])
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args([
+            "-r", "10", "-m", "5", "-d", "3000", "-timeout", "30s", "-nostdin",
+        ])
+        .current_dir(&s.dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ctl = |args: &[&str]| crate::control::ctl_json(&sock, args);
+    let ongoing = |v: &serde_json::Value| {
+        v.as_array().map_or(0, |a| {
+            a.iter()
+                .filter(|r| r["state"].as_i64().is_some_and(|s| s <= 3))
+                .count()
+        })
+    };
+    let mut peak = 0;
+    for _ in 0..25 {
+        peak = peak.max(ongoing(&ctl(&["rpc", "dlgs.list"])));
+        if peak == 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(peak, 5, "five calls up at once");
+    let status = uac.wait().unwrap();
+    let _ = uas.kill();
+    let _ = uas.wait();
+    assert!(status.success(), "SIPp UAC failed calls");
+    assert_eq!(ongoing(&ctl(&["rpc", "dlgs.list"])), 0, "every call ended");
+    let mut gone = false;
+    for _ in 0..40 {
+        if ctl(&["rpc", "dlgs.list"])
+            .as_array()
+            .is_some_and(Vec::is_empty)
+        {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "finished records removed after finish_lifetime");
+}
