@@ -44,6 +44,10 @@ pub struct Core {
     pub sl_tag_prefix: String,
     /// Shared state modules offer each other (usrloc's tables to registrar...), by type.
     services: parking_lot::RwLock<Vec<std::sync::Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Code modules run when `loose_route()` consumed this server's Route (dialog).
+    pub rr_hooks: crate::RrHooks,
+    /// Code modules run for every reply received, after the core reply_route (dlgs).
+    pub reply_hooks: crate::ReplyHooks,
     /// The transaction layer, once module tm starts it.
     pub tm: std::sync::OnceLock<std::sync::Arc<crate::tm::Tm>>,
     /// Start time, seconds since the Unix epoch (`$TS`).
@@ -90,6 +94,8 @@ impl Core {
             cfg_vars: parking_lot::RwLock::new(None),
             program: parking_lot::RwLock::new(None),
             tm: std::sync::OnceLock::new(),
+            rr_hooks: crate::RrHooks::default(),
+            reply_hooks: crate::ReplyHooks::default(),
             services: parking_lot::RwLock::new(Vec::new()),
             started_at,
             config,
@@ -107,20 +113,6 @@ impl Core {
         let mut all = self.services.write();
         all.retain(|s| !s.is::<T>());
         all.push(service);
-    }
-
-    /// The shared state of type `T`, made with `make` if nobody offered it yet.
-    pub fn service_or_insert<T: std::any::Any + Send + Sync>(
-        &self,
-        make: impl FnOnce() -> T,
-    ) -> std::sync::Arc<T> {
-        let mut all = self.services.write();
-        if let Some(s) = all.iter().find_map(|s| s.clone().downcast::<T>().ok()) {
-            return s;
-        }
-        let s = std::sync::Arc::new(make());
-        all.push(s.clone());
-        s
     }
 
     /// The shared state of type `T` a module offered, if any.

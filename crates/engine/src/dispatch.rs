@@ -131,8 +131,8 @@ impl Dispatcher {
                     return ctx.vars;
                 }
             }
-            if let Some(hooks) = self.core.service::<crate::ReplyHooks>() {
-                hooks.run(&mut ctx);
+            if !self.core.reply_hooks.is_empty() {
+                self.core.reply_hooks.run(&mut ctx);
             }
             // A reply to a request tm sent goes to its transaction, never statelessly on.
             if let Some(tm) = self.core.tm.get() {

@@ -41,7 +41,8 @@ pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
 /// Code other modules run at a point of the message flow (a [`Hooks`] list).
 pub type RouteHook = std::sync::Arc<dyn Fn(&mut MsgCtx<'_>) + Send + Sync>;
 
-/// Hooks of one point of the message flow, a core service (`core.service_or_insert`):
+/// Hooks of one point of the message flow, kept by the core (`core.rr_hooks`,
+/// `core.reply_hooks`):
 /// [`RrHooks`] when `loose_route()` consumed one of this server's Route entries
 /// (`ctx.loose_route_uri` holds it; dialog matching by `did`), [`ReplyHooks`] for every
 /// reply received, after the core reply_route (dlgs follows replies without tm).

@@ -1115,9 +1115,8 @@ impl Module for DialogModule {
                 dl.on_tm(ev);
             }
         }));
-        let hooks = core.service_or_insert(sable_engine::RrHooks::default);
         let weak = Arc::downgrade(&dl);
-        hooks.add(Arc::new(move |ctx: &mut MsgCtx<'_>| {
+        core.rr_hooks.add(Arc::new(move |ctx: &mut MsgCtx<'_>| {
             if let Some(dl) = weak.upgrade() {
                 dl.on_route(ctx);
             }
@@ -1403,43 +1402,35 @@ impl Module for DialogModule {
                 }))
             }),
         );
-        reg.function(
-            "set_dlg_profile",
-            function("dialog", 1, 2, RouteMask::ANY, |_, mut args| {
-                let (name, value) = profile_args(&mut args)?;
-                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
-                    let v = value.as_ref().map(|v| v.eval(ctx).into_owned());
-                    let link = ProfileLink {
-                        profile: name.clone(),
-                        value: v,
-                    };
-                    with_current_mut(ctx, |d, dl| {
-                        let r = dl.profiles.lock().set(d, link).map_or(-1, |()| 1);
-                        dl.changed(d);
-                        r
-                    })
-                    .unwrap_or(-1)
-                }))
-            }),
-        );
-        reg.function(
-            "unset_dlg_profile",
-            function("dialog", 1, 2, RouteMask::ANY, |_, mut args| {
-                let (name, value) = profile_args(&mut args)?;
-                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
-                    let v = value.as_ref().map(|v| v.eval(ctx).into_owned());
-                    let link = ProfileLink {
-                        profile: name.clone(),
-                        value: v,
-                    };
-                    with_current_mut(ctx, |d, dl| match dl.profiles.lock().unset(d, &link) {
-                        Ok(true) => 1,
-                        _ => -1,
-                    })
-                    .unwrap_or(-1)
-                }))
-            }),
-        );
+        for (name, set) in [("set_dlg_profile", true), ("unset_dlg_profile", false)] {
+            reg.function(
+                name,
+                function("dialog", 1, 2, RouteMask::ANY, move |_, mut args| {
+                    let (name, value) = profile_args(&mut args)?;
+                    Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                        let link = ProfileLink {
+                            profile: name.clone(),
+                            value: value.as_ref().map(|v| v.eval(ctx).into_owned()),
+                        };
+                        with_current_mut(ctx, |d, dl| {
+                            let done = if set {
+                                dl.profiles.lock().set(d, link).is_ok()
+                            } else {
+                                matches!(dl.profiles.lock().unset(d, &link), Ok(true))
+                            };
+                            // The stored dialog (db_mode) follows both ways.
+                            dl.changed(d);
+                            if done {
+                                1
+                            } else {
+                                -1
+                            }
+                        })
+                        .unwrap_or(-1)
+                    }))
+                }),
+            );
+        }
         reg.function(
             "is_in_profile",
             function("dialog", 1, 2, RouteMask::ANY, |_, mut args| {

@@ -118,9 +118,8 @@ impl Module for Dlgs {
         });
         core.provide(st.clone());
         // Replies are followed without tm.
-        let hooks = core.service_or_insert(sable_engine::ReplyHooks::default);
         let weak = Arc::downgrade(&st);
-        hooks.add(Arc::new(move |ctx: &mut MsgCtx<'_>| {
+        core.reply_hooks.add(Arc::new(move |ctx: &mut MsgCtx<'_>| {
             let Some(st) = weak.upgrade() else {
                 return;
             };

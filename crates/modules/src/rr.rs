@@ -282,10 +282,8 @@ impl sable_script::PvAccess<Sip> for RouteUri {
 fn loose_route(ctx: &mut MsgCtx<'_>) -> i32 {
     let rc = loose_route_inner(ctx);
     // Modules that track dialogs by our Route (dialog's `did`) look at it now.
-    if rc > 0 && ctx.loose_route_uri.is_some() {
-        if let Some(hooks) = ctx.core.service::<sable_engine::RrHooks>() {
-            hooks.run(ctx);
-        }
+    if rc > 0 && ctx.loose_route_uri.is_some() && !ctx.core.rr_hooks.is_empty() {
+        ctx.core.rr_hooks.run(ctx);
     }
     rc
 }
