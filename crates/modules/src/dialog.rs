@@ -721,14 +721,36 @@ impl Dialogs {
     }
 }
 
-/// Runs `event_route[name]` on the message that caused it (or a made-up one).
+/// Runs `event_route[name]` on the message that caused it (or a made-up BYE).
 fn run_event(core: &Core, name: &str, d: &Dialog, msg: Option<&[u8]>) {
     let Some(program) = core.program() else {
         return;
     };
-    let Some(id) = program.event_route(name) else {
+    if let Some(id) = program.event_route(name) {
+        run_route(core, &program, id, RouteMask::EVENT, d, msg);
+    }
+}
+
+/// Runs `route[NAME]`, the dialog's timeout route, on a made-up BYE of the dialog.
+fn run_timeout_route(core: &Core, name: &str, d: &Dialog) {
+    let Some(program) = core.program() else {
         return;
     };
+    match program.route(sable_script::ast::RouteKind::Request, name) {
+        Some(id) => run_route(core, &program, id, RouteMask::REQUEST, d, None),
+        None => tracing::warn!("dialog: timeout route {name} is not in the config"),
+    }
+}
+
+/// Runs a route with `d` as the message's dialog, on `msg` or on a BYE made from `d`.
+fn run_route(
+    core: &Core,
+    program: &Arc<sable_script::Program<Sip>>,
+    id: sable_script::RouteId,
+    mask: RouteMask,
+    d: &Dialog,
+    msg: Option<&[u8]>,
+) {
     let Some(local) = core.sockets.first().cloned() else {
         return;
     };
@@ -757,43 +779,7 @@ fn run_event(core: &Core, name: &str, d: &Dialog, msg: Option<&[u8]>) {
         local: local.clone(),
         conn: None,
     };
-    let mut ctx = MsgCtx::new(core, parsed, &recv, Vec::new(), RouteMask::EVENT);
-    ctx.program = Some(program.clone());
-    ctx.dialog = Some((d.hash().h_entry(), d.hash().h_id()));
-    let _ = program.run(id, &mut ctx);
-}
-
-/// Runs `route[NAME]`, the dialog's timeout route, on a made-up BYE of the dialog.
-fn run_timeout_route(core: &Core, name: &str, d: &Dialog) {
-    let Some(program) = core.program() else {
-        return;
-    };
-    let Some(id) = program.route(sable_script::ast::RouteKind::Request, name) else {
-        tracing::warn!("dialog: timeout route {name} is not in the config");
-        return;
-    };
-    let Some(local) = core.sockets.first().cloned() else {
-        return;
-    };
-    let fake = format!(
-        "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKdlgto\r\nFrom: <{}>;tag={}\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
-        d.request_uri(),
-        local.addr,
-        d.from_uri(),
-        d.id().from_tag,
-        d.to_uri(),
-        d.id().call_id
-    );
-    let Ok(parsed) = Message::parse(fake.as_bytes()) else {
-        return;
-    };
-    let recv = sable_engine::RecvInfo {
-        proto: local.proto,
-        src: local.addr,
-        local: local.clone(),
-        conn: None,
-    };
-    let mut ctx = MsgCtx::new(core, parsed, &recv, Vec::new(), RouteMask::REQUEST);
+    let mut ctx = MsgCtx::new(core, parsed, &recv, Vec::new(), mask);
     ctx.program = Some(program.clone());
     ctx.dialog = Some((d.hash().h_entry(), d.hash().h_id()));
     let _ = program.run(id, &mut ctx);
