@@ -75,6 +75,11 @@ struct Slot {
 pub type DialogListener =
     Arc<dyn Fn(sable_dialog::CallbackKind, &sable_dialog::CallbackInfo) + Send + Sync>;
 
+/// A hook of another module run inside `dlg_manage()` when a dialog is created, before the
+/// created callbacks: it sees the INVITE's context (AVPs, flags) and may set dialog
+/// variables. It runs with no dialog lock held (the dialog is not in the tables yet).
+pub type DialogCreateHook = Arc<dyn Fn(&mut Dialog, &MsgCtx<'_>) + Send + Sync>;
+
 /// The dialog tables, shared by the workers, tm's events, the sweeper and the RPCs.
 pub struct Dialogs {
     p: DlgParams,
@@ -84,6 +89,7 @@ pub struct Dialogs {
     profiles: Mutex<Profiles>,
     stats: DlgStats,
     listeners: parking_lot::RwLock<Vec<DialogListener>>,
+    create_hooks: parking_lot::RwLock<Vec<DialogCreateHook>>,
     store: Option<DlgStore>,
     /// Actions of dialogs restored from the database, run by the first sweep (once the
     /// transport runs).
@@ -336,6 +342,21 @@ impl Dialogs {
         self.listeners.write().push(listener);
     }
 
+    /// Adds a hook run on each dialog `dlg_manage()` creates (see [`DialogCreateHook`]).
+    pub fn on_create(&self, hook: DialogCreateHook) {
+        self.create_hooks.write().push(hook);
+    }
+
+    /// Runs `f` on every dialog in the tables (under each slot's lock in turn: `f` must not
+    /// call back into the dialog module).
+    pub fn for_each(&self, mut f: impl FnMut(&Dialog)) {
+        for slot in &self.slots {
+            for d in slot.dialogs.lock().values() {
+                f(d);
+            }
+        }
+    }
+
     fn tell(&self, d: &Dialog, kind: sable_dialog::CallbackKind) {
         let listeners = self.listeners.read().clone();
         if listeners.is_empty() {
@@ -499,6 +520,10 @@ impl Dialogs {
             if let Some(secs) = secs.filter(|s| *s > 0) {
                 let _ = dialog.set_timeout(secs, now, &self.p.cfg);
             }
+        }
+        let hooks = self.create_hooks.read().clone();
+        for hook in hooks {
+            hook(&mut dialog, ctx);
         }
         let snapshot = (!self.listeners.read().is_empty()).then(|| dialog.clone());
         slot.dialogs.lock().insert(id, dialog);
@@ -1072,6 +1097,7 @@ impl Module for DialogModule {
             profiles: Mutex::new(profiles),
             stats: DlgStats::default(),
             listeners: parking_lot::RwLock::new(Vec::new()),
+            create_hooks: parking_lot::RwLock::new(Vec::new()),
             store,
             restored: Mutex::new(Vec::new()),
             core: std::sync::OnceLock::new(),

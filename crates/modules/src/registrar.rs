@@ -319,13 +319,13 @@ fn do_save(
     match outcome {
         Ok((saved, contacts)) => {
             for c in &saved.deleted {
-                ul.notify(UlEventKind::Delete, &domain.name, &aor, c);
+                ul.notify_from(UlEventKind::Delete, &domain.name, &aor, c, Some(ctx));
             }
             for c in &saved.inserted {
-                ul.notify(UlEventKind::Insert, &domain.name, &aor, c);
+                ul.notify_from(UlEventKind::Insert, &domain.name, &aor, c, Some(ctx));
             }
             for c in &saved.updated {
-                ul.notify(UlEventKind::Update, &domain.name, &aor, c);
+                ul.notify_from(UlEventKind::Update, &domain.name, &aor, c, Some(ctx));
             }
             stats.accepted.inc();
             if !no_reply {

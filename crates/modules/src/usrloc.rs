@@ -26,8 +26,32 @@ pub enum UlEventKind {
     Expire,
 }
 
-/// A callback of another module on binding changes.
-pub type UlCallback = Arc<dyn Fn(UlEventKind, &str, &str, &Contact) + Send + Sync>;
+/// A binding change, as callbacks see it.
+#[derive(Clone, Copy)]
+pub struct UlEvent<'e, 'm> {
+    pub kind: UlEventKind,
+    /// The table (`location`...).
+    pub domain: &'e str,
+    pub aor: &'e str,
+    pub contact: &'e Contact,
+    /// The message that caused it (a REGISTER through `save()`); none for the timer and RPC.
+    pub ctx: Option<&'e MsgCtx<'m>>,
+}
+
+impl std::fmt::Debug for UlEvent<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UlEvent")
+            .field("kind", &self.kind)
+            .field("domain", &self.domain)
+            .field("aor", &self.aor)
+            .field("ruid", &self.contact.ruid)
+            .finish()
+    }
+}
+
+/// A callback of another module on binding changes. It runs after the change, with no
+/// table lock held (it may read the tables).
+pub type UlCallback = Arc<dyn for<'e, 'm> Fn(&UlEvent<'e, 'm>) + Send + Sync>;
 
 /// usrloc's parameters (Kamailio's names and defaults).
 #[derive(Debug, Clone)]
@@ -499,6 +523,18 @@ impl Usrloc {
 
     /// Tells the callbacks (after writing the change to the database, when there is one).
     pub fn notify(&self, kind: UlEventKind, domain: &str, aor: &str, contact: &Contact) {
+        self.notify_from(kind, domain, aor, contact, None);
+    }
+
+    /// [`Usrloc::notify`] for a change a message caused.
+    pub fn notify_from(
+        &self,
+        kind: UlEventKind,
+        domain: &str,
+        aor: &str,
+        contact: &Contact,
+        ctx: Option<&MsgCtx<'_>>,
+    ) {
         let gone = matches!(kind, UlEventKind::Delete | UlEventKind::Expire);
         if let Some(store) = self.store.as_ref().filter(|s| s.write_back) {
             store.pending.lock().insert(
@@ -517,8 +553,18 @@ impl Usrloc {
             self.persist(domain, change);
         }
         let cbs = self.callbacks.read().clone();
+        if cbs.is_empty() {
+            return;
+        }
+        let event = UlEvent {
+            kind,
+            domain,
+            aor,
+            contact,
+            ctx,
+        };
         for cb in cbs {
-            cb(kind, domain, aor, contact);
+            cb(&event);
         }
     }
 
