@@ -36,7 +36,7 @@ pub use core_fns::{flag_arg, function, required, take_arg, UriParts};
 pub use dispatch::Dispatcher;
 pub use dispatch::{forward_request, record_route_value, relay_reply, script_log, send_reply};
 pub use load::{load, reload, Loaded, Reloaded, RunningConfig};
-pub use module::{int_param, str_param, Module, ModuleSet, ParamError};
+pub use module::{avp_param, int_param, str_param, Module, ModuleSet, ParamError};
 
 /// Code other modules run at a point of the message flow (a [`Hooks`] list).
 pub type RouteHook = std::sync::Arc<dyn Fn(&mut MsgCtx<'_>) + Send + Sync>;
@@ -131,4 +131,39 @@ pub fn spawn_ticker<T: Send + Sync + 'static>(
         })
         .map(drop)
         .map_err(|e| format!("cannot start the {name} thread: {e}"))
+}
+
+/// Runs route `id` of `program` on a message a module made up (an event route's "faked
+/// message"), received on the first listen socket; `prepare` sets the context up first
+/// (AVPs, the dialog...). False when there is no socket or the message does not parse.
+pub fn run_on_local_message(
+    core: &Core,
+    program: &std::sync::Arc<sable_script::Program<Sip>>,
+    id: sable_script::RouteId,
+    mask: sable_script::RouteMask,
+    bytes: &[u8],
+    prepare: impl FnOnce(&mut MsgCtx<'_>),
+) -> bool {
+    let Some(local) = core.sockets.first().cloned() else {
+        return false;
+    };
+    let Ok(msg) = sable_sip::Message::parse(bytes) else {
+        return false;
+    };
+    let recv = RecvInfo {
+        proto: local.proto,
+        src: local.addr,
+        local: local.clone(),
+        conn: None,
+    };
+    let mut ctx = MsgCtx::new(core, msg, &recv, Vec::new(), mask);
+    ctx.program = Some(program.clone());
+    prepare(&mut ctx);
+    let _ = program.run(id, &mut ctx);
+    true
+}
+
+/// The address of the first listen socket (`host:port`), for made-up messages.
+pub fn first_socket_addr(core: &Core) -> Option<std::net::SocketAddr> {
+    core.sockets.first().map(|s| s.addr)
 }

@@ -75,6 +75,21 @@ pub fn str_param(value: &Literal) -> Result<String, ParamError> {
     }
 }
 
+/// An AVP named by a modparam (`"$avp(name)"`, `"$avp(s:name)"`): its name.
+pub fn avp_param(value: &Literal) -> Result<String, ParamError> {
+    let v = str_param(value)?;
+    v.trim()
+        .strip_prefix("$avp(")
+        .and_then(|s| s.strip_suffix(')'))
+        .map(|s| {
+            s.trim_start_matches("s:")
+                .trim_start_matches("i:")
+                .to_owned()
+        })
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ParamError::bad("an AVP: $avp(name)"))
+}
+
 /// The modules of a server: every built-in one, and which of them the config loaded.
 #[derive(Debug, Default)]
 pub struct ModuleSet {

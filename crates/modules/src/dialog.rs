@@ -776,7 +776,7 @@ fn run_route(
     d: &Dialog,
     msg: Option<&[u8]>,
 ) {
-    let Some(local) = core.sockets.first().cloned() else {
+    let Some(local) = sable_engine::first_socket_addr(core) else {
         return;
     };
     let fake;
@@ -784,9 +784,8 @@ fn run_route(
         Some(b) => b,
         None => {
             fake = format!(
-                "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKdlgev\r\nFrom: <{}>;tag={}\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+                "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKdlgev\r\nFrom: <{}>;tag={}\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
                 d.request_uri(),
-                local.addr,
                 d.from_uri(),
                 d.id().from_tag,
                 d.to_uri(),
@@ -795,19 +794,10 @@ fn run_route(
             fake.as_bytes()
         }
     };
-    let Ok(parsed) = Message::parse(bytes) else {
-        return;
-    };
-    let recv = sable_engine::RecvInfo {
-        proto: local.proto,
-        src: local.addr,
-        local: local.clone(),
-        conn: None,
-    };
-    let mut ctx = MsgCtx::new(core, parsed, &recv, Vec::new(), mask);
-    ctx.program = Some(program.clone());
-    ctx.dialog = Some((d.hash().h_entry(), d.hash().h_id()));
-    let _ = program.run(id, &mut ctx);
+    let hash = d.hash();
+    sable_engine::run_on_local_message(core, program, id, mask, bytes, |ctx| {
+        ctx.dialog = Some((hash.h_entry(), hash.h_id()));
+    });
 }
 
 fn the(ctx: &MsgCtx<'_>) -> Option<Arc<Dialogs>> {
@@ -1031,18 +1021,7 @@ impl Module for DialogModule {
                     .filter(|v| *v > 0)
                     .ok_or_else(|| ParamError::bad("seconds (> 0)"))?;
             }
-            "timeout_avp" => {
-                let v = str_param(value)?;
-                let name = v
-                    .trim()
-                    .strip_prefix("$avp(")
-                    .and_then(|s| s.strip_suffix(')'))
-                    .ok_or_else(|| ParamError::bad("an AVP: $avp(name)"))?
-                    .trim_start_matches("s:")
-                    .trim_start_matches("i:")
-                    .to_owned();
-                p.timeout_avp = Some(name);
-            }
+            "timeout_avp" => p.timeout_avp = Some(sable_engine::avp_param(value)?),
             "dlg_match_mode" | "detect_spirals" | "table_name" | "enable_stats"
             | "dlg_extra_hdrs" | "bye_early_code" | "bye_early_reason" | "wait_ack"
             | "track_cseq_updates" | "event_callback" | "ka_timer" | "ka_interval"

@@ -12,6 +12,7 @@ mod dlgs;
 mod jsonrpcs;
 mod kex;
 mod maxfwd;
+pub mod peerstate;
 mod pv;
 mod registrar;
 mod rr;
@@ -46,6 +47,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(dlgs::Dlgs::default()),
         Box::new(usrloc::UsrlocModule::default()),
         Box::new(registrar::Registrar::default()),
+        Box::new(peerstate::PeerstateModule::default()),
         Box::new(auth::Auth::default()),
         Box::new(auth::AuthDb::default()),
         Box::new(kex::Kex),

@@ -659,7 +659,7 @@ fn run_expired_route(core: &Core, domain: &str, aor: &str, c: &Contact) {
     let Some(id) = program.event_route("usrloc:contact-expired") else {
         return;
     };
-    let Some(local) = core.sockets.first().cloned() else {
+    let Some(local) = sable_engine::first_socket_addr(core) else {
         return;
     };
     profiles::set(
@@ -671,22 +671,17 @@ fn run_expired_route(core: &Core, domain: &str, aor: &str, c: &Contact) {
         },
     );
     let fake = format!(
-        "OPTIONS sip:{aor}@{host} SIP/2.0\r\nVia: SIP/2.0/UDP {host};branch=z9hG4bKulexp\r\nFrom: <sip:usrloc@{host}>;tag=ulexp\r\nTo: <sip:{aor}@{host}>\r\nCall-ID: ulexp-{ruid}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        host = local.addr,
+        "OPTIONS sip:{aor}@{local} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKulexp\r\nFrom: <sip:usrloc@{local}>;tag=ulexp\r\nTo: <sip:{aor}@{local}>\r\nCall-ID: ulexp-{ruid}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
         ruid = c.ruid
     );
-    let Ok(msg) = sable_sip::Message::parse(fake.as_bytes()) else {
-        return;
-    };
-    let recv = sable_engine::RecvInfo {
-        proto: local.proto,
-        src: local.addr,
-        local: local.clone(),
-        conn: None,
-    };
-    let mut ctx = MsgCtx::new(core, msg, &recv, Vec::new(), RouteMask::EVENT);
-    ctx.program = Some(program.clone());
-    let _ = program.run(id, &mut ctx);
+    sable_engine::run_on_local_message(
+        core,
+        &program,
+        id,
+        RouteMask::EVENT,
+        fake.as_bytes(),
+        |_| {},
+    );
     profiles::clear("exp");
 }
 

@@ -17,6 +17,7 @@ mod dialog;
 mod dlgs;
 mod harness;
 mod malformed;
+mod peerstate;
 mod registrar;
 mod routing;
 mod seed;

@@ -97,17 +97,17 @@ impl Outcome {
     }
 }
 
-fn sipp_dir() -> PathBuf {
+pub(crate) fn sipp_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/tm")
 }
 
 /// Kills the process (if still running) when dropped, so that a failed assertion leaves no
 /// SIPp or proxy behind.
-struct Reaper(Option<Child>);
+pub(crate) struct Reaper(pub(crate) Option<Child>);
 
 impl Reaper {
     /// Waits (bounded) for the exit code; kills the process after `limit`.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<i32> {
         let mut child = self.0.take()?;
         let start = Instant::now();
         while start.elapsed() < limit {
@@ -122,7 +122,7 @@ impl Reaper {
     }
 
     /// SIGTERM, then (after a bounded wait) SIGKILL.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(child) = &self.0 {
             let _ = Command::new("kill")
                 .arg("-TERM")
@@ -143,7 +143,7 @@ impl Drop for Reaper {
 }
 
 /// Waits (bounded) until something is bound to UDP `port` on loopback.
-fn wait_bound(port: u16, proc: &mut Reaper, what: &str, log: &Path) {
+pub(crate) fn wait_bound(port: u16, proc: &mut Reaper, what: &str, log: &Path) {
     let start = Instant::now();
     while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
         let exited = proc.0.as_mut().map(|c| c.try_wait().ok().flatten());
@@ -164,8 +164,29 @@ fn wait_bound(port: u16, proc: &mut Reaper, what: &str, log: &Path) {
 /// A SIPp instance on its scenario file, bounded in calls (1) and time, tracing its
 /// messages to `NAME.msg` in `dir`.
 fn spawn_sipp(dir: &Path, name: &str, xml: &str, port: u16, remote: Option<u16>) -> Reaper {
+    // `-d`: the length of uac_call's call.
+    spawn_sipp_file(
+        dir,
+        name,
+        &sipp_dir().join(xml),
+        port,
+        remote,
+        &["-d", "200"],
+    )
+}
+
+/// [`spawn_sipp`] on any scenario file, with more arguments (`-key name value`, `-m N`...;
+/// a later `-m` wins over the default 1).
+pub(crate) fn spawn_sipp_file(
+    dir: &Path,
+    name: &str,
+    xml: &Path,
+    port: u16,
+    remote: Option<u16>,
+    extra: &[&str],
+) -> Reaper {
     let mut cmd = Command::new("sipp");
-    cmd.arg("-sf").arg(sipp_dir().join(xml));
+    cmd.arg("-sf").arg(xml);
     if let Some(r) = remote {
         cmd.arg(format!("127.0.0.1:{r}"));
     }
@@ -173,6 +194,7 @@ fn spawn_sipp(dir: &Path, name: &str, xml: &str, port: u16, remote: Option<u16>)
         .args(["-timeout", "15s", "-recv_timeout", "8000", "-nostdin"])
         .args(["-trace_msg", "-message_file", &format!("{name}.msg")])
         .args(["-trace_err", "-error_file", &format!("{name}.err")])
+        .args(extra)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap());
