@@ -526,12 +526,12 @@ pub struct PeerstateModule {
     p: PsParams,
 }
 
-fn flag_param(value: &Literal, name: &str) -> Result<Option<u32>, ParamError> {
+fn flag_param(value: &Literal) -> Result<Option<u32>, ParamError> {
     match int_param(value)? {
         -1 => Ok(None),
         n @ 0..=31 => Ok(u32::try_from(n).ok()),
-        _ => Err(ParamError::bad(format!(
-            "{name}: a flag number 0-31, or -1 for none"
+        n => Err(ParamError::bad(format!(
+            "a flag number 0-31, or -1 for none (got {n})"
         ))),
     }
 }
@@ -563,7 +563,7 @@ impl Module for PeerstateModule {
                     n @ 60.. => n.unsigned_abs(),
                     n => {
                         return Err(ParamError::bad(format!(
-                            "cache_expire: 0 (never) or at least 60 seconds (got {n})"
+                            "0 (never) or at least 60 seconds (got {n})"
                         )))
                     }
                 };
@@ -574,7 +574,7 @@ impl Module for PeerstateModule {
                     n @ 10.. => n.unsigned_abs(),
                     n => {
                         return Err(ParamError::bad(format!(
-                            "cache_cleanup_interval: 0 (never) or at least 10 seconds (got {n})"
+                            "0 (never) or at least 10 seconds (got {n})"
                         )))
                     }
                 };
@@ -585,10 +585,10 @@ impl Module for PeerstateModule {
             "reg_avp" => p.reg_avp = Some(avp_param(value)?),
             "enable_notify_on_trying" => p.notify_on_trying = int_param(value)? != 0,
             "disable_caller_notify_flag" => {
-                p.caller_flag = flag_param(value, "disable_caller_notify_flag")?;
+                p.caller_flag = flag_param(value)?;
             }
             "disable_callee_notify_flag" => {
-                p.callee_flag = flag_param(value, "disable_callee_notify_flag")?;
+                p.callee_flag = flag_param(value)?;
             }
             // Kamailio's rule: only a value > 0 disables (0 and -1 both leave it on).
             "disable_reg_notify" => p.reg_events = int_param(value)? <= 0,

@@ -276,7 +276,7 @@ pub fn check_hash_size(size: i64) -> Result<usize, String> {
     match usize::try_from(size) {
         Ok(n) if n > 0 && n.is_power_of_two() && n <= 1 << 24 => Ok(n),
         _ => Err(format!(
-            "cache_hash_size must be a power of two between 1 and 16777216 (got {size})"
+            "a power of two between 1 and 16777216 (got {size})"
         )),
     }
 }

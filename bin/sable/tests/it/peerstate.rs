@@ -33,6 +33,8 @@ EXTRA
 
 request_route {
     if (is_method("REGISTER")) {
+        # Peers named by the script (used where the tests set use_avps).
+        $avp(reg_peer) = "agent-" + $tU + "@callcenter";
         save("location");
         exit;
     }
@@ -53,6 +55,9 @@ request_route {
         # disable_caller_notify_flag / disable_callee_notify_flag.
         setflag(10);
         setflag(11);
+        $avp(caller_peer) = "agent-" + $fU + "@callcenter";
+        $avp(callee_peer) = "agent-" + $rU + "@callcenter";
+        $avp(callee_peer) = "supervisor@callcenter";
         dlg_manage();
         record_route();
     }
@@ -77,6 +82,8 @@ struct Rig {
     server: Server,
     sock: PathBuf,
     dir: PathBuf,
+    cfg: String,
+    name: String,
 }
 
 impl Rig {
@@ -87,7 +94,26 @@ impl Rig {
             .replace("CTL_PATH", &sock.to_string_lossy())
             .replace("EXTRA", extra);
         let server = Server::start(name, &cfg);
-        Rig { server, sock, dir }
+        Rig {
+            server,
+            sock,
+            dir,
+            cfg,
+            name: name.to_owned(),
+        }
+    }
+
+    /// kill -9, then the same config on the same port.
+    fn restart(&mut self) {
+        let mut child = self.server.child.take().unwrap();
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&self.sock);
+        let cfg = self.cfg.replace("PORT", &self.port().to_string());
+        self.server = Server::start(&format!("{}-again", self.name), &cfg);
     }
 
     fn port(&self) -> u16 {
@@ -371,4 +397,158 @@ fn peer_states_follow_registrations_and_calls() {
         st.contains("unavailable_peers") && st.contains("not_inuse_peers"),
         "{st}"
     );
+}
+
+/// The notify flags suppress exactly the notifications they name; the cache still tracks
+/// the truth. disable_reg_notify and disable_dlg_notify turn whole event sources off.
+#[test]
+fn notify_flags_and_disabled_sources() {
+    if !have_sipp() {
+        eprintln!("sipp not installed: skipped");
+        return;
+    }
+    let full = [
+        "UNAVAILABLE -> NOT_INUSE",
+        "NOT_INUSE -> RINGING",
+        "RINGING -> INUSE",
+        "INUSE -> NOT_INUSE",
+    ];
+    for (flag, muted, heard) in [
+        ("disable_callee_notify_flag\", 11", B, A),
+        ("disable_caller_notify_flag\", 10", A, B),
+    ] {
+        let rig = Rig::start("ps-flags", &format!("modparam(\"peerstate\", \"{flag})"));
+        let (b_port, a_port) = (free_port(), free_port());
+        rig.register("service", b_port, 3600);
+        rig.register("sipp", a_port, 3600);
+        rig.call("uac_call.xml", "uas_answer.xml", b_port, 200);
+        rig.wait_transitions(heard, &full);
+        rig.wait_peer(muted, ("NOT_INUSE", 0, "yes"));
+        // Registration notifications are not muted by a message flag.
+        assert_eq!(
+            rig.transitions(muted),
+            ["UNAVAILABLE -> NOT_INUSE"],
+            "{flag}"
+        );
+    }
+
+    // No registration events: a REGISTER leaves no peer; calls still make them.
+    let rig = Rig::start(
+        "ps-noreg",
+        "modparam(\"peerstate\", \"disable_reg_notify\", 1)",
+    );
+    let b_port = free_port();
+    rig.register("service", b_port, 3600);
+    let (code, _, err) = crate::control::ctl(&rig.sock, &["rpc", "peerstate.get_peer", B]);
+    assert!(code != 0 && err.contains("404"), "{err}");
+    rig.call("uac_call.xml", "uas_answer.xml", b_port, 200);
+    // Not registered as far as peerstate knows: the call ends in UNAVAILABLE.
+    rig.wait_peer(B, ("UNAVAILABLE", 0, "no"));
+
+    // No dialog events: calls change nothing, registrations do.
+    let rig = Rig::start(
+        "ps-nodlg",
+        "modparam(\"peerstate\", \"disable_dlg_notify\", 1)",
+    );
+    let b_port = free_port();
+    rig.register("service", b_port, 3600);
+    rig.call("uac_call.xml", "uas_answer.xml", b_port, 200);
+    rig.wait_peer(B, ("NOT_INUSE", 0, "yes"));
+    assert_eq!(rig.transitions(B), ["UNAVAILABLE -> NOT_INUSE"]);
+    let (code, _, err) = crate::control::ctl(&rig.sock, &["rpc", "peerstate.get_peer", A]);
+    assert!(code != 0 && err.contains("404"), "{err}");
+}
+
+/// use_avps: the script names the peers; every value of the callee AVP is a peer, the
+/// lists are kept as dialog variables, the registration key survives an expiry that comes
+/// without a message.
+#[test]
+fn peers_named_by_avps() {
+    if !have_sipp() {
+        eprintln!("sipp not installed: skipped");
+        return;
+    }
+    let rig = Rig::start(
+        "ps-avps",
+        "modparam(\"peerstate\", \"use_avps\", 1)\n\
+         modparam(\"peerstate\", \"caller_avp\", \"$avp(caller_peer)\")\n\
+         modparam(\"peerstate\", \"callee_avp\", \"$avp(callee_peer)\")\n\
+         modparam(\"peerstate\", \"reg_avp\", \"$avp(reg_peer)\")",
+    );
+    let b_port = free_port();
+    rig.register("service", b_port, 3600);
+    rig.wait_peer("agent-service@callcenter", ("NOT_INUSE", 0, "yes"));
+    let mut callee = rig.callee("uas_answer.xml", b_port, 1);
+    let (mut caller, _) = rig.caller("uac_call.xml", 2000);
+    rig.wait_peer("agent-service@callcenter", ("INUSE", 1, "yes"));
+    rig.wait_peer("supervisor@callcenter", ("INUSE", 1, "no"));
+    rig.wait_peer("agent-sipp@callcenter", ("INUSE", 1, "no"));
+    let list = rig.rpc(&["dlg.list"]).to_string();
+    assert!(
+        list.contains("caller_var")
+            && list.contains("supervisor@callcenter,agent-service@callcenter"),
+        "{list}"
+    );
+    assert_eq!(caller.wait(Duration::from_secs(20)), Some(0));
+    assert_eq!(callee.wait(Duration::from_secs(10)), Some(0));
+    rig.wait_peer("agent-service@callcenter", ("NOT_INUSE", 0, "yes"));
+    rig.wait_peer("supervisor@callcenter", ("UNAVAILABLE", 0, "no"));
+    // Expiry (no REGISTER, no AVP): the key remembered from the registration.
+    rig.register("service", b_port, 1);
+    rig.wait_peer("agent-service@callcenter", ("UNAVAILABLE", 0, "no"));
+    let (code, _, _) = crate::control::ctl(&rig.sock, &["rpc", "peerstate.get_peer", B]);
+    assert_ne!(code, 0, "no entry under the AOR itself");
+}
+
+/// With usrloc and dialog writing to the database, a restart in the middle of a call gives
+/// the peers their states back, and the call's end is still followed.
+#[test]
+fn states_rebuilt_after_a_restart() {
+    if !have_sipp() {
+        eprintln!("sipp not installed: skipped");
+        return;
+    }
+    let db = scratch("ps-db").join("sable.db");
+    let _ = std::fs::remove_file(&db);
+    let out = std::process::Command::new(crate::control::sablectl_bin())
+        .arg("db")
+        .arg("init")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let url = format!("sqlite://{}", db.to_string_lossy());
+    let mut rig = Rig::start(
+        "ps-restart",
+        &format!(
+            "modparam(\"usrloc\", \"db_mode\", 1)\nmodparam(\"usrloc\", \"db_url\", \"{url}\")\n\
+             modparam(\"dialog\", \"db_mode\", 1)\nmodparam(\"dialog\", \"db_url\", \"{url}\")"
+        ),
+    );
+    let (b_port, a_port, c_port) = (free_port(), free_port(), free_port());
+    rig.register("service", b_port, 3600);
+    rig.register("sipp", a_port, 3600);
+    rig.register("idle", c_port, 3600);
+    let mut callee = rig.callee("uas_answer.xml", b_port, 1);
+    let (mut caller, name) = rig.caller("uac_call.xml", 6000);
+    rig.wait_peer(B, ("INUSE", 1, "yes"));
+    rig.restart();
+    rig.wait_peer(B, ("INUSE", 1, "yes"));
+    rig.wait_peer(A, ("INUSE", 1, "yes"));
+    rig.wait_peer("idle@127.0.0.1", ("NOT_INUSE", 0, "yes"));
+    // The BYE reaches the restarted server: the call ends for both peers.
+    assert_eq!(
+        caller.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        read(&rig.dir.join(format!("{name}.err")))
+    );
+    assert_eq!(callee.wait(Duration::from_secs(10)), Some(0));
+    rig.wait_peer(B, ("NOT_INUSE", 0, "yes"));
+    rig.wait_peer(A, ("NOT_INUSE", 0, "yes"));
+    rig.wait_transitions(B, &["INUSE -> NOT_INUSE"]);
 }
