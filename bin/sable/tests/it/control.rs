@@ -196,7 +196,7 @@ fn bad_documents_get_json_rpc_errors() {
 }
 
 /// Sends one HTTP request on a new connection; returns (status, body).
-fn http(port: u16, request: &str) -> (u16, String) {
+pub(crate) fn http(port: u16, request: &str) -> (u16, String) {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     conn.write_all(request.as_bytes()).unwrap();

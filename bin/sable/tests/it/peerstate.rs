@@ -276,7 +276,13 @@ fn peer_states_follow_registrations_and_calls() {
         eprintln!("sipp not installed: skipped");
         return;
     }
-    let rig = Rig::start("ps-flow", "");
+    let rig = Rig::start(
+        "ps-flow",
+        "listen=tcp:127.0.0.1:PORT\ntcp_accept_no_cl=yes\nloadmodule \"xhttp.so\"\n\
+         loadmodule \"xhttp_prom.so\"\n\
+         modparam(\"xhttp_prom\", \"xhttp_prom_stats\", \"peerstate:\")\n\
+         event_route[xhttp:request] { prom_dispatch(); }",
+    );
     let b_port = free_port();
     let a_port = free_port();
 
@@ -391,12 +397,23 @@ fn peer_states_follow_registrations_and_calls() {
     let (code, _, err) = crate::control::ctl(&rig.sock, &["rpc", "peerstate.list", "busy"]);
     assert_ne!(code, 0);
     assert!(err.contains("400"), "{err}");
-    // Prometheus-style statistics: peers per state.
+    // Statistics, on the Prometheus endpoint too: peers per state.
     let st = ctl_json(&rig.sock, &["stats", "peerstate:"]).to_string();
     assert!(
         st.contains("unavailable_peers") && st.contains("not_inuse_peers"),
         "{st}"
     );
+    let (code, body) = crate::control::http(rig.port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(code, 200, "{body}");
+    for line in [
+        "kamailio_peerstate_not_inuse_peers 1",
+        "kamailio_peerstate_unavailable_peers 1",
+        "kamailio_peerstate_inuse_peers 0",
+        "kamailio_peerstate_ringing_peers 0",
+        "kamailio_peerstate_total_peers 2",
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} in:\n{body}");
+    }
 }
 
 /// The notify flags suppress exactly the notifications they name; the cache still tracks
