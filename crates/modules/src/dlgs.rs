@@ -177,7 +177,7 @@ impl Module for Dlgs {
 
     fn rpc(&self, registry: &mut sable_rpc::Registry, core: &Arc<Core>) {
         type Render = fn(&Store, &Params) -> Result<Json, RpcError>;
-        let methods: [(&str, &str, Render); 5] = [
+        let methods: [(&str, &str, Render); 6] = [
             ("dlgs.list", "Lists the records.", |s, _| {
                 Ok(sable_dlgs::rpc::list(s))
             }),
@@ -199,10 +199,21 @@ impl Module for Dlgs {
             ("dlgs.stats", "Records per state.", |s, _| {
                 Ok(sable_dlgs::rpc::stats(&s.stats()))
             }),
+            (
+                "dlgs.memory",
+                "Memory the records and indexes take (Sable only).",
+                |s, _| {
+                    Ok(serde_json::json!({
+                        "records": s.len(),
+                        "bytes": s.memory_bytes(),
+                        "bytes_per_record": s.bytes_per_record(),
+                    }))
+                },
+            ),
         ];
         for (name, help, render) in methods {
             let c = core.clone();
-            let kind = if name == "dlgs.stats" || name == "dlgs.get" {
+            let kind = if matches!(name, "dlgs.stats" | "dlgs.get" | "dlgs.memory") {
                 MethodKind::Value
             } else {
                 MethodKind::List

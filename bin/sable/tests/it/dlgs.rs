@@ -143,6 +143,9 @@ fn calls_are_counted_from_invite_to_bye_and_rpc_lists_them() {
         stats.contains("active") && stats.contains("final"),
         "{stats}"
     );
+    let mem = ctl(&["rpc", "dlgs.memory"]);
+    assert_eq!(mem["records"], 1, "{mem}");
+    assert!(mem["bytes_per_record"].as_u64().unwrap() > 100, "{mem}");
 
     // An INVITE the callee refuses ends as finished, a CANCELled one too.
     caller.send(
