@@ -26,6 +26,12 @@ request_route {
         $var(tags) = dlgs_tags_count("$si");
         $var(sw) = dlgs_count("dst", "sw", "sip:bob");
         append_to_reply("X-Counts: $var(src) $var(all) $var(tags) $var(sw)\r\n");
+        # Bad field and bad regex given at run time: a negative value and a log line.
+        $var(f) = "nosuch";
+        $var(re) = "(unclosed";
+        $var(badf) = dlgs_count("$var(f)", "eq", "x");
+        $var(badre) = dlgs_count("src", "re", "$var(re)");
+        append_to_reply("X-Bad: $var(badf) $var(badre)\r\n");
         sl_send_reply("200", "Counts");
         exit;
     }
@@ -143,6 +149,25 @@ fn calls_are_counted_from_invite_to_bye_and_rpc_lists_them() {
         stats.contains("active") && stats.contains("final"),
         "{stats}"
     );
+    // Dynamic bad arguments.
+    caller.send(
+        proxy,
+        request("OPTIONS", &caller, proxy, "probe-bad", 1, false).as_bytes(),
+    );
+    let bad = loop {
+        let r = recv(&caller);
+        if r.contains("Call-ID: probe-bad") {
+            break r;
+        }
+    };
+    let bad = bad
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Bad: "))
+        .unwrap()
+        .to_owned();
+    let vals: Vec<i64> = bad.split_whitespace().map(|v| v.parse().unwrap()).collect();
+    assert!(vals.len() == 2 && vals.iter().all(|v| *v < 0), "{bad}");
+    s.wait_log("nosuch", Duration::from_secs(3));
     let mem = ctl(&["rpc", "dlgs.memory"]);
     assert_eq!(mem["records"], 1, "{mem}");
     assert!(mem["bytes_per_record"].as_u64().unwrap() > 100, "{mem}");
