@@ -569,3 +569,48 @@ fn states_rebuilt_after_a_restart() {
     rig.wait_peer(A, ("NOT_INUSE", 0, "yes"));
     rig.wait_transitions(B, &["INUSE -> NOT_INUSE"]);
 }
+
+/// A call forked to two contacts of the callee (both ring, one answers, the other is
+/// cancelled) counts once; with two bindings, the peer is unregistered only when the last
+/// one goes.
+#[test]
+fn forked_call_and_several_contacts() {
+    if !have_sipp() {
+        eprintln!("sipp not installed: skipped");
+        return;
+    }
+    let rig = Rig::start("ps-fork", "");
+    let (p1, p2) = (free_port(), free_port());
+    rig.register("service", p1, 3600);
+    rig.register("service", p2, 3600);
+    rig.wait_peer(B, ("NOT_INUSE", 0, "yes"));
+    let mut answers = rig.callee("uas_answer.xml", p1, 1);
+    let mut rings = rig.callee("uas_ring_cancel.xml", p2, 1);
+    let (mut caller, name) = rig.caller("uac_call.xml", 2000);
+    rig.wait_peer(B, ("INUSE", 1, "yes"));
+    assert_eq!(
+        caller.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        read(&rig.dir.join(format!("{name}.err")))
+    );
+    assert_eq!(answers.wait(Duration::from_secs(10)), Some(0));
+    assert_eq!(rings.wait(Duration::from_secs(10)), Some(0));
+    rig.wait_peer(B, ("NOT_INUSE", 0, "yes"));
+    rig.wait_transitions(
+        B,
+        &[
+            "UNAVAILABLE -> NOT_INUSE",
+            "NOT_INUSE -> RINGING",
+            "RINGING -> INUSE",
+            "INUSE -> NOT_INUSE",
+        ],
+    );
+    // One binding goes: still registered, no change.
+    rig.register("service", p1, 0);
+    rig.wait_peer(B, ("NOT_INUSE", 0, "yes"));
+    // The last one goes.
+    rig.register("service", p2, 0);
+    rig.wait_peer(B, ("UNAVAILABLE", 0, "no"));
+    assert_eq!(rig.transitions(B).len(), 5);
+}
