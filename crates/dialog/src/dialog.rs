@@ -48,6 +48,10 @@ pub const IFLAG_TIMER_NORESET: u32 = 1 << 3;
 /// What Kamailio gives a dialog left in state 3 by `noack_timeout`: 10 more seconds.
 pub const NOACK_GRACE: u64 = 10;
 
+/// The lifetime Kamailio leaves a dialog whose keepalives failed `ka_failed_limit` times:
+/// 10 seconds.
+pub const KEEPALIVE_GRACE: u32 = 10;
+
 /// The module parameters the state machine needs (names and defaults of Kamailio's dialog
 /// module).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,6 +418,8 @@ struct Extra {
     timeout_route: Option<Box<str>>,
     /// Keepalive OPTIONS that failed in a row, caller and callee.
     ka_failed: [u8; 2],
+    /// When the next keepalive is due (UNIX seconds; 0: not scheduled yet).
+    ka_next: u32,
 }
 
 impl Extra {
@@ -422,6 +428,7 @@ impl Extra {
             && self.profiles.is_empty()
             && self.timeout_route.is_none()
             && self.ka_failed == [0, 0]
+            && self.ka_next == 0
     }
 }
 
@@ -1348,6 +1355,81 @@ impl Dialog {
             .iter()
             .map(|&side| DialogAction::SendBye { side })
             .collect())
+    }
+
+    /// Keepalives (`dlg_set_property("ka-src"|"ka-dst")`, module parameters `ka_timer`
+    /// and `ka_interval`): the sides to send an in-dialog OPTIONS to at `now`
+    /// ([`Dialog::build_request_with`]), `[caller, callee]`. Only a confirmed, acknowledged
+    /// dialog (state 4) is probed; the first probe goes `interval` seconds after the 2xx,
+    /// the next ones `interval` seconds after the previous. Each side answers through
+    /// [`Dialog::on_keepalive_reply`].
+    pub fn keepalives_due(&mut self, now: u64, interval: u32) -> [bool; 2] {
+        let wanted = [
+            self.iflags() & IFLAG_KA_SRC != 0,
+            self.iflags() & IFLAG_KA_DST != 0,
+        ];
+        if self.state != DialogState::Confirmed
+            || wanted == [false, false]
+            || interval == 0
+            || self.bit(BIT_BYE_SENT)
+        {
+            return [false, false];
+        }
+        let start = self.start_ts();
+        let extra = self.extra_mut();
+        if extra.ka_next == 0 {
+            extra.ka_next = secs(start.saturating_add(u64::from(interval)));
+        }
+        if now < u64::from(extra.ka_next) {
+            return [false, false];
+        }
+        extra.ka_next = secs(now.saturating_add(u64::from(interval)));
+        wanted
+    }
+
+    /// The final reply to a keepalive OPTIONS sent to `side` (a local timeout is 408).
+    /// 408 and 481 are failures; after `failed_limit` of them in a row (module parameter
+    /// `ka_failed_limit`, at least 1) the dialog's lifetime becomes 10 seconds from now
+    /// (then it times out as any dialog: BYEs with `send_bye`, else expired). Any other
+    /// reply, error or not, clears the count.
+    pub fn on_keepalive_reply(
+        &mut self,
+        side: Side,
+        code: u16,
+        now: u64,
+        failed_limit: u32,
+        cfg: &DialogConfig,
+    ) -> Vec<DialogAction> {
+        let mut actions = Vec::new();
+        let i = match side {
+            Side::Caller => 0,
+            Side::Callee => 1,
+        };
+        if code != 408 && code != 481 {
+            if let Some(e) = self.extra.as_deref_mut() {
+                if let Some(n) = e.ka_failed.get_mut(i) {
+                    *n = 0;
+                }
+            }
+            return actions;
+        }
+        let failed = {
+            let e = self.extra_mut();
+            match e.ka_failed.get_mut(i) {
+                Some(n) => {
+                    *n = n.saturating_add(1);
+                    u32::from(*n)
+                }
+                None => 0,
+            }
+        };
+        if failed >= failed_limit.max(1) && self.state.is_confirmed() && !self.bit(BIT_BYE_SENT) {
+            self.lifetime = KEEPALIVE_GRACE;
+            self.timeout_at = secs(now.saturating_add(u64::from(KEEPALIVE_GRACE)));
+            self.set_dflag(DFLAG_CHANGED);
+            self.rearm(cfg, &mut actions);
+        }
+        actions
     }
 
     /// The deadline the state calls for.
@@ -2945,6 +3027,80 @@ Content-Length: 0\r\n\r\n";
             "a spiral's transaction is not followed"
         );
         assert_ne!(d.dflags() & DFLAG_TM, 0);
+    }
+
+    #[test]
+    fn keepalives_go_every_interval_to_the_flagged_sides_in_state_4() {
+        let cfg = cfg();
+        let (mut d, _) = new_dialog(T0, &cfg);
+        d.set_keepalive(Side::Callee, true);
+        // Not before the call is up and acknowledged.
+        assert_eq!(d.keepalives_due(T0 + 100, 30), [false, false]);
+        let mut d = confirmed(&cfg);
+        let start = d.start_ts();
+        assert_eq!(
+            d.keepalives_due(start + 100, 30),
+            [false, false],
+            "not flagged"
+        );
+        d.set_keepalive(Side::Callee, true);
+        assert_eq!(d.keepalives_due(start + 29, 30), [false, false]);
+        assert_eq!(d.keepalives_due(start + 30, 30), [false, true]);
+        assert_eq!(d.keepalives_due(start + 31, 30), [false, false]);
+        d.set_keepalive(Side::Caller, true);
+        assert_eq!(d.keepalives_due(start + 60, 30), [true, true]);
+        assert_eq!(d.keepalives_due(start + 100, 0), [false, false], "off");
+    }
+
+    #[test]
+    fn failed_keepalives_leave_ten_seconds_after_the_limit() {
+        let cfg = DialogConfig {
+            send_bye: true,
+            ..cfg()
+        };
+        let mut d = confirmed(&cfg);
+        d.set_keepalive(Side::Callee, true);
+        let now = d.start_ts() + 60;
+        let lifetime = d.timeout_at();
+        // A 200 (or any other reply, even an error) clears the count.
+        assert!(d
+            .on_keepalive_reply(Side::Callee, 408, now, 2, &cfg)
+            .is_empty());
+        assert!(d
+            .on_keepalive_reply(Side::Callee, 404, now, 2, &cfg)
+            .is_empty());
+        assert!(d
+            .on_keepalive_reply(Side::Callee, 481, now, 2, &cfg)
+            .is_empty());
+        assert_eq!(d.timeout_at(), lifetime);
+        // The second failure in a row: ten seconds left.
+        let a = d.on_keepalive_reply(Side::Callee, 408, now, 2, &cfg);
+        assert_eq!(d.timeout_at(), Some(now + 10));
+        assert_eq!(d.lifetime(), KEEPALIVE_GRACE);
+        assert_eq!(schedules(&a), vec![now + 10]);
+        // Then the dialog times out as any other: BYE both ways (send_bye).
+        let (_, a) = fire(&mut d, &cfg);
+        assert!(a.contains(&DialogAction::SendBye { side: Side::Caller }));
+        assert!(a.contains(&DialogAction::SendBye { side: Side::Callee }));
+    }
+
+    #[test]
+    fn keepalive_options_are_built_like_the_bye() {
+        let cfg = cfg();
+        let d = confirmed(&cfg);
+        let p = ByeParams {
+            transport: "UDP",
+            via_host_port: "192.0.2.1:5060",
+            branch: "z9hG4bKka",
+            extra_headers: "",
+        };
+        let bye = String::from_utf8(d.build_bye_with(Side::Callee, &p).unwrap()).unwrap();
+        let opt = String::from_utf8(
+            d.build_request_with("OPTIONS", Side::Callee, &p, "")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(opt.replace("OPTIONS", "BYE"), bye);
     }
 
     #[test]

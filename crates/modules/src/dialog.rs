@@ -43,6 +43,14 @@ struct DlgParams {
     match_mode: MatchMode,
     /// `detect_spirals`.
     detect_spirals: bool,
+    /// `ka_timer`: seconds between two keepalive ticks (0: no keepalives).
+    ka_timer: u64,
+    /// `ka_interval`: seconds between two keepalives of a dialog (0: none).
+    ka_interval: u32,
+    /// `ka_failed_limit`: failed keepalives in a row that end a dialog.
+    ka_failed_limit: u32,
+    /// `dlg_extra_hdrs`: header lines added to the requests the module sends.
+    extra_hdrs: String,
 }
 
 impl Default for DlgParams {
@@ -60,6 +68,10 @@ impl Default for DlgParams {
             timeout_avp: None,
             match_mode: MatchMode::default(),
             detect_spirals: true,
+            ka_timer: 0,
+            ka_interval: 0,
+            ka_failed_limit: 1,
+            extra_hdrs: String::new(),
         }
     }
 }
@@ -157,6 +169,8 @@ pub struct Dialogs {
     slots: Vec<Slot>,
     /// Which dialog an INVITE transaction belongs to (tm events carry the transaction).
     by_tx: Mutex<HashMap<u64, HashId>>,
+    /// Dialogs with keepalives on (`dlg_set_property("ka-src"|"ka-dst")`).
+    ka: Mutex<std::collections::HashSet<HashId>>,
     profiles: Mutex<Profiles>,
     stats: DlgStats,
     listeners: parking_lot::RwLock<Vec<DialogListener>>,
@@ -483,6 +497,48 @@ impl Dialogs {
     /// Sends a BYE to one side of `d` through a tm transaction; its final reply ends the
     /// dialog (`LocalByeDone`).
     fn send_bye(&self, core: &Core, d: &Dialog, side: sable_dialog::Side) {
+        self.send_within(core, d, side, "BYE", |dl, core, hash, _code| {
+            let cfg = dl.p.cfg.clone();
+            dl.with(
+                core,
+                hash,
+                |d| {
+                    let a = d.handle(sable_dialog::DialogEvent::LocalByeDone, unix_now(), &cfg);
+                    ((), a)
+                },
+                None,
+            );
+        });
+    }
+
+    /// Sends a keepalive OPTIONS to one side; its final reply (408 on a local timeout)
+    /// goes back to the dialog.
+    fn send_keepalive(&self, core: &Core, d: &Dialog, side: sable_dialog::Side) {
+        self.send_within(core, d, side, "OPTIONS", move |dl, core, hash, code| {
+            let cfg = dl.p.cfg.clone();
+            let limit = dl.p.ka_failed_limit;
+            dl.with(
+                core,
+                hash,
+                |d| {
+                    let a = d.on_keepalive_reply(side, code, unix_now(), limit, &cfg);
+                    ((), a)
+                },
+                None,
+            );
+        });
+    }
+
+    /// Sends a request inside `d` to one side through a tm transaction (the route set
+    /// towards it, else its Contact); `done` runs with the final status.
+    fn send_within(
+        &self,
+        core: &Core,
+        d: &Dialog,
+        side: sable_dialog::Side,
+        method: &'static str,
+        done: impl FnOnce(&Dialogs, &Core, HashId, u16) + Send + 'static,
+    ) {
         let Some(tm) = core.tm.get().cloned() else {
             return;
         };
@@ -501,7 +557,7 @@ impl Dialogs {
             .or_else(|| d.contact(side).map(str::to_owned));
         let Some(hop) = first_hop else {
             tracing::warn!(
-                "dialog {}: no target for a BYE to the {side:?}",
+                "dialog {}: no target for a {method} to the {side:?}",
                 d.hash().did()
             );
             return;
@@ -510,35 +566,72 @@ impl Dialogs {
         let dialog = d.clone();
         let weak = self.core.get().cloned();
         let me = core.service::<Dialogs>().map(|s| Arc::downgrade(&s));
-        let callback: sable_engine::tm::UacCallback = Box::new(move |_code, _reply| {
+        let callback: sable_engine::tm::UacCallback = Box::new(move |code, _reply| {
             let (Some(dl), Some(core)) =
                 (me.and_then(|w| w.upgrade()), weak.and_then(|w| w.upgrade()))
             else {
                 return;
             };
-            let cfg = dl.p.cfg.clone();
-            dl.with(
-                &core,
-                hash,
-                |d| {
-                    let a = d.handle(sable_dialog::DialogEvent::LocalByeDone, unix_now(), &cfg);
-                    ((), a)
-                },
-                None,
-            );
+            done(&dl, &core, hash, code);
         });
+        let extra = self.p.extra_hdrs.clone();
         let sent = tm.uac_start_with(
             core,
             &hop,
             |branch, via| {
+                let p = sable_dialog::ByeParams {
+                    transport: "UDP",
+                    via_host_port: via,
+                    branch,
+                    extra_headers: &extra,
+                };
                 dialog
-                    .build_bye(side, via, branch)
+                    .build_request_with(method, side, &p, "")
                     .map_err(|e| e.to_string())
             },
             Some(callback),
         );
         if let Err(e) = sent {
-            tracing::warn!("dialog {}: BYE to the {side:?} not sent: {e}", hash.did());
+            tracing::warn!(
+                "dialog {}: {method} to the {side:?} not sent: {e}",
+                hash.did()
+            );
+        }
+    }
+
+    /// The keepalive tick (every `ka_timer` seconds): OPTIONS to the sides whose
+    /// `ka_interval` ran out, in the dialogs with keepalives on.
+    fn keepalives(&self, core: &Core) {
+        let interval = self.p.ka_interval;
+        let now = unix_now();
+        let hashes: Vec<HashId> = self.ka.lock().iter().copied().collect();
+        for hash in hashes {
+            let Some(slot) = self.slot(hash.h_entry()) else {
+                continue;
+            };
+            let due = {
+                let mut m = slot.dialogs.lock();
+                match m.get_mut(&hash.h_id()) {
+                    Some(d) if d.state().code() != 5 => {
+                        let sides = d.keepalives_due(now, interval);
+                        (sides != [false, false]).then(|| (sides, d.clone()))
+                    }
+                    _ => {
+                        self.ka.lock().remove(&hash);
+                        None
+                    }
+                }
+            };
+            if let Some((sides, d)) = due {
+                for (on, side) in sides
+                    .into_iter()
+                    .zip([sable_dialog::Side::Caller, sable_dialog::Side::Callee])
+                {
+                    if on {
+                        self.send_keepalive(core, &d, side);
+                    }
+                }
+            }
         }
     }
 
@@ -1190,10 +1283,33 @@ impl Module for DialogModule {
                     .ok_or_else(|| ParamError::bad("0, 1 or 2"))?;
             }
             "detect_spirals" => p.detect_spirals = int_param(value)? != 0,
-            "table_name" | "enable_stats" | "dlg_extra_hdrs" | "bye_early_code"
-            | "bye_early_reason" | "wait_ack" | "track_cseq_updates" | "event_callback"
-            | "ka_timer" | "ka_interval" | "ka_failed_limit" | "timer_procs" | "h_id_start"
-            | "h_id_step" | "keep_proxy_rr" => {
+            "ka_timer" => p.ka_timer = u64::from(secs(value)?),
+            "ka_interval" => {
+                p.ka_interval = secs(value)?;
+                if p.ka_interval > 0 && p.ka_interval < 30 {
+                    self.ignored.push(format!(
+                        "dialog: ka_interval {} is below 30 s: Kamailio refuses to start with it, Sable uses it",
+                        p.ka_interval
+                    ));
+                }
+            }
+            "ka_failed_limit" => {
+                p.ka_failed_limit = secs(value)?.max(1);
+            }
+            "dlg_extra_hdrs" => {
+                let h = str_param(value)?;
+                p.extra_hdrs = h.trim_end_matches(['\r', '\n']).to_owned();
+            }
+            "event_callback" => {
+                if !str_param(value)?.trim().is_empty() {
+                    return Err(ParamError::bad(
+                        "empty: event_callback names a KEMI function, and Sable has no KEMI; use event_route[dialog:start|end|failed]",
+                    ));
+                }
+            }
+            "table_name" | "enable_stats" | "bye_early_code" | "bye_early_reason" | "wait_ack"
+            | "track_cseq_updates" | "timer_procs" | "h_id_start" | "h_id_step"
+            | "keep_proxy_rr" => {
                 self.ignored.push(format!(
                     "dialog: parameter {name} has no effect in Sable yet"
                 ));
@@ -1241,6 +1357,7 @@ impl Module for DialogModule {
                 })
                 .collect(),
             by_tx: Mutex::new(HashMap::new()),
+            ka: Mutex::new(std::collections::HashSet::new()),
             profiles: Mutex::new(profiles),
             stats: DlgStats::default(),
             listeners: parking_lot::RwLock::new(Vec::new()),
@@ -1281,6 +1398,8 @@ impl Module for DialogModule {
             }
         }));
         let period = self.p.db_update_period;
+        let ka_timer = self.p.ka_timer;
+        let ka_on = ka_timer > 0 && self.p.ka_interval > 0;
         let mut ticks: u64 = 0;
         sable_engine::spawn_ticker(
             "dialog-timer",
@@ -1292,6 +1411,9 @@ impl Module for DialogModule {
                 ticks += 1;
                 if ticks % period == 0 {
                     dl.flush();
+                }
+                if ka_on && ticks % ka_timer == 0 {
+                    dl.keepalives(core);
                 }
             },
         )
@@ -1740,15 +1862,26 @@ impl Module for DialogModule {
                     .const_str()
                     .ok_or_else(|| ArgError::new(1, "must be a constant"))?
                     .into_owned();
-                if name != "timeout-noreset" {
-                    return Err(ArgError::new(
-                        1,
-                        format!("'{name}' is not supported (ka-src and ka-dst keepalives are not in Sable yet; timeout-noreset is)"),
-                    ));
-                }
+                let side = match name.as_str() {
+                    "ka-src" => Some(sable_dialog::Side::Caller),
+                    "ka-dst" => Some(sable_dialog::Side::Callee),
+                    "timeout-noreset" => None,
+                    _ => {
+                        return Err(ArgError::new(
+                            1,
+                            format!("'{name}' is not ka-src, ka-dst or timeout-noreset"),
+                        ))
+                    }
+                };
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     with_current_mut(ctx, |d, dl| {
-                        d.set_timeout_noreset(true);
+                        match side {
+                            Some(side) => {
+                                d.set_keepalive(side, true);
+                                dl.ka.lock().insert(d.hash());
+                            }
+                            None => d.set_timeout_noreset(true),
+                        }
                         dl.changed(d);
                         1
                     })

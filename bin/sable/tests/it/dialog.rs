@@ -62,6 +62,9 @@ request_route {
             $dlg_ctx(timeout) = 2;
         }
         set_dlg_profile("caller", "$fU");
+        if ($rU == "ka") {
+            dlg_set_property("ka-dst");
+        }
         if ($rU == "short") {
             dlg_set_timeout("2");
         }
@@ -429,7 +432,12 @@ fn dialog_states_and_statistics_match_kamailio() {
 
 /// Answers a BYE with 200.
 fn ok_to(peer: &UdpClient, proxy: SocketAddr, bye: &str) {
-    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    reply_with(peer, proxy, bye, "SIP/2.0 200 OK");
+}
+
+/// Answers a request with a status line.
+fn reply_with(peer: &UdpClient, proxy: SocketAddr, bye: &str, status: &str) {
+    let mut ok = format!("{status}\r\n");
     for l in bye.split("\r\n") {
         if ["Via:", "From:", "To:", "Call-ID:", "CSeq:"]
             .iter()
@@ -824,4 +832,78 @@ fn dlg_get_and_timeout_by_profile() {
     // Every dialog of alice now ends within about a second (send_bye).
     both_get_bye(s.addr(), &caller, &uas, "dlg-info-1");
     s.wait_log("dialog end dlg-info-1", Duration::from_secs(3));
+}
+
+#[test]
+fn keepalives_probe_the_callee_and_failures_shorten_the_lifetime() {
+    let (s, uas, sock) = start_params(
+        "dlg-ka",
+        r#"modparam("dialog", "ka_timer", 1)
+modparam("dialog", "ka_interval", 1)
+modparam("dialog", "ka_failed_limit", 1)"#,
+    );
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "ka", "dlg-ka-1");
+    let list = crate::control::ctl_json(&sock, &["rpc", "dlg.list"]);
+    assert_eq!(list[0]["iflags"].as_u64().unwrap() & 4, 4, "ka-dst: {list}");
+    // An in-dialog OPTIONS to the callee, as the caller would send it.
+    let opt = recv(&uas);
+    assert!(
+        opt.starts_with(&format!("OPTIONS sip:bob@127.0.0.1:{} SIP/2.0", uas.port())),
+        "{opt}"
+    );
+    assert_eq!(header(&opt, "CSeq").as_deref(), Some("2 OPTIONS"), "{opt}");
+    assert!(
+        header(&opt, "From").unwrap().ends_with(";tag=caller"),
+        "{opt}"
+    );
+    assert!(
+        header(&opt, "To").unwrap().ends_with(";tag=callee"),
+        "{opt}"
+    );
+    reply_with(&uas, s.addr(), &opt, "SIP/2.0 200 OK");
+    // The caller is not probed (no ka-src); the next probe of the callee gets a 481.
+    let opt = recv(&uas);
+    assert!(opt.starts_with("OPTIONS "), "{opt}");
+    reply_with(&uas, s.addr(), &opt, "SIP/2.0 481 Call Does Not Exist");
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let list = crate::control::ctl_json(&sock, &["rpc", "dlg.list"]);
+        if list[0]["lifetime"] == 10 {
+            assert_eq!(list[0]["state"], 4, "{list}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lifetime not 10: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(caller.recv_within(Duration::from_millis(200)).is_none());
+}
+
+#[test]
+fn event_callback_is_refused_without_kemi() {
+    let cfg = CFG
+        .replace("CTL_PATH", "/tmp/unused-dlg-evcb")
+        .replace(
+            "#PARAMS",
+            r#"modparam("dialog", "event_callback", "ksr_dialog_event")"#,
+        )
+        .replace("PORT", "5999")
+        .replace("UAS", "5998");
+    let dir = scratch("dlg-evcb");
+    let path = dir.join("sable.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let out = std::process::Command::new(sable_bin())
+        .args(["-c", "-f"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("event_callback") && err.contains("KEMI"),
+        "{err}"
+    );
 }

@@ -234,6 +234,7 @@ impl Dialog {
                 .filter(|r| !r.is_empty())
                 .map(String::into_boxed_str),
             ka_failed: [0, 0],
+            ka_next: 0,
         };
         let mut dialog = Dialog {
             text,
