@@ -13,8 +13,10 @@ use crate::error::DialogError;
 use crate::id::{DialogId, Direction, HashId, Side};
 use crate::profile::ProfileLink;
 use crate::state::{next_state, DialogState, EventKind, Step};
+use text::{Field, Text, FIELDS};
 
 mod record;
+mod text;
 
 pub use record::DialogRecord;
 
@@ -45,6 +47,10 @@ pub const IFLAG_TIMER_NORESET: u32 = 1 << 3;
 
 /// What Kamailio gives a dialog left in state 3 by `noack_timeout`: 10 more seconds.
 pub const NOACK_GRACE: u64 = 10;
+
+/// The lifetime Kamailio leaves a dialog whose keepalives failed `ka_failed_limit` times:
+/// 10 seconds.
+pub const KEEPALIVE_GRACE: u32 = 10;
 
 /// The module parameters the state machine needs (names and defaults of Kamailio's dialog
 /// module).
@@ -362,78 +368,129 @@ pub enum DialogEvent {
     LocalByeDone,
 }
 
-/// One dialog as Kamailio's dialog module keeps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One dialog as Kamailio's dialog module keeps it, packed for a long life in a big table:
+/// every string of both legs in one exactly-sized buffer ([`text`](self) module: 16-bit
+/// offsets, repeated values stored once), times as 32-bit UNIX seconds (until 2106; later
+/// values are held at the maximum), small flags and enums, and the rarely used parts
+/// (variables, profile memberships, the timeout route, keepalive counts) behind one
+/// optional box. `size_of::<Dialog>()` is 120 bytes on 64-bit targets.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Dialog {
+    text: Text,
     hash: HashId,
-    id: DialogId,
-    state: DialogState,
-    from_uri: String,
-    to_uri: String,
-    request_uri: String,
-    caller: Leg,
-    callee: Leg,
-    caller_rr_count: usize,
-    init_ts: u64,
-    start_ts: u64,
-    end_ts: u64,
+    init_ts: u32,
+    start_ts: u32,
+    end_ts: u32,
+    /// When the lifetime runs out; 0: the lifetime timer is not armed.
+    timeout_at: u32,
+    /// The armed deadline (meaningful when `armed_kind` is set).
+    armed_at: u32,
     lifetime: u32,
-    timeout_at: Option<u64>,
-    dflags: u32,
     sflags: u32,
-    iflags: u32,
     message_flags: u32,
-    vars: Vec<(String, String)>,
-    profiles: Vec<ProfileLink>,
-    timeout_route: Option<String>,
-    noack_applied: bool,
-    bye_sent: bool,
-    removed: bool,
-    armed: Option<(u64, TimerKind)>,
-    generation: u64,
+    caller_cseq: u32,
+    callee_cseq: u32,
+    dflags: u16,
+    generation: u16,
+    caller_rr_count: u16,
+    iflags: u8,
+    bits: u8,
+    state: DialogState,
+    armed_kind: Option<TimerKind>,
+    extra: Option<Box<Extra>>,
 }
 
-/// Heap bytes of a string: its buffer plus the allocator's header (16 bytes with glibc).
-fn heap(s: &str) -> usize {
-    if s.is_empty() {
-        0
-    } else {
-        s.len() + 16
+/// `bits`: the noack timeout already gave its grace.
+const BIT_NOACK_APPLIED: u8 = 1 << 0;
+/// `bits`: the module's timeout BYEs are out.
+const BIT_BYE_SENT: u8 = 1 << 1;
+/// `bits`: a `Remove` was returned.
+const BIT_REMOVED: u8 = 1 << 2;
+
+/// What few dialogs have: allocated on first use, dropped when empty again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Extra {
+    /// `$dlg_var`s, oldest first.
+    vars: Vec<(Box<str>, Box<str>)>,
+    /// Profile memberships, oldest first.
+    profiles: Vec<ProfileLink>,
+    /// `$dlg_ctx(timeout_route)`.
+    timeout_route: Option<Box<str>>,
+    /// Keepalive OPTIONS that failed in a row, caller and callee.
+    ka_failed: [u8; 2],
+    /// When the next keepalive is due (UNIX seconds; 0: not scheduled yet).
+    ka_next: u32,
+}
+
+impl Extra {
+    fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+            && self.profiles.is_empty()
+            && self.timeout_route.is_none()
+            && self.ka_failed == [0, 0]
+            && self.ka_next == 0
     }
 }
 
+impl std::fmt::Debug for Dialog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialog")
+            .field("hash", &self.hash)
+            .field("state", &self.state)
+            .field("text", &self.text)
+            .field("init_ts", &self.init_ts)
+            .field("start_ts", &self.start_ts)
+            .field("end_ts", &self.end_ts)
+            .field("timeout_at", &self.timeout_at)
+            .field("lifetime", &self.lifetime)
+            .field("cseq", &(self.caller_cseq, self.callee_cseq))
+            .field("flags", &(self.dflags, self.sflags, self.iflags, self.bits))
+            .field("armed", &self.deadline())
+            .field("generation", &self.generation)
+            .field("extra", &self.extra)
+            .finish()
+    }
+}
+
+/// Heap bytes of an allocation of `len` octets: the buffer plus the allocator's header
+/// (16 bytes with glibc); nothing when empty (no allocation).
+fn heap(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        len + 16
+    }
+}
+
+/// UNIX seconds as stored: 32 bits, later times held at the maximum (year 2106).
+fn secs(t: u64) -> u32 {
+    u32::try_from(t).unwrap_or(u32::MAX)
+}
+
 impl Dialog {
-    /// Memory the dialog holds: the struct and every string and list it owns (buffers
-    /// counted at their length plus an allocator header). The module's own accounting of
-    /// what a dialog costs, next to the process's RSS.
+    /// Memory the dialog holds: the struct and its heap parts (the packed text, the boxed
+    /// rare parts and what they own), each allocation counted at its length plus an
+    /// allocator header. The module's own accounting of what a dialog costs, next to the
+    /// process's RSS (the module adds its table's share).
     pub fn approx_bytes(&self) -> usize {
-        let leg = |l: &Leg| {
-            l.tag.as_deref().map_or(0, heap)
-                + l.contact.as_deref().map_or(0, heap)
-                + l.socket.as_deref().map_or(0, heap)
-                + l.route_set.iter().map(|r| heap(r) + 24).sum::<usize>()
-                + if l.route_set.is_empty() { 0 } else { 16 }
-        };
-        std::mem::size_of::<Dialog>()
-            + heap(&self.id.call_id)
-            + heap(&self.id.from_tag)
-            + self.id.to_tag.as_deref().map_or(0, heap)
-            + heap(&self.from_uri)
-            + heap(&self.to_uri)
-            + heap(&self.request_uri)
-            + leg(&self.caller)
-            + leg(&self.callee)
-            + self
-                .vars
-                .iter()
-                .map(|(k, v)| heap(k) + heap(v) + 48)
-                .sum::<usize>()
-            + self
-                .profiles
-                .iter()
-                .map(|p| heap(&p.profile) + p.value.as_deref().map_or(0, heap) + 48)
-                .sum::<usize>()
-            + self.timeout_route.as_deref().map_or(0, heap)
+        let extra = self.extra.as_deref().map_or(0, |e| {
+            heap(std::mem::size_of::<Extra>())
+                + heap(e.vars.capacity() * std::mem::size_of::<(Box<str>, Box<str>)>())
+                + e.vars
+                    .iter()
+                    .map(|(k, v)| heap(k.len()) + heap(v.len()))
+                    .sum::<usize>()
+                + heap(e.profiles.capacity() * std::mem::size_of::<ProfileLink>())
+                + e.profiles
+                    .iter()
+                    .map(|p| {
+                        heap(p.profile.capacity())
+                            + p.value.as_ref().map_or(0, |v| heap(v.capacity()))
+                    })
+                    .sum::<usize>()
+                + e.timeout_route.as_ref().map_or(0, |r| heap(r.len()))
+        });
+        std::mem::size_of::<Dialog>() + heap(self.text.heap_len()) + extra
     }
 
     /// `dlg_manage()` on an initial INVITE: a dialog in state 1 with the caller's side
@@ -472,45 +529,52 @@ impl Dialog {
                 .as_bytes(),
         );
         let route_set = record_routes(invite);
+        let routes = Text::join_routes(&route_set);
+        let from_uri = lossy(from.uri.as_bytes());
+        let to_uri = lossy(to.uri.as_bytes());
+        let contact = first_contact(invite)?;
+        // In field order (see `text::Field`); the callee's side comes with the 2xx.
+        let values: [Option<&str>; FIELDS] = [
+            Some(&call_id),
+            Some(&from_tag),
+            None,
+            Some(&from_uri),
+            Some(&to_uri),
+            Some(&request_uri),
+            contact.as_deref(),
+            None,
+            routes.as_deref(),
+            None,
+            None,
+            None,
+        ];
+        let text = Text::build(&values).ok_or(DialogError::TooLarge)?;
         let mut dialog = Dialog {
+            text,
             hash,
-            id: DialogId {
-                call_id,
-                from_tag: from_tag.clone(),
-                to_tag: None,
-            },
-            state: DialogState::Unconfirmed,
-            from_uri: lossy(from.uri.as_bytes()),
-            to_uri: lossy(to.uri.as_bytes()),
-            request_uri,
-            caller: Leg {
-                tag: Some(from_tag),
-                contact: first_contact(invite)?,
-                cseq,
-                route_set: Vec::new(),
-                socket: None,
-            },
-            callee: Leg::default(),
-            caller_rr_count: route_set.len(),
-            init_ts: now,
+            init_ts: secs(now),
             start_ts: 0,
             end_ts: 0,
+            timeout_at: 0,
+            armed_at: 0,
             lifetime: cfg.default_timeout,
-            timeout_at: None,
-            dflags: DFLAG_NEW | DFLAG_CHANGED | DFLAG_TM,
             sflags: 0,
-            iflags: if cfg.send_bye { IFLAG_TIMEOUTBYE } else { 0 },
             message_flags: 0,
-            vars: Vec::new(),
-            profiles: Vec::new(),
-            timeout_route: None,
-            noack_applied: false,
-            bye_sent: false,
-            removed: false,
-            armed: None,
+            caller_cseq: cseq,
+            callee_cseq: 0,
+            dflags: (DFLAG_NEW | DFLAG_CHANGED) as u16,
             generation: 0,
+            caller_rr_count: u16::try_from(route_set.len()).unwrap_or(u16::MAX),
+            iflags: if cfg.send_bye {
+                IFLAG_TIMEOUTBYE as u8
+            } else {
+                0
+            },
+            bits: 0,
+            state: DialogState::Unconfirmed,
+            armed_kind: None,
+            extra: None,
         };
-        dialog.caller.route_set = route_set;
         let mut actions = Vec::new();
         dialog.rearm(cfg, &mut actions);
         Ok((dialog, actions))
@@ -525,9 +589,41 @@ impl Dialog {
         self.hash
     }
 
-    /// Call-ID and tags.
-    pub fn id(&self) -> &DialogId {
-        &self.id
+    /// Call-ID and tags (a copy; [`Dialog::call_id`], [`Dialog::from_tag`],
+    /// [`Dialog::to_tag`] and [`Dialog::matches`] read them without copying).
+    pub fn id(&self) -> DialogId {
+        DialogId {
+            call_id: self.call_id().to_owned(),
+            from_tag: self.from_tag().to_owned(),
+            to_tag: self.to_tag().map(str::to_owned),
+        }
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> &str {
+        self.text.get(Field::CallId).unwrap_or_default()
+    }
+
+    /// The caller's tag (From tag of the INVITE).
+    pub fn from_tag(&self) -> &str {
+        self.text.get(Field::FromTag).unwrap_or_default()
+    }
+
+    /// The callee's tag, once a 2xx brought it.
+    pub fn to_tag(&self) -> Option<&str> {
+        self.text.get(Field::ToTag)
+    }
+
+    /// [`DialogId::matches`] without copying the identity.
+    pub fn matches(&self, call_id: &[u8], from_tag: &[u8], to_tag: &[u8]) -> Option<Direction> {
+        crate::id::match_tags(
+            self.call_id(),
+            self.from_tag(),
+            self.to_tag(),
+            call_id,
+            from_tag,
+            to_tag,
+        )
     }
 
     /// The state.
@@ -537,47 +633,84 @@ impl Dialog {
 
     /// URI of the INVITE's From header.
     pub fn from_uri(&self) -> &str {
-        &self.from_uri
+        self.text.get(Field::FromUri).unwrap_or_default()
     }
 
     /// URI of the INVITE's To header.
     pub fn to_uri(&self) -> &str {
-        &self.to_uri
+        self.text.get(Field::ToUri).unwrap_or_default()
     }
 
     /// The INVITE's Request-URI.
     pub fn request_uri(&self) -> &str {
-        &self.request_uri
+        self.text.get(Field::RequestUri).unwrap_or_default()
     }
 
-    /// One side's data.
-    pub fn leg(&self, side: Side) -> &Leg {
-        match side {
-            Side::Caller => &self.caller,
-            Side::Callee => &self.callee,
+    /// One side's data (a copy; the accessors [`Dialog::tag`], [`Dialog::contact`],
+    /// [`Dialog::cseq`], [`Dialog::route_set`] and [`Dialog::socket`] read it in place).
+    pub fn leg(&self, side: Side) -> Leg {
+        Leg {
+            tag: self.tag(side).map(str::to_owned),
+            contact: self.contact(side).map(str::to_owned),
+            cseq: self.cseq(side),
+            route_set: self.route_set(side).map(str::to_owned).collect(),
+            socket: self.socket(side).map(str::to_owned),
         }
     }
 
-    fn leg_mut(&mut self, side: Side) -> &mut Leg {
+    /// A side's tag (caller: the From tag; callee: the To tag of the 2xx).
+    pub fn tag(&self, side: Side) -> Option<&str> {
         match side {
-            Side::Caller => &mut self.caller,
-            Side::Callee => &mut self.callee,
+            Side::Caller => self.text.get(Field::FromTag),
+            Side::Callee => self.text.get(Field::ToTag),
         }
+    }
+
+    /// A side's remote target (its Contact URI).
+    pub fn contact(&self, side: Side) -> Option<&str> {
+        self.text.get(match side {
+            Side::Caller => Field::CallerContact,
+            Side::Callee => Field::CalleeContact,
+        })
+    }
+
+    /// The CSeq number of the last request the side sent.
+    pub fn cseq(&self, side: Side) -> u32 {
+        match side {
+            Side::Caller => self.caller_cseq,
+            Side::Callee => self.callee_cseq,
+        }
+    }
+
+    /// The route set towards a side, first hop first.
+    pub fn route_set(&self, side: Side) -> impl Iterator<Item = &str> + Clone {
+        Text::routes(self.text.get(match side {
+            Side::Caller => Field::CallerRoutes,
+            Side::Callee => Field::CalleeRoutes,
+        }))
+    }
+
+    /// The local socket a side is reached through.
+    pub fn socket(&self, side: Side) -> Option<&str> {
+        self.text.get(match side {
+            Side::Caller => Field::CallerSocket,
+            Side::Callee => Field::CalleeSocket,
+        })
     }
 
     /// When the INVITE was seen (`init_ts`).
     pub fn init_ts(&self) -> u64 {
-        self.init_ts
+        u64::from(self.init_ts)
     }
 
     /// When the 2xx was relayed (`start_ts`; 0 before).
     pub fn start_ts(&self) -> u64 {
-        self.start_ts
+        u64::from(self.start_ts)
     }
 
     /// When the dialog reached state 5 (`end_ts`; 0 before).
     pub fn end_ts(&self) -> u64 {
-        self.end_ts
+        u64::from(self.end_ts)
     }
 
     /// The lifetime in seconds (`$dlg(lifetime)`).
@@ -587,12 +720,12 @@ impl Dialog {
 
     /// When the lifetime runs out, if the lifetime timer is armed (states 3 and 4).
     pub fn timeout_at(&self) -> Option<u64> {
-        self.timeout_at
+        (self.timeout_at != 0).then_some(u64::from(self.timeout_at))
     }
 
     /// The internal flags (`dflags`, `DFLAG_*`).
     pub fn dflags(&self) -> u32 {
-        self.dflags
+        u32::from(self.dflags)
     }
 
     /// The script flags (`sflags`, `dlg_setflag()`).
@@ -602,7 +735,7 @@ impl Dialog {
 
     /// The internal persistent flags (`iflags`, `IFLAG_*`).
     pub fn iflags(&self) -> u32 {
-        self.iflags
+        u32::from(self.iflags)
     }
 
     /// The message flags the INVITE had at creation.
@@ -612,22 +745,55 @@ impl Dialog {
 
     /// The timeout route (`$dlg_ctx(timeout_route)`).
     pub fn timeout_route(&self) -> Option<&str> {
-        self.timeout_route.as_deref()
+        self.extra.as_deref()?.timeout_route.as_deref()
     }
 
     /// The next deadline of the dialog's timer and what it stands for.
     pub fn deadline(&self) -> Option<(u64, TimerKind)> {
-        self.armed
+        self.armed_kind.map(|k| (u64::from(self.armed_at), k))
     }
 
     /// The generation a timer event must carry to be current.
     pub fn timer_generation(&self) -> u64 {
-        self.generation
+        u64::from(self.generation)
     }
 
     /// True once a [`DialogAction::Remove`] was returned: the module drops the dialog.
     pub fn is_removed(&self) -> bool {
-        self.removed
+        self.bit(BIT_REMOVED)
+    }
+
+    fn bit(&self, b: u8) -> bool {
+        self.bits & b != 0
+    }
+
+    fn set_bit(&mut self, b: u8, on: bool) {
+        if on {
+            self.bits |= b;
+        } else {
+            self.bits &= !b;
+        }
+    }
+
+    fn set_dflag(&mut self, f: u32) {
+        self.dflags |= f as u16;
+    }
+
+    fn extra_mut(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the rare parts once nothing is left in them.
+    fn tidy_extra(&mut self) {
+        if self.extra.as_deref().is_some_and(Extra::is_empty) {
+            self.extra = None;
+        }
+    }
+
+    /// Sets text fields; a change that would pass the text limit is dropped (logged by the
+    /// module as a bogus size; practically never: 64 KiB of identity, contacts and routes).
+    fn set_text(&mut self, changes: &[(Field, Option<&str>)]) {
+        let _ = self.text.set(changes);
     }
 
     /// The description handed to callback listeners.
@@ -635,18 +801,28 @@ impl Dialog {
         CallbackInfo {
             kind,
             hash: self.hash,
-            id: self.id.clone(),
+            id: self.id(),
             state: self.state,
-            from_uri: self.from_uri.clone(),
-            to_uri: self.to_uri.clone(),
-            request_uri: self.request_uri.clone(),
-            caller_contact: self.caller.contact.clone(),
-            callee_contact: self.callee.contact.clone(),
+            from_uri: self.from_uri().to_owned(),
+            to_uri: self.to_uri().to_owned(),
+            request_uri: self.request_uri().to_owned(),
+            caller_contact: self.contact(Side::Caller).map(str::to_owned),
+            callee_contact: self.contact(Side::Callee).map(str::to_owned),
             message_flags: self.message_flags,
         }
     }
-
     // ----- settings the module and the script change -----
+
+    /// Binds the dialog to its INVITE transaction (Kamailio's `DLG_FLAG_TM`, set when tm
+    /// creates the transaction): true the first time; false when it already is bound, as
+    /// for the transaction of a spiraled INVITE, which the dialog does not follow.
+    pub fn bind_transaction(&mut self) -> bool {
+        if self.dflags() & DFLAG_TM != 0 {
+            return false;
+        }
+        self.set_dflag(DFLAG_TM);
+        true
+    }
 
     /// Records the message flags of the INVITE (taken at creation).
     pub fn set_message_flags(&mut self, flags: u32) {
@@ -655,7 +831,12 @@ impl Dialog {
 
     /// Sets the local socket of a side (for `dlg.list` and the BYEs the module sends).
     pub fn set_socket(&mut self, side: Side, socket: impl Into<String>) {
-        self.leg_mut(side).socket = Some(socket.into());
+        let socket = socket.into();
+        let field = match side {
+            Side::Caller => Field::CallerSocket,
+            Side::Callee => Field::CalleeSocket,
+        };
+        self.set_text(&[(field, Some(&socket))]);
     }
 
     /// `$dlg_ctx(timeout_bye)` / `send_bye`: BYE both ways when the lifetime runs out.
@@ -679,17 +860,26 @@ impl Dialog {
     }
 
     fn set_iflag(&mut self, flag: u32, on: bool) {
+        let flag = flag as u8;
         if on {
             self.iflags |= flag;
         } else {
             self.iflags &= !flag;
         }
-        self.dflags |= DFLAG_CHANGED;
+        self.set_dflag(DFLAG_CHANGED);
     }
 
     /// `$dlg_ctx(timeout_route)`: the route run when the lifetime runs out.
     pub fn set_timeout_route(&mut self, route: Option<String>) {
-        self.timeout_route = route;
+        match route {
+            Some(r) => self.extra_mut().timeout_route = Some(r.into_boxed_str()),
+            None => {
+                if let Some(e) = self.extra.as_deref_mut() {
+                    e.timeout_route = None;
+                }
+                self.tidy_extra();
+            }
+        }
     }
 
     /// `timeout_avp` / `dlg_set_timeout(seconds)`: the lifetime. In states 3 and 4 the
@@ -697,10 +887,10 @@ impl Dialog {
     /// from the 2xx; in 5 it is only recorded.
     pub fn set_timeout(&mut self, seconds: u32, now: u64, cfg: &DialogConfig) -> Vec<DialogAction> {
         self.lifetime = seconds;
-        self.dflags |= DFLAG_CHANGED;
+        self.set_dflag(DFLAG_CHANGED);
         let mut actions = Vec::new();
-        if self.state.is_confirmed() && !self.bye_sent {
-            self.timeout_at = Some(now.saturating_add(u64::from(seconds)));
+        if self.state.is_confirmed() && !self.bit(BIT_BYE_SENT) {
+            self.timeout_at = secs(now.saturating_add(u64::from(seconds)));
             self.rearm(cfg, &mut actions);
         }
         actions
@@ -709,14 +899,14 @@ impl Dialog {
     /// `dlg_setflag(n)`.
     pub fn set_flag(&mut self, n: u32) -> Result<(), DialogError> {
         self.sflags |= flag_bit(n)?;
-        self.dflags |= DFLAG_CHANGED;
+        self.set_dflag(DFLAG_CHANGED);
         Ok(())
     }
 
     /// `dlg_resetflag(n)`.
     pub fn reset_flag(&mut self, n: u32) -> Result<(), DialogError> {
         self.sflags &= !flag_bit(n)?;
-        self.dflags |= DFLAG_CHANGED;
+        self.set_dflag(DFLAG_CHANGED);
         Ok(())
     }
 
@@ -728,62 +918,89 @@ impl Dialog {
     /// `$dlg_var(name) = value`; `None` (`$null`) deletes. A new name goes first in
     /// Kamailio's list; an existing one keeps its place.
     pub fn set_var(&mut self, name: &str, value: Option<&str>) {
-        let at = self.vars.iter().position(|(n, _)| n == name);
+        let at = self
+            .extra
+            .as_deref()
+            .and_then(|e| e.vars.iter().position(|(n, _)| &**n == name));
         match (at, value) {
             (Some(i), Some(v)) => {
-                if let Some(slot) = self.vars.get_mut(i) {
-                    slot.1 = v.to_owned();
+                if let Some(slot) = self.extra_mut().vars.get_mut(i) {
+                    slot.1 = v.into();
                 }
             }
             (Some(i), None) => {
-                self.vars.remove(i);
+                let vars = &mut self.extra_mut().vars;
+                vars.remove(i);
+                vars.shrink_to_fit();
+                self.tidy_extra();
             }
-            (None, Some(v)) => self.vars.push((name.to_owned(), v.to_owned())),
+            (None, Some(v)) => {
+                let vars = &mut self.extra_mut().vars;
+                vars.reserve_exact(1);
+                vars.push((name.into(), v.into()));
+            }
             (None, None) => return,
         }
-        self.dflags |= DFLAG_CHANGED_VARS;
+        self.set_dflag(DFLAG_CHANGED_VARS);
     }
 
     /// `$dlg_var(name)`.
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars
+        self.extra
+            .as_deref()?
+            .vars
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| &**v)
     }
 
     /// The variables in Kamailio's list order (most recently created first), as `dlg.list`
     /// prints them.
     pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.vars
+        self.extra
+            .as_deref()
+            .map(|e| e.vars.as_slice())
+            .unwrap_or_default()
             .iter()
             .rev()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .map(|(n, v)| (&**n, &**v))
     }
 
     /// The profile memberships, most recent first (Kamailio's list order).
     pub fn profiles(&self) -> impl Iterator<Item = &ProfileLink> {
-        self.profiles.iter().rev()
+        self.links().iter().rev()
+    }
+
+    fn links(&self) -> &[ProfileLink] {
+        self.extra
+            .as_deref()
+            .map(|e| e.profiles.as_slice())
+            .unwrap_or_default()
     }
 
     /// `is_in_profile(profile[, value])`: without a value, any membership of the profile.
     pub fn is_in_profile(&self, profile: &str, value: Option<&str>) -> bool {
-        self.profiles
+        self.links()
             .iter()
             .any(|l| l.profile == profile && value.is_none_or(|v| l.value.as_deref() == Some(v)))
     }
 
     pub(crate) fn push_profile(&mut self, link: ProfileLink) {
-        self.profiles.push(link);
+        let profiles = &mut self.extra_mut().profiles;
+        profiles.reserve_exact(1);
+        profiles.push(link);
     }
 
     pub(crate) fn remove_profile(&mut self, link: &ProfileLink) -> bool {
-        let found = self.profiles.iter().rposition(|l| {
+        let found = self.links().iter().rposition(|l| {
             l.profile == link.profile && (link.value.is_none() || l.value == link.value)
         });
         match found {
             Some(i) => {
-                self.profiles.remove(i);
+                let profiles = &mut self.extra_mut().profiles;
+                profiles.remove(i);
+                profiles.shrink_to_fit();
+                self.tidy_extra();
                 true
             }
             None => false,
@@ -868,7 +1085,7 @@ impl Dialog {
             _ => return,
         };
         let old = self.state;
-        match next_state(old, event, self.dflags & DFLAG_HASBYE != 0) {
+        match next_state(old, event, self.dflags() & DFLAG_HASBYE != 0) {
             Step::Bogus => self.bogus(event, actions),
             Step::Stay => {
                 if event == EventKind::Reply1xx {
@@ -880,7 +1097,7 @@ impl Dialog {
             }
             Step::To(new) => {
                 self.state = new;
-                self.dflags |= DFLAG_CHANGED;
+                self.set_dflag(DFLAG_CHANGED);
                 match new {
                     DialogState::Early => actions.push(DialogAction::Early {
                         code: reply.code,
@@ -894,7 +1111,7 @@ impl Dialog {
                         });
                     }
                     _ => {
-                        self.end_ts = now;
+                        self.end_ts = secs(now);
                         actions.push(DialogAction::Failed {
                             code: Some(reply.code),
                             was_early: old == DialogState::Early,
@@ -910,29 +1127,33 @@ impl Dialog {
     /// Record-Route in reverse order; here only the entries above the proxy's own and the
     /// caller's, which were in the INVITE), and the lifetime timer.
     fn confirm(&mut self, reply: Reply, now: u64) {
-        if let Some(tag) = reply.to_tag.filter(|t| !t.is_empty()) {
-            self.id.to_tag = Some(tag.clone());
-            self.callee.tag = Some(tag);
-        }
-        self.callee.contact = reply.contact;
-        let skip = self.caller_rr_count.saturating_add(reply.own_record_routes);
+        let skip = usize::from(self.caller_rr_count).saturating_add(reply.own_record_routes);
         let keep = reply.record_routes.len().saturating_sub(skip);
         let mut route_set = reply.record_routes;
         route_set.truncate(keep);
         route_set.reverse();
-        self.callee.route_set = route_set;
-        self.start_ts = now;
+        let routes = Text::join_routes(&route_set);
+        let tag = reply.to_tag.filter(|t| !t.is_empty());
+        let mut changes = vec![
+            (Field::CalleeContact, reply.contact.as_deref()),
+            (Field::CalleeRoutes, routes.as_deref()),
+        ];
+        if let Some(tag) = &tag {
+            changes.push((Field::ToTag, Some(tag.as_str())));
+        }
+        self.set_text(&changes);
+        self.start_ts = secs(now);
         self.end_ts = 0;
-        self.timeout_at = Some(now.saturating_add(u64::from(self.lifetime)));
-        self.noack_applied = false;
-        self.bye_sent = false;
+        self.timeout_at = secs(now.saturating_add(u64::from(self.lifetime)));
+        self.set_bit(BIT_NOACK_APPLIED, false);
+        self.set_bit(BIT_BYE_SENT, false);
     }
 
     fn transaction_deleted(&mut self, now: u64, actions: &mut Vec<DialogAction>) {
         let old = self.state;
         if let Step::To(new) = next_state(old, EventKind::TransactionDeleted, false) {
             self.state = new;
-            self.end_ts = now;
+            self.end_ts = secs(now);
             actions.push(DialogAction::Failed {
                 code: None,
                 was_early: old == DialogState::Early,
@@ -955,21 +1176,21 @@ impl Dialog {
             RequestKind::Other => EventKind::Request,
         };
         let old = self.state;
-        let step = next_state(old, event, self.dflags & DFLAG_HASBYE != 0);
+        let step = next_state(old, event, self.dflags() & DFLAG_HASBYE != 0);
         if step == Step::Bogus {
             self.bogus(event, actions);
             return;
         }
         if let Step::To(new) = step {
             self.state = new;
-            self.dflags |= DFLAG_CHANGED;
+            self.set_dflag(DFLAG_CHANGED);
         }
         let new = self.state;
         if event == EventKind::Bye && new == DialogState::Deleted && old != new {
-            self.dflags |= match req.direction {
+            self.set_dflag(match req.direction {
                 Direction::Downstream => DFLAG_CALLERBYE,
                 Direction::Upstream => DFLAG_CALLEEBYE,
-            };
+            });
             self.end(now);
             actions.push(DialogAction::Ended {
                 reason: EndReason::Bye(req.direction),
@@ -986,20 +1207,23 @@ impl Dialog {
         if !within {
             return;
         }
-        let reset = self.iflags & IFLAG_TIMER_NORESET == 0 && !cfg.timeout_noreset;
+        let reset = self.iflags() & IFLAG_TIMER_NORESET == 0 && !cfg.timeout_noreset;
         if new == DialogState::Confirmed
             && (old != DialogState::Confirmed || reset)
-            && self.timeout_at.is_some()
+            && self.timeout_at != 0
         {
-            self.timeout_at = Some(now.saturating_add(u64::from(self.lifetime)));
+            self.timeout_at = secs(now.saturating_add(u64::from(self.lifetime)));
         }
         if event == EventKind::Request {
-            let leg = self.leg_mut(req.direction.sender());
-            leg.cseq = req.cseq;
-            if let Some(target) = req.refresh_target {
-                leg.contact = Some(target);
+            let sender = req.direction.sender();
+            match sender {
+                Side::Caller => self.caller_cseq = req.cseq,
+                Side::Callee => self.callee_cseq = req.cseq,
             }
-            self.dflags |= DFLAG_CHANGED;
+            if let Some(target) = req.refresh_target {
+                self.set_contact(sender, &target);
+            }
+            self.set_dflag(DFLAG_CHANGED);
         }
         actions.push(DialogAction::RequestWithin {
             direction: req.direction,
@@ -1020,34 +1244,46 @@ impl Dialog {
         let method = msg.cseq().map_err(DialogError::bad("CSeq"))?.method;
         if (200..300).contains(&code) && matches!(method, Method::Invite | Method::Update) {
             if let Some(target) = first_contact(msg)? {
-                self.leg_mut(request_direction.sender().other()).contact = Some(target);
-                self.dflags |= DFLAG_CHANGED;
+                self.set_contact(request_direction.sender().other(), &target);
+                self.set_dflag(DFLAG_CHANGED);
             }
         }
         Ok(())
     }
 
+    fn set_contact(&mut self, side: Side, target: &str) {
+        let field = match side {
+            Side::Caller => Field::CallerContact,
+            Side::Callee => Field::CalleeContact,
+        };
+        self.set_text(&[(field, Some(target))]);
+    }
+
     fn end(&mut self, now: u64) {
         self.state = DialogState::Deleted;
-        self.dflags |= DFLAG_HASBYE | DFLAG_CHANGED;
-        self.end_ts = now;
-        self.timeout_at = None;
+        self.set_dflag(DFLAG_HASBYE | DFLAG_CHANGED);
+        self.end_ts = secs(now);
+        self.timeout_at = 0;
     }
 
     fn leave_profiles(&mut self, actions: &mut Vec<DialogAction>) {
-        if !self.profiles.is_empty() {
-            let mut links = std::mem::take(&mut self.profiles);
+        let Some(extra) = self.extra.as_deref_mut() else {
+            return;
+        };
+        if !extra.profiles.is_empty() {
+            let mut links = std::mem::take(&mut extra.profiles);
             links.reverse();
             actions.push(DialogAction::LeftProfiles { links });
+            self.tidy_extra();
         }
     }
 
     fn timer(&mut self, generation: u64, now: u64, cfg: &DialogConfig) -> Vec<DialogAction> {
         let mut actions = Vec::new();
-        let Some((at, kind)) = self.armed else {
+        let Some((at, kind)) = self.deadline() else {
             return actions;
         };
-        if generation != self.generation {
+        if generation != u64::from(self.generation) {
             return actions;
         }
         if now < at {
@@ -1055,28 +1291,28 @@ impl Dialog {
             actions.push(DialogAction::ScheduleTimeout { at, generation });
             return actions;
         }
-        self.armed = None;
+        self.armed_kind = None;
         match kind {
             TimerKind::Early => {
                 self.state = DialogState::Deleted;
-                self.end_ts = now;
+                self.end_ts = secs(now);
                 self.leave_profiles(&mut actions);
-                self.removed = true;
+                self.set_bit(BIT_REMOVED, true);
                 actions.push(DialogAction::Remove {
                     reason: RemoveReason::EarlyTimeout,
                 });
             }
             TimerKind::End => {
                 self.leave_profiles(&mut actions);
-                self.removed = true;
+                self.set_bit(BIT_REMOVED, true);
                 actions.push(DialogAction::Remove {
                     reason: RemoveReason::EndTimeout,
                 });
             }
             TimerKind::NoAck => {
-                self.noack_applied = true;
-                self.timeout_at = Some(now.saturating_add(NOACK_GRACE));
-                self.dflags |= DFLAG_CHANGED;
+                self.set_bit(BIT_NOACK_APPLIED, true);
+                self.timeout_at = secs(now.saturating_add(NOACK_GRACE));
+                self.set_dflag(DFLAG_CHANGED);
             }
             TimerKind::Lifetime => self.expire(now, &mut actions),
         }
@@ -1086,15 +1322,15 @@ impl Dialog {
 
     /// The lifetime ran out in state 3 or 4 (Kamailio's `dlg_ontimeout`).
     fn expire(&mut self, now: u64, actions: &mut Vec<DialogAction>) {
-        self.timeout_at = None;
-        if let Some(route) = &self.timeout_route {
+        self.timeout_at = 0;
+        if let Some(route) = self.timeout_route() {
             actions.push(DialogAction::TimeoutRoute {
-                route: route.clone(),
+                route: route.to_owned(),
             });
         }
-        if self.iflags & IFLAG_TIMEOUTBYE != 0 {
+        if self.iflags() & IFLAG_TIMEOUTBYE != 0 {
             // The dialog ends when the BYEs are answered (LocalByeDone).
-            self.bye_sent = true;
+            self.set_bit(BIT_BYE_SENT, true);
             actions.push(DialogAction::SendBye { side: Side::Caller });
             actions.push(DialogAction::SendBye { side: Side::Callee });
             return;
@@ -1121,43 +1357,122 @@ impl Dialog {
             .collect())
     }
 
+    /// Keepalives (`dlg_set_property("ka-src"|"ka-dst")`, module parameters `ka_timer`
+    /// and `ka_interval`): the sides to send an in-dialog OPTIONS to at `now`
+    /// ([`Dialog::build_request_with`]), `[caller, callee]`. Only a confirmed, acknowledged
+    /// dialog (state 4) is probed; the first probe goes `interval` seconds after the 2xx,
+    /// the next ones `interval` seconds after the previous. Each side answers through
+    /// [`Dialog::on_keepalive_reply`].
+    pub fn keepalives_due(&mut self, now: u64, interval: u32) -> [bool; 2] {
+        let wanted = [
+            self.iflags() & IFLAG_KA_SRC != 0,
+            self.iflags() & IFLAG_KA_DST != 0,
+        ];
+        if self.state != DialogState::Confirmed
+            || wanted == [false, false]
+            || interval == 0
+            || self.bit(BIT_BYE_SENT)
+        {
+            return [false, false];
+        }
+        let start = self.start_ts();
+        let extra = self.extra_mut();
+        if extra.ka_next == 0 {
+            extra.ka_next = secs(start.saturating_add(u64::from(interval)));
+        }
+        if now < u64::from(extra.ka_next) {
+            return [false, false];
+        }
+        extra.ka_next = secs(now.saturating_add(u64::from(interval)));
+        wanted
+    }
+
+    /// The final reply to a keepalive OPTIONS sent to `side` (a local timeout is 408).
+    /// 408 and 481 are failures; after `failed_limit` of them in a row (module parameter
+    /// `ka_failed_limit`, at least 1) the dialog's lifetime becomes 10 seconds from now
+    /// (then it times out as any dialog: BYEs with `send_bye`, else expired). Any other
+    /// reply, error or not, clears the count.
+    pub fn on_keepalive_reply(
+        &mut self,
+        side: Side,
+        code: u16,
+        now: u64,
+        failed_limit: u32,
+        cfg: &DialogConfig,
+    ) -> Vec<DialogAction> {
+        let mut actions = Vec::new();
+        let i = match side {
+            Side::Caller => 0,
+            Side::Callee => 1,
+        };
+        if code != 408 && code != 481 {
+            if let Some(e) = self.extra.as_deref_mut() {
+                if let Some(n) = e.ka_failed.get_mut(i) {
+                    *n = 0;
+                }
+            }
+            return actions;
+        }
+        let failed = {
+            let e = self.extra_mut();
+            match e.ka_failed.get_mut(i) {
+                Some(n) => {
+                    *n = n.saturating_add(1);
+                    u32::from(*n)
+                }
+                None => 0,
+            }
+        };
+        if failed >= failed_limit.max(1) && self.state.is_confirmed() && !self.bit(BIT_BYE_SENT) {
+            self.lifetime = KEEPALIVE_GRACE;
+            self.timeout_at = secs(now.saturating_add(u64::from(KEEPALIVE_GRACE)));
+            self.set_dflag(DFLAG_CHANGED);
+            self.rearm(cfg, &mut actions);
+        }
+        actions
+    }
+
     /// The deadline the state calls for.
     fn wanted_deadline(&self, cfg: &DialogConfig) -> Option<(u64, TimerKind)> {
-        if self.removed {
+        if self.is_removed() {
             return None;
         }
         let after = |t: u64, secs: u32| t.saturating_add(u64::from(secs));
         match self.state {
             DialogState::Unconfirmed | DialogState::Early => {
-                Some((after(self.init_ts, cfg.early_timeout), TimerKind::Early))
+                Some((after(self.init_ts(), cfg.early_timeout), TimerKind::Early))
             }
             DialogState::ConfirmedNotAcked => {
-                let lifetime = self.timeout_at.map(|t| (t, TimerKind::Lifetime));
-                let noack = (!self.noack_applied && !self.bye_sent)
-                    .then(|| (after(self.start_ts, cfg.noack_timeout), TimerKind::NoAck));
+                let lifetime = self.timeout_at().map(|t| (t, TimerKind::Lifetime));
+                let noack = (!self.bit(BIT_NOACK_APPLIED) && !self.bit(BIT_BYE_SENT))
+                    .then(|| (after(self.start_ts(), cfg.noack_timeout), TimerKind::NoAck));
                 match (lifetime, noack) {
                     (Some(l), Some(n)) => Some(if n.0 < l.0 { n } else { l }),
                     (l, n) => l.or(n),
                 }
             }
-            DialogState::Confirmed => self.timeout_at.map(|t| (t, TimerKind::Lifetime)),
-            DialogState::Deleted => Some((after(self.end_ts, cfg.end_timeout), TimerKind::End)),
+            DialogState::Confirmed => self.timeout_at().map(|t| (t, TimerKind::Lifetime)),
+            DialogState::Deleted => Some((after(self.end_ts(), cfg.end_timeout), TimerKind::End)),
         }
     }
 
     /// Re-arms the timer when the deadline changed: a new generation makes the pending timer
     /// event stale.
     fn rearm(&mut self, cfg: &DialogConfig, actions: &mut Vec<DialogAction>) {
-        let wanted = self.wanted_deadline(cfg);
-        if wanted == self.armed {
+        // Deadlines are stored as 32-bit seconds: compare what would be stored.
+        let wanted = self
+            .wanted_deadline(cfg)
+            .map(|(at, kind)| (u64::from(secs(at)), kind));
+        if wanted == self.deadline() {
             return;
         }
-        self.armed = wanted;
+        self.armed_kind = wanted.map(|(_, kind)| kind);
+        self.armed_at = wanted.map_or(0, |(at, _)| secs(at));
         self.generation = self.generation.wrapping_add(1);
         if let Some((at, _)) = wanted {
             actions.push(DialogAction::ScheduleTimeout {
                 at,
-                generation: self.generation,
+                generation: u64::from(self.generation),
             });
         }
     }
@@ -1193,33 +1508,45 @@ impl Dialog {
     /// - One Via with the given sent-by and branch, Max-Forwards 70, the extra headers
     ///   (`dlg_extra_hdrs`, a `Reason`...), Content-Length 0.
     pub fn build_bye_with(&self, side: Side, p: &ByeParams<'_>) -> Result<Vec<u8>, DialogError> {
-        let leg = self.leg(side);
-        let other = self.leg(side.other());
-        let target = leg
-            .contact
-            .as_deref()
+        self.build_request_with("BYE", side, p, "")
+    }
+
+    /// Any request inside the dialog to `side`, built as [`Dialog::build_bye_with`] builds
+    /// the BYE (the keepalive OPTIONS, the REFER of `dlg_refer()`): `method`, then
+    /// `extra_headers` (CRLF-separated lines) after those of `p`. No body.
+    pub fn build_request_with(
+        &self,
+        method: &str,
+        side: Side,
+        p: &ByeParams<'_>,
+        extra_headers: &str,
+    ) -> Result<Vec<u8>, DialogError> {
+        let other = side.other();
+        let target = self
+            .contact(side)
             .ok_or(DialogError::NoRemoteTarget(side))?;
-        let (ruri, routes): (String, Vec<String>) = match leg.route_set.split_first() {
-            Some((first, rest)) if !is_loose(first) => {
+        let mut route_set = self.route_set(side).peekable();
+        let (ruri, routes): (String, Vec<String>) = match route_set.peek() {
+            Some(first) if !is_loose(first) => {
                 let uri = NameAddr::parse(first.as_bytes())
                     .map(|a| lossy(a.uri.as_bytes()))
-                    .unwrap_or_else(|_| first.clone());
-                let mut r = rest.to_vec();
+                    .unwrap_or_else(|_| (*first).to_owned());
+                let mut r: Vec<String> = route_set.skip(1).map(str::to_owned).collect();
                 r.push(format!("<{target}>"));
                 (uri, r)
             }
-            _ => (target.to_owned(), leg.route_set.clone()),
+            _ => (target.to_owned(), route_set.map(str::to_owned).collect()),
         };
         let (local_uri, remote_uri) = match side {
-            Side::Callee => (&self.from_uri, &self.to_uri),
-            Side::Caller => (&self.to_uri, &self.from_uri),
+            Side::Callee => (self.from_uri(), self.to_uri()),
+            Side::Caller => (self.to_uri(), self.from_uri()),
         };
         let mut out = Vec::with_capacity(512);
         let mut line = |s: &str| {
             out.extend_from_slice(s.as_bytes());
             out.extend_from_slice(b"\r\n");
         };
-        line(&format!("BYE {ruri} SIP/2.0"));
+        line(&format!("{method} {ruri} SIP/2.0"));
         line(&format!(
             "Via: SIP/2.0/{} {};branch={}",
             p.transport, p.via_host_port, p.branch
@@ -1228,13 +1555,17 @@ impl Dialog {
             line(&format!("Route: {}", routes.join(", ")));
         }
         line("Max-Forwards: 70");
-        line(&tagged("From", local_uri, other.tag.as_deref()));
-        line(&tagged("To", remote_uri, leg.tag.as_deref()));
-        line(&format!("Call-ID: {}", self.id.call_id));
-        line(&format!("CSeq: {} BYE", other.cseq.wrapping_add(1)));
+        line(&tagged("From", local_uri, self.tag(other)));
+        line(&tagged("To", remote_uri, self.tag(side)));
+        line(&format!("Call-ID: {}", self.call_id()));
+        line(&format!(
+            "CSeq: {} {method}",
+            self.cseq(other).wrapping_add(1)
+        ));
         for h in p
             .extra_headers
             .split("\r\n")
+            .chain(extra_headers.split("\r\n"))
             .filter(|h| !h.trim().is_empty())
         {
             line(h);
@@ -1460,7 +1791,7 @@ CSeq: {cseq} {method}\r\n\
         assert_eq!(d.hash(), HashId(5, 1));
         assert_eq!(
             d.id(),
-            &DialogId {
+            DialogId {
                 call_id: CALL_ID.into(),
                 from_tag: "ft1".into(),
                 to_tag: None
@@ -1474,7 +1805,7 @@ CSeq: {cseq} {method}\r\n\
         assert_eq!(caller.contact.as_deref(), Some("sip:alice@192.0.2.10:5060"));
         assert_eq!(caller.cseq, 10);
         assert_eq!(caller.route_set, vec!["<sip:edge.example.net;lr>"]);
-        assert_eq!(d.leg(Side::Callee), &Leg::default());
+        assert_eq!(d.leg(Side::Callee), Leg::default());
         assert_eq!(d.lifetime(), 43200);
         assert_eq!(d.init_ts(), T0);
         // The early_timeout deadline.
@@ -2349,15 +2680,15 @@ CSeq: {cseq} {method}\r\n\
             hash: HashId(5, 0),
             ..failed
         };
-        let other = Dialog {
+        let mut other = Dialog {
             hash: HashId(9, 3),
-            id: DialogId {
-                call_id: "other".into(),
-                from_tag: "x".into(),
-                to_tag: Some("y".into()),
-            },
             ..d.clone()
         };
+        other.set_text(&[
+            (Field::CallId, Some("other")),
+            (Field::FromTag, Some("x")),
+            (Field::ToTag, Some("y")),
+        ]);
         vec![failed, d, other]
     }
 
@@ -2565,6 +2896,222 @@ CSeq: {cseq} {method}\r\n\
         assert_eq!(b.profiles().count(), 0);
     }
 
+    /// The dialog of a SIPp call (default uac/uas scenarios) through a proxy at
+    /// 127.0.0.1:5060: what the memory bench holds 10,000 of.
+    fn sipp_dialog(cfg: &DialogConfig) -> Dialog {
+        let inv = "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-4242-1-0\r\n\
+From: sipp <sip:sipp@127.0.0.1:5080>;tag=4242SIPpTag001\r\n\
+To: service <sip:service@127.0.0.1:5060>\r\n\
+Call-ID: 1-4242@127.0.0.1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: sip:sipp@127.0.0.1:5080\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n";
+        let m = Message::parse(inv.as_bytes()).unwrap();
+        let (mut d, _) = Dialog::from_invite(HashId(1234, 1), &m, T0, cfg).unwrap();
+        d.set_socket(Side::Caller, "udp:127.0.0.1:5060");
+        d.set_socket(Side::Callee, "udp:127.0.0.1:5060");
+        let ok = "SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-4242-1-0\r\n\
+Record-Route: <sip:127.0.0.1:5060;lr;did=2d4.1>\r\n\
+From: sipp <sip:sipp@127.0.0.1:5080>;tag=4242SIPpTag001\r\n\
+To: service <sip:service@127.0.0.1:5060>;tag=4243SIPpTag011\r\n\
+Call-ID: 1-4242@127.0.0.1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:127.0.0.1:5070;transport=UDP>\r\n\
+Content-Length: 0\r\n\r\n";
+        d.on_reply(&Message::parse(ok.as_bytes()).unwrap(), 1, T0 + 1, cfg)
+            .unwrap();
+        d
+    }
+
+    #[test]
+    fn the_record_is_packed() {
+        // One 120-byte struct and one text buffer: no String per field.
+        assert!(
+            std::mem::size_of::<Dialog>() <= 120,
+            "{}",
+            std::mem::size_of::<Dialog>()
+        );
+        let cfg = cfg();
+        let d = sipp_dialog(&cfg);
+        assert_eq!(d.state(), DialogState::ConfirmedNotAcked);
+        assert_eq!(d.to_tag(), Some("4243SIPpTag011"));
+        assert_eq!(d.request_uri(), d.to_uri());
+        assert_eq!(d.socket(Side::Callee), Some("udp:127.0.0.1:5060"));
+        assert_eq!(
+            d.contact(Side::Callee),
+            Some("sip:127.0.0.1:5070;transport=UDP")
+        );
+        assert_eq!(d.route_set(Side::Callee).count(), 0);
+        // The text holds each distinct value once: Request-URI = To URI, the caller's
+        // Contact = its From URI, one socket for both sides.
+        let distinct = [
+            "1-4242@127.0.0.1",
+            "4242SIPpTag001",
+            "4243SIPpTag011",
+            "sip:sipp@127.0.0.1:5080",
+            "sip:service@127.0.0.1:5060",
+            "sip:127.0.0.1:5070;transport=UDP",
+            "udp:127.0.0.1:5060",
+        ];
+        let text: usize = distinct.iter().map(|s| s.len()).sum();
+        assert_eq!(d.text.heap_len(), text);
+        assert!(d.extra.is_none());
+        assert_eq!(d.approx_bytes(), std::mem::size_of::<Dialog>() + text + 16);
+        // Kamailio 5.6 uses 706 bytes of shared memory per dialog of this call; the goal is
+        // at most half, table share included (the module adds ~20 bytes of slot list).
+        assert!(d.approx_bytes() + 24 <= 353, "{}", d.approx_bytes());
+    }
+
+    #[test]
+    fn rare_parts_are_boxed_only_while_used() {
+        let cfg = cfg();
+        let mut d = sipp_dialog(&cfg);
+        let bare = d.approx_bytes();
+        d.set_var("a", Some("1"));
+        d.set_timeout_route(Some("R".to_owned()));
+        assert!(d.extra.is_some());
+        assert!(d.approx_bytes() > bare);
+        assert_eq!(d.extra.as_ref().unwrap().vars.capacity(), 1, "no slack");
+        d.set_var("a", None);
+        d.set_timeout_route(None);
+        assert!(d.extra.is_none(), "dropped once empty");
+        assert_eq!(d.approx_bytes(), bare);
+        let mut profiles = Profiles::from_params("calls", "").unwrap();
+        profiles
+            .set(&mut d, ProfileLink::new("calls", None))
+            .unwrap();
+        assert!(d.is_in_profile("calls", None));
+        assert!(profiles
+            .unset(&mut d, &ProfileLink::new("calls", None))
+            .unwrap());
+        assert!(d.extra.is_none());
+    }
+
+    #[test]
+    fn packed_and_copied_views_agree() {
+        let cfg = cfg();
+        let d = confirmed(&cfg);
+        for side in [Side::Caller, Side::Callee] {
+            let leg = d.leg(side);
+            assert_eq!(leg.tag.as_deref(), d.tag(side));
+            assert_eq!(leg.contact.as_deref(), d.contact(side));
+            assert_eq!(leg.cseq, d.cseq(side));
+            assert_eq!(leg.route_set, d.route_set(side).collect::<Vec<_>>());
+        }
+        let id = d.id();
+        assert_eq!(
+            (
+                id.call_id.as_str(),
+                id.from_tag.as_str(),
+                id.to_tag.as_deref()
+            ),
+            (d.call_id(), d.from_tag(), d.to_tag())
+        );
+        assert_eq!(
+            d.matches(CALL_ID.as_bytes(), b"tt1", b"ft1"),
+            id.matches(CALL_ID.as_bytes(), b"tt1", b"ft1")
+        );
+    }
+
+    #[test]
+    fn only_the_first_transaction_binds() {
+        let cfg = cfg();
+        let (mut d, _) = new_dialog(T0, &cfg);
+        assert_eq!(d.dflags() & DFLAG_TM, 0);
+        assert!(d.bind_transaction());
+        assert!(
+            !d.bind_transaction(),
+            "a spiral's transaction is not followed"
+        );
+        assert_ne!(d.dflags() & DFLAG_TM, 0);
+    }
+
+    #[test]
+    fn keepalives_go_every_interval_to_the_flagged_sides_in_state_4() {
+        let cfg = cfg();
+        let (mut d, _) = new_dialog(T0, &cfg);
+        d.set_keepalive(Side::Callee, true);
+        // Not before the call is up and acknowledged.
+        assert_eq!(d.keepalives_due(T0 + 100, 30), [false, false]);
+        let mut d = confirmed(&cfg);
+        let start = d.start_ts();
+        assert_eq!(
+            d.keepalives_due(start + 100, 30),
+            [false, false],
+            "not flagged"
+        );
+        d.set_keepalive(Side::Callee, true);
+        assert_eq!(d.keepalives_due(start + 29, 30), [false, false]);
+        assert_eq!(d.keepalives_due(start + 30, 30), [false, true]);
+        assert_eq!(d.keepalives_due(start + 31, 30), [false, false]);
+        d.set_keepalive(Side::Caller, true);
+        assert_eq!(d.keepalives_due(start + 60, 30), [true, true]);
+        assert_eq!(d.keepalives_due(start + 100, 0), [false, false], "off");
+    }
+
+    #[test]
+    fn failed_keepalives_leave_ten_seconds_after_the_limit() {
+        let cfg = DialogConfig {
+            send_bye: true,
+            ..cfg()
+        };
+        let mut d = confirmed(&cfg);
+        d.set_keepalive(Side::Callee, true);
+        let now = d.start_ts() + 60;
+        let lifetime = d.timeout_at();
+        // A 200 (or any other reply, even an error) clears the count.
+        assert!(d
+            .on_keepalive_reply(Side::Callee, 408, now, 2, &cfg)
+            .is_empty());
+        assert!(d
+            .on_keepalive_reply(Side::Callee, 404, now, 2, &cfg)
+            .is_empty());
+        assert!(d
+            .on_keepalive_reply(Side::Callee, 481, now, 2, &cfg)
+            .is_empty());
+        assert_eq!(d.timeout_at(), lifetime);
+        // The second failure in a row: ten seconds left.
+        let a = d.on_keepalive_reply(Side::Callee, 408, now, 2, &cfg);
+        assert_eq!(d.timeout_at(), Some(now + 10));
+        assert_eq!(d.lifetime(), KEEPALIVE_GRACE);
+        assert_eq!(schedules(&a), vec![now + 10]);
+        // Then the dialog times out as any other: BYE both ways (send_bye).
+        let (_, a) = fire(&mut d, &cfg);
+        assert!(a.contains(&DialogAction::SendBye { side: Side::Caller }));
+        assert!(a.contains(&DialogAction::SendBye { side: Side::Callee }));
+    }
+
+    #[test]
+    fn keepalive_options_are_built_like_the_bye() {
+        let cfg = cfg();
+        let d = confirmed(&cfg);
+        let p = ByeParams {
+            transport: "UDP",
+            via_host_port: "192.0.2.1:5060",
+            branch: "z9hG4bKka",
+            extra_headers: "",
+        };
+        let bye = String::from_utf8(d.build_bye_with(Side::Callee, &p).unwrap()).unwrap();
+        let opt = String::from_utf8(
+            d.build_request_with("OPTIONS", Side::Callee, &p, "")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(opt.replace("OPTIONS", "BYE"), bye);
+    }
+
+    #[test]
+    fn times_past_2106_are_held_at_the_maximum() {
+        let cfg = cfg();
+        let mut d = confirmed(&cfg);
+        let _ = d.set_timeout(u32::MAX, u64::from(u32::MAX) - 10, &cfg);
+        assert_eq!(d.timeout_at(), Some(u64::from(u32::MAX)));
+        assert_eq!(d.deadline().map(|x| x.0), Some(u64::from(u32::MAX)));
+    }
+
     #[test]
     fn flags_and_variables() {
         let cfg = cfg();
@@ -2722,7 +3269,7 @@ CSeq: {cseq} {method}\r\n\
                     DialogEvent::Timer { .. } if current_timer => DialogEvent::Timer { generation: d.timer_generation() },
                     e => e,
                 };
-                let before = d.generation;
+                let before = d.timer_generation();
                 let actions = d.handle(event, now, &cfg);
                 prop_assert!((1..=5).contains(&d.state().code()));
                 for a in &actions {
@@ -2735,7 +3282,7 @@ CSeq: {cseq} {method}\r\n\
                         prop_assert_eq!(actions.len(), 1);
                     }
                 }
-                if d.state().is_confirmed() && !d.bye_sent {
+                if d.state().is_confirmed() && !d.bit(BIT_BYE_SENT) {
                     prop_assert!(d.timeout_at().is_some());
                 }
                 let _ = d.info(now).to_json();

@@ -78,6 +78,10 @@ pub enum DialogError {
     /// The action needs a confirmed dialog (state 3 or 4).
     #[error("dialog not in confirmed state (state {})", .0.code())]
     NotConfirmed(DialogState),
+    /// The dialog's identity, URIs, contacts, route sets and sockets together pass 65,535
+    /// octets (what one dialog record holds).
+    #[error("dialog text too large (more than 65535 octets of identity, URIs and routes)")]
+    TooLarge,
 }
 
 impl DialogError {

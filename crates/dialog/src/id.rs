@@ -98,21 +98,40 @@ impl DialogId {
     /// Call-ID and From tag alone (a PRACK or UPDATE inside the early dialog); nothing can
     /// be upstream yet.
     pub fn matches(&self, call_id: &[u8], from_tag: &[u8], to_tag: &[u8]) -> Option<Direction> {
-        if self.call_id.as_bytes() != call_id {
-            return None;
-        }
-        match &self.to_tag {
-            Some(callee) => {
-                if self.from_tag.as_bytes() == from_tag && callee.as_bytes() == to_tag {
-                    Some(Direction::Downstream)
-                } else if callee.as_bytes() == from_tag && self.from_tag.as_bytes() == to_tag {
-                    Some(Direction::Upstream)
-                } else {
-                    None
-                }
+        match_tags(
+            &self.call_id,
+            &self.from_tag,
+            self.to_tag.as_deref(),
+            call_id,
+            from_tag,
+            to_tag,
+        )
+    }
+}
+
+/// [`DialogId::matches`] on borrowed parts (what [`Dialog::matches`] uses).
+pub(crate) fn match_tags(
+    own_call_id: &str,
+    caller_tag: &str,
+    callee_tag: Option<&str>,
+    call_id: &[u8],
+    from_tag: &[u8],
+    to_tag: &[u8],
+) -> Option<Direction> {
+    if own_call_id.as_bytes() != call_id {
+        return None;
+    }
+    match callee_tag {
+        Some(callee) => {
+            if caller_tag.as_bytes() == from_tag && callee.as_bytes() == to_tag {
+                Some(Direction::Downstream)
+            } else if callee.as_bytes() == from_tag && caller_tag.as_bytes() == to_tag {
+                Some(Direction::Upstream)
+            } else {
+                None
             }
-            None => (self.from_tag.as_bytes() == from_tag).then_some(Direction::Downstream),
         }
+        None => (caller_tag.as_bytes() == from_tag).then_some(Direction::Downstream),
     }
 }
 
@@ -347,9 +366,7 @@ where
                 let hash = HashId::parse_did(raw).ok()?;
                 if let Some(dialog) = by_hash(hash) {
                     if let Some(direction) =
-                        dialog
-                            .id()
-                            .matches(keys.call_id, keys.from_tag, keys.to_tag)
+                        dialog.matches(keys.call_id, keys.from_tag, keys.to_tag)
                     {
                         return Some(Match {
                             hash: dialog.hash(),
@@ -368,7 +385,6 @@ where
             return None;
         }
         dialog
-            .id()
             .matches(keys.call_id, keys.from_tag, keys.to_tag)
             .map(|direction| Match {
                 hash: dialog.hash(),
@@ -388,12 +404,11 @@ where
 /// retransmissions (`t_check_trans()`) before `dlg_manage()`, as Kamailio's default config
 /// does.
 pub fn is_spiral(existing: &Dialog, call_id: &[u8], from_tag: &[u8], to_tag: &[u8]) -> bool {
-    let id = existing.id();
     existing.state() != DialogState::Deleted
         && to_tag.is_empty()
-        && id.to_tag.is_none()
-        && id.call_id.as_bytes() == call_id
-        && id.from_tag.as_bytes() == from_tag
+        && existing.to_tag().is_none()
+        && existing.call_id().as_bytes() == call_id
+        && existing.from_tag().as_bytes() == from_tag
 }
 
 #[cfg(test)]

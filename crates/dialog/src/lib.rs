@@ -47,7 +47,8 @@ pub use dialog::{
     ByeParams, Dialog, DialogAction, DialogConfig, DialogEvent, DialogRecord, EndReason,
     InDialogRequest, Leg, RemoveReason, Reply, RequestKind, TimerKind, DFLAG_CALLEEBYE,
     DFLAG_CALLERBYE, DFLAG_CHANGED, DFLAG_CHANGED_VARS, DFLAG_HASBYE, DFLAG_NEW, DFLAG_TM,
-    IFLAG_KA_DST, IFLAG_KA_SRC, IFLAG_TIMEOUTBYE, IFLAG_TIMER_NORESET, NOACK_GRACE,
+    IFLAG_KA_DST, IFLAG_KA_SRC, IFLAG_TIMEOUTBYE, IFLAG_TIMER_NORESET, KEEPALIVE_GRACE,
+    NOACK_GRACE,
 };
 pub use error::DialogError;
 pub use id::{

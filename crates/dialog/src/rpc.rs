@@ -83,15 +83,12 @@ pub struct DialogInfo {
 impl Dialog {
     /// The `dlg.list` description of the dialog at `now` (UNIX seconds).
     pub fn info(&self, now: u64) -> DialogInfo {
-        let leg = |side: Side| {
-            let l = self.leg(side);
-            LegInfo {
-                tag: l.tag.clone().unwrap_or_default(),
-                contact: l.contact.clone().unwrap_or_default(),
-                cseq: l.cseq.to_string(),
-                route_set: l.route_set.join(","),
-                socket: l.socket.clone().unwrap_or_default(),
-            }
+        let leg = |side: Side| LegInfo {
+            tag: self.tag(side).unwrap_or_default().to_owned(),
+            contact: self.contact(side).unwrap_or_default().to_owned(),
+            cseq: self.cseq(side).to_string(),
+            route_set: self.route_set(side).collect::<Vec<_>>().join(","),
+            socket: self.socket(side).unwrap_or_default().to_owned(),
         };
         let duration = if self.start_ts() == 0 {
             0
@@ -107,7 +104,7 @@ impl Dialog {
             h_entry: self.hash().h_entry(),
             h_id: self.hash().h_id(),
             ref_count: 1 + u32::from(self.timeout_at().is_some()),
-            call_id: self.id().call_id.clone(),
+            call_id: self.call_id().to_owned(),
             from_uri: self.from_uri().to_owned(),
             to_uri: self.to_uri().to_owned(),
             state: self.state().code(),

@@ -8,7 +8,10 @@
 //! under its own lock; one sweeper thread fires the dialogs' deadlines every second.
 
 use parking_lot::Mutex;
-use sable_dialog::{h_entry, Dialog, DialogAction, DialogConfig, HashId, ProfileLink, Profiles};
+use sable_dialog::{
+    h_entry, Dialog, DialogAction, DialogConfig, HashId, MatchMode, ProfileLink, Profiles,
+    RequestKeys,
+};
 use sable_engine::tm::TmEvent;
 use sable_engine::{
     function, int_param, required, str_param, take_arg, Core, Counter, Gauge, Module, MsgCtx,
@@ -36,6 +39,18 @@ struct DlgParams {
     db_update_period: u64,
     /// The AVP whose value (seconds) is the dialog's lifetime at creation.
     timeout_avp: Option<String>,
+    /// `dlg_match_mode`.
+    match_mode: MatchMode,
+    /// `detect_spirals`.
+    detect_spirals: bool,
+    /// `ka_timer`: seconds between two keepalive ticks (0: no keepalives).
+    ka_timer: u64,
+    /// `ka_interval`: seconds between two keepalives of a dialog (0: none).
+    ka_interval: u32,
+    /// `ka_failed_limit`: failed keepalives in a row that end a dialog.
+    ka_failed_limit: u32,
+    /// `dlg_extra_hdrs`: header lines added to the requests the module sends.
+    extra_hdrs: String,
 }
 
 impl Default for DlgParams {
@@ -51,6 +66,12 @@ impl Default for DlgParams {
             db_url: None,
             db_update_period: 60,
             timeout_avp: None,
+            match_mode: MatchMode::default(),
+            detect_spirals: true,
+            ka_timer: 0,
+            ka_interval: 0,
+            ka_failed_limit: 1,
+            extra_hdrs: String::new(),
         }
     }
 }
@@ -66,7 +87,69 @@ struct DlgStats {
 
 struct Slot {
     next_id: AtomicU32,
-    dialogs: Mutex<HashMap<u32, Dialog>>,
+    dialogs: Mutex<Bucket>,
+}
+
+/// The dialogs of one slot (one `h_entry`), in creation order, each boxed: a slot holds a
+/// few dialogs (10,000 calls in 4,096 slots: 2.4 on average), so a list of pointers
+/// searched by `h_id` costs less memory than a hash map per slot (no buckets kept empty
+/// for the load factor) and keeps Kamailio's per-entry list order for `dlg.list`.
+#[derive(Default)]
+// Boxed on purpose: the list keeps capacity slack, and slack of pointers is cheap.
+#[allow(clippy::vec_box)]
+struct Bucket(Vec<Box<Dialog>>);
+
+impl Bucket {
+    fn position(&self, id: u32) -> Option<usize> {
+        self.0.iter().position(|d| d.hash().h_id() == id)
+    }
+
+    fn get(&self, id: &u32) -> Option<&Dialog> {
+        self.0.iter().find(|d| d.hash().h_id() == *id).map(|d| &**d)
+    }
+
+    fn get_mut(&mut self, id: &u32) -> Option<&mut Dialog> {
+        self.0
+            .iter_mut()
+            .find(|d| d.hash().h_id() == *id)
+            .map(|d| &mut **d)
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<Box<Dialog>> {
+        let at = self.position(*id)?;
+        let d = self.0.remove(at);
+        if self.0.len() * 4 <= self.0.capacity() {
+            self.0.shrink_to(self.0.len() * 2);
+        }
+        Some(d)
+    }
+
+    /// Adds a dialog (its `h_id` is the key).
+    fn insert(&mut self, d: Dialog) {
+        self.0.push(Box::new(d));
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Dialog> {
+        self.0.iter().map(|d| &**d)
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Dialog> {
+        self.0.iter_mut().map(|d| &mut **d)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Heap bytes of the list itself (pointers, allocator header), not of the dialogs.
+    fn table_bytes(&self) -> usize {
+        let cap = self.0.capacity();
+        if cap == 0 {
+            0
+        } else {
+            cap * std::mem::size_of::<Box<Dialog>>() + 16
+        }
+    }
 }
 
 /// A listener of dialog callbacks (other modules: created, early, confirmed, terminated,
@@ -86,6 +169,8 @@ pub struct Dialogs {
     slots: Vec<Slot>,
     /// Which dialog an INVITE transaction belongs to (tm events carry the transaction).
     by_tx: Mutex<HashMap<u64, HashId>>,
+    /// Dialogs with keepalives on (`dlg_set_property("ka-src"|"ka-dst")`).
+    ka: Mutex<std::collections::HashSet<HashId>>,
     profiles: Mutex<Profiles>,
     stats: DlgStats,
     listeners: parking_lot::RwLock<Vec<DialogListener>>,
@@ -328,7 +413,7 @@ impl Dialogs {
                 slot.next_id.store(i.wrapping_add(1), Ordering::Relaxed);
             }
             self.stats.active.add(1);
-            slot.dialogs.lock().insert(i, d);
+            slot.dialogs.lock().insert(d);
             if !actions.is_empty() {
                 self.restored.lock().push((HashId(e, i), actions));
             }
@@ -412,13 +497,54 @@ impl Dialogs {
     /// Sends a BYE to one side of `d` through a tm transaction; its final reply ends the
     /// dialog (`LocalByeDone`).
     fn send_bye(&self, core: &Core, d: &Dialog, side: sable_dialog::Side) {
+        self.send_within(core, d, side, "BYE", |dl, core, hash, _code| {
+            let cfg = dl.p.cfg.clone();
+            dl.with(
+                core,
+                hash,
+                |d| {
+                    let a = d.handle(sable_dialog::DialogEvent::LocalByeDone, unix_now(), &cfg);
+                    ((), a)
+                },
+                None,
+            );
+        });
+    }
+
+    /// Sends a keepalive OPTIONS to one side; its final reply (408 on a local timeout)
+    /// goes back to the dialog.
+    fn send_keepalive(&self, core: &Core, d: &Dialog, side: sable_dialog::Side) {
+        self.send_within(core, d, side, "OPTIONS", move |dl, core, hash, code| {
+            let cfg = dl.p.cfg.clone();
+            let limit = dl.p.ka_failed_limit;
+            dl.with(
+                core,
+                hash,
+                |d| {
+                    let a = d.on_keepalive_reply(side, code, unix_now(), limit, &cfg);
+                    ((), a)
+                },
+                None,
+            );
+        });
+    }
+
+    /// Sends a request inside `d` to one side through a tm transaction (the route set
+    /// towards it, else its Contact); `done` runs with the final status.
+    fn send_within(
+        &self,
+        core: &Core,
+        d: &Dialog,
+        side: sable_dialog::Side,
+        method: &'static str,
+        done: impl FnOnce(&Dialogs, &Core, HashId, u16) + Send + 'static,
+    ) {
         let Some(tm) = core.tm.get().cloned() else {
             return;
         };
-        let leg = d.leg(side);
-        let first_hop = leg
-            .route_set
-            .first()
+        let first_hop = d
+            .route_set(side)
+            .next()
             .map(|r| {
                 r.trim()
                     .trim_start_matches('<')
@@ -428,10 +554,10 @@ impl Dialogs {
                     .to_owned()
             })
             .filter(|r| !r.is_empty())
-            .or_else(|| leg.contact.clone());
+            .or_else(|| d.contact(side).map(str::to_owned));
         let Some(hop) = first_hop else {
             tracing::warn!(
-                "dialog {}: no target for a BYE to the {side:?}",
+                "dialog {}: no target for a {method} to the {side:?}",
                 d.hash().did()
             );
             return;
@@ -440,35 +566,72 @@ impl Dialogs {
         let dialog = d.clone();
         let weak = self.core.get().cloned();
         let me = core.service::<Dialogs>().map(|s| Arc::downgrade(&s));
-        let callback: sable_engine::tm::UacCallback = Box::new(move |_code, _reply| {
+        let callback: sable_engine::tm::UacCallback = Box::new(move |code, _reply| {
             let (Some(dl), Some(core)) =
                 (me.and_then(|w| w.upgrade()), weak.and_then(|w| w.upgrade()))
             else {
                 return;
             };
-            let cfg = dl.p.cfg.clone();
-            dl.with(
-                &core,
-                hash,
-                |d| {
-                    let a = d.handle(sable_dialog::DialogEvent::LocalByeDone, unix_now(), &cfg);
-                    ((), a)
-                },
-                None,
-            );
+            done(&dl, &core, hash, code);
         });
+        let extra = self.p.extra_hdrs.clone();
         let sent = tm.uac_start_with(
             core,
             &hop,
             |branch, via| {
+                let p = sable_dialog::ByeParams {
+                    transport: "UDP",
+                    via_host_port: via,
+                    branch,
+                    extra_headers: &extra,
+                };
                 dialog
-                    .build_bye(side, via, branch)
+                    .build_request_with(method, side, &p, "")
                     .map_err(|e| e.to_string())
             },
             Some(callback),
         );
         if let Err(e) = sent {
-            tracing::warn!("dialog {}: BYE to the {side:?} not sent: {e}", hash.did());
+            tracing::warn!(
+                "dialog {}: {method} to the {side:?} not sent: {e}",
+                hash.did()
+            );
+        }
+    }
+
+    /// The keepalive tick (every `ka_timer` seconds): OPTIONS to the sides whose
+    /// `ka_interval` ran out, in the dialogs with keepalives on.
+    fn keepalives(&self, core: &Core) {
+        let interval = self.p.ka_interval;
+        let now = unix_now();
+        let hashes: Vec<HashId> = self.ka.lock().iter().copied().collect();
+        for hash in hashes {
+            let Some(slot) = self.slot(hash.h_entry()) else {
+                continue;
+            };
+            let due = {
+                let mut m = slot.dialogs.lock();
+                match m.get_mut(&hash.h_id()) {
+                    Some(d) if d.state().code() != 5 => {
+                        let sides = d.keepalives_due(now, interval);
+                        (sides != [false, false]).then(|| (sides, d.clone()))
+                    }
+                    _ => {
+                        self.ka.lock().remove(&hash);
+                        None
+                    }
+                }
+            };
+            if let Some((sides, d)) = due {
+                for (on, side) in sides
+                    .into_iter()
+                    .zip([sable_dialog::Side::Caller, sable_dialog::Side::Callee])
+                {
+                    if on {
+                        self.send_keepalive(core, &d, side);
+                    }
+                }
+            }
         }
     }
 
@@ -492,12 +655,42 @@ impl Dialogs {
         if let Some((e, i)) = ctx.dialog {
             return Some(HashId(e, i));
         }
+        let to_tag = ctx.msg.to().ok()?.tag().is_some_and(|t| !t.is_empty());
+        if to_tag {
+            // dlg_manage() on an in-dialog request: matched by Call-ID and tags.
+            let m = self.find(ctx, MatchMode::TagsOnly, None)?;
+            self.within(ctx, m);
+            return Some(m.hash);
+        }
         if ctx.msg.method() != Some(Method::Invite) {
             return None;
         }
         let call_id = ctx.msg.call_id().ok()?;
         let entry = h_entry(call_id, self.p.hash_size);
         let slot = self.slot(entry)?;
+        if self.p.detect_spirals {
+            let from_tag = ctx.msg.from().ok()?.tag().unwrap_or_default();
+            let spiral = slot
+                .dialogs
+                .lock()
+                .values()
+                .find(|d| sable_dialog::is_spiral(d, call_id, from_tag, b""))
+                .map(|d| {
+                    (
+                        d.hash(),
+                        (!self.listeners.read().is_empty()).then(|| d.clone()),
+                    )
+                });
+            if let Some((hash, snapshot)) = spiral {
+                // The same INVITE came back through this proxy: the dialog it already has.
+                tracing::debug!("dialog {}: spiraled INVITE", hash.did());
+                if let Some(d) = snapshot {
+                    self.tell(&d, sable_dialog::CallbackKind::Spiraled);
+                }
+                ctx.dialog = Some((hash.h_entry(), hash.h_id()));
+                return Some(hash);
+            }
+        }
         let id = slot.next_id.fetch_add(1, Ordering::Relaxed);
         let hash = HashId(entry, id);
         let now = unix_now();
@@ -526,13 +719,17 @@ impl Dialogs {
             hook(&mut dialog, ctx);
         }
         let snapshot = (!self.listeners.read().is_empty()).then(|| dialog.clone());
-        slot.dialogs.lock().insert(id, dialog);
+        slot.dialogs.lock().insert(dialog);
         // Kamailio counts every dialog created (answered or not) as processed.
         self.stats.processed.inc();
         if let Some(d) = snapshot {
             self.tell(&d, sable_dialog::CallbackKind::Created);
         }
         ctx.dialog = Some((entry, id));
+        if self.p.match_mode == MatchMode::TagsOnly {
+            // dlg_match_mode 2: nothing in the Record-Route.
+            return Some(hash);
+        }
         // The Record-Route carries the dialog's id (`;did=...`).
         let param = format!(
             ";{}",
@@ -562,7 +759,16 @@ impl Dialogs {
                 }
                 let hash = ctx.dialog.map(|(e, i)| HashId(e, i));
                 if let Some(h) = hash {
-                    self.by_tx.lock().insert(tx.id, h);
+                    // Only the first transaction of the dialog (not a spiral's) follows it.
+                    let first = self.slot(h.h_entry()).is_some_and(|slot| {
+                        slot.dialogs
+                            .lock()
+                            .get_mut(&h.h_id())
+                            .is_some_and(Dialog::bind_transaction)
+                    });
+                    if first {
+                        self.by_tx.lock().insert(tx.id, h);
+                    }
                 } else if self.p.dlg_flag.is_some_and(|f| ctx.flags & (1 << f) != 0) {
                     // dlg_flag: the dialog of a transaction nobody called dlg_manage() for.
                     tracing::debug!(
@@ -613,12 +819,13 @@ impl Dialogs {
         }
     }
 
-    /// `loose_route()` consumed our Route: match the request to its dialog by `did`, then
-    /// by Call-ID and tags.
+    /// `loose_route()` consumed our Route: match the request to its dialog as
+    /// `dlg_match_mode` says (the `did` of that Route, and/or Call-ID and tags), then feed
+    /// it to the dialog.
     fn on_route(&self, ctx: &mut MsgCtx<'_>) {
-        let Some(core) = self.core.get().and_then(Weak::upgrade) else {
+        if ctx.dialog.is_some() {
             return;
-        };
+        }
         let did = ctx.loose_route_uri.as_deref().and_then(|u| {
             let key = format!(";{}=", self.p.rr_param);
             let at = u.find(&key)? + key.len();
@@ -626,70 +833,76 @@ impl Dialogs {
             let end = rest.find([';', '>', '?']).unwrap_or(rest.len());
             rest.get(..end).map(str::to_owned)
         });
-        let (Ok(call_id), Ok(from), Ok(to)) = (ctx.msg.call_id(), ctx.msg.from(), ctx.msg.to())
-        else {
+        if let Some(m) = self.find(ctx, self.p.match_mode, did.as_deref()) {
+            self.within(ctx, m);
+        }
+    }
+
+    /// The dialog of an in-dialog request (Kamailio's `dlg_onroute` matching, by
+    /// [`sable_dialog::match_request`]'s rules), locking one slot at a time: first the
+    /// `did`'s, then the Call-ID's.
+    fn find(
+        &self,
+        ctx: &MsgCtx<'_>,
+        mode: MatchMode,
+        did: Option<&str>,
+    ) -> Option<sable_dialog::Match> {
+        let keys = RequestKeys {
+            call_id: ctx.msg.call_id().ok()?,
+            from_tag: ctx.msg.from().ok()?.tag().unwrap_or_default(),
+            to_tag: ctx.msg.to().ok()?.tag().unwrap_or_default(),
+            did: did.map(str::as_bytes),
+        };
+        if mode != MatchMode::TagsOnly {
+            if let Some(raw) = keys.did {
+                // A did that is not one: no match, whatever the mode (as Kamailio).
+                let hash = HashId::parse_did(raw).ok()?;
+                let found = self.slot(hash.h_entry()).and_then(|slot| {
+                    let m = slot.dialogs.lock();
+                    sable_dialog::match_request(
+                        MatchMode::DidOnly,
+                        &keys,
+                        |h| m.get(&h.h_id()),
+                        |_| std::iter::empty(),
+                    )
+                });
+                if found.is_some() || mode == MatchMode::DidOnly {
+                    return found;
+                }
+            } else if mode == MatchMode::DidOnly {
+                return None;
+            }
+        }
+        let slot = self.slot(h_entry(keys.call_id, self.p.hash_size))?;
+        let m = slot.dialogs.lock();
+        sable_dialog::match_request(MatchMode::TagsOnly, &keys, |_| None, |_| m.values())
+    }
+
+    /// Feeds an in-dialog request to its dialog (matched in `m.direction`) and acts on
+    /// what it says; the dialog becomes the message's.
+    fn within(&self, ctx: &mut MsgCtx<'_>, m: sable_dialog::Match) {
+        let Some(core) = self.core.get().and_then(Weak::upgrade) else {
             return;
         };
-        let ftag = from.tag().unwrap_or_default();
-        let ttag = to.tag().unwrap_or_default();
-        let hash = match did {
-            Some(d) => match HashId::parse_did(d.as_bytes()) {
-                Ok(h) => h,
-                // A did that is not one: no match (as Kamailio's mode 1).
-                Err(_) => return,
-            },
-            // No did in our Route: Call-ID and tags (dlg_match_mode 1), in the Call-ID's slot.
-            None => {
-                let entry = h_entry(call_id, self.p.hash_size);
-                let Some(slot) = self.slot(entry) else {
-                    return;
-                };
-                let found = slot
-                    .dialogs
-                    .lock()
-                    .iter()
-                    .find(|(_, d)| {
-                        d.state().code() != 5 && d.id().matches(call_id, ftag, ttag).is_some()
-                    })
-                    .map(|(id, _)| *id);
-                match found {
-                    Some(id) => HashId(entry, id),
-                    None => return,
-                }
-            }
-        };
-        let direction = {
-            let Some(slot) = self.slot(hash.h_entry()) else {
-                return;
-            };
-            let m = slot.dialogs.lock();
-            match m
-                .get(&hash.h_id())
-                .and_then(|d| d.id().matches(call_id, ftag, ttag))
-            {
-                Some(dir) => dir,
-                None => return,
-            }
-        };
+        let hash = m.hash;
         ctx.dialog = Some((hash.h_entry(), hash.h_id()));
         let cfg = self.p.cfg.clone();
         let bytes = ctx.msg.buffer().to_vec();
         let msg = &ctx.msg;
         let now = unix_now();
-        let result = {
-            let slot = self.slot(hash.h_entry());
-            slot.and_then(|slot| {
-                let mut m = slot.dialogs.lock();
-                let d = m.get_mut(&hash.h_id())?;
-                let actions = d.on_request(msg, direction, now, &cfg).unwrap_or_default();
-                let removed = d.is_removed();
-                let snapshot = (!actions.is_empty()).then(|| d.clone());
-                if removed {
-                    m.remove(&hash.h_id());
-                }
-                Some((actions, snapshot))
-            })
-        };
+        let result = self.slot(hash.h_entry()).and_then(|slot| {
+            let mut g = slot.dialogs.lock();
+            let d = g.get_mut(&hash.h_id())?;
+            let actions = d
+                .on_request(msg, m.direction, now, &cfg)
+                .unwrap_or_default();
+            let removed = d.is_removed();
+            let snapshot = (!actions.is_empty()).then(|| d.clone());
+            if removed {
+                g.remove(&hash.h_id());
+            }
+            Some((actions, snapshot))
+        });
         if let Some((actions, Some(d))) = result {
             self.changed(&d);
             self.act(&core, &d, actions, Some(&bytes));
@@ -714,11 +927,11 @@ impl Dialogs {
             let due: Vec<(u32, u64)> = slot
                 .dialogs
                 .lock()
-                .iter()
-                .filter_map(|(id, d)| {
+                .values()
+                .filter_map(|d| {
                     d.deadline()
                         .filter(|(at, _)| *at <= now)
-                        .map(|_| (*id, d.timer_generation()))
+                        .map(|_| (d.hash().h_id(), d.timer_generation()))
                 })
                 .collect();
             for (id, generation) in due {
@@ -743,6 +956,26 @@ impl Dialogs {
 
     fn count(&self) -> usize {
         self.slots.iter().map(|s| s.dialogs.lock().len()).sum()
+    }
+
+    /// Own accounting: (dialogs, bytes of the dialogs, bytes of the tables that hold
+    /// them: the slots' lists and the transaction map).
+    fn memory(&self) -> (usize, usize, usize) {
+        let (mut n, mut bytes, mut table) = (0, 0, 0);
+        for slot in &self.slots {
+            let m = slot.dialogs.lock();
+            n += m.len();
+            bytes += m.values().map(Dialog::approx_bytes).sum::<usize>();
+            table += m.table_bytes();
+        }
+        let by_tx = self.by_tx.lock().capacity();
+        if by_tx > 0 {
+            // hashbrown: the entries, one control octet each and a group of 16 more.
+            table += (by_tx + 1).next_power_of_two() * (std::mem::size_of::<(u64, HashId)>() + 1)
+                + 16
+                + 16;
+        }
+        (n, bytes, table)
     }
 }
 
@@ -787,9 +1020,9 @@ fn run_route(
                 "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKdlgev\r\nFrom: <{}>;tag={}\r\nTo: <{}>\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
                 d.request_uri(),
                 d.from_uri(),
-                d.id().from_tag,
+                d.from_tag(),
                 d.to_uri(),
-                d.id().call_id
+                d.call_id()
             );
             fake.as_bytes()
         }
@@ -858,11 +1091,13 @@ impl PvAccess<Sip> for DlgPv {
             Attr::HEntry => Value::Int(i64::from(d.hash().h_entry())),
             Attr::HId => Value::Int(i64::from(d.hash().h_id())),
             Attr::State => Value::Int(i64::from(d.state().code())),
-            Attr::CallId => Value::from(d.id().call_id.clone()),
+            Attr::CallId => Value::from(d.call_id().to_owned()),
             Attr::FromUri => Value::from(d.from_uri().to_owned()),
             Attr::ToUri => Value::from(d.to_uri().to_owned()),
-            Attr::FromTag => Value::from(d.id().from_tag.clone()),
-            Attr::ToTag => d.id().to_tag.clone().map_or(Value::Null, Value::from),
+            Attr::FromTag => Value::from(d.from_tag().to_owned()),
+            Attr::ToTag => d
+                .to_tag()
+                .map_or(Value::Null, |t| Value::from(t.to_owned())),
             Attr::Lifetime => {
                 let start = d.start_ts();
                 if start == 0 {
@@ -1022,10 +1257,38 @@ impl Module for DialogModule {
                     .ok_or_else(|| ParamError::bad("seconds (> 0)"))?;
             }
             "timeout_avp" => p.timeout_avp = Some(sable_engine::avp_param(value)?),
-            "dlg_match_mode" | "detect_spirals" | "table_name" | "enable_stats"
-            | "dlg_extra_hdrs" | "bye_early_code" | "bye_early_reason" | "wait_ack"
-            | "track_cseq_updates" | "event_callback" | "ka_timer" | "ka_interval"
-            | "ka_failed_limit" | "timer_procs" | "h_id_start" | "h_id_step" | "keep_proxy_rr" => {
+            "dlg_match_mode" => {
+                p.match_mode = MatchMode::from_param(int_param(value)?)
+                    .ok_or_else(|| ParamError::bad("0, 1 or 2"))?;
+            }
+            "detect_spirals" => p.detect_spirals = int_param(value)? != 0,
+            "ka_timer" => p.ka_timer = u64::from(secs(value)?),
+            "ka_interval" => {
+                p.ka_interval = secs(value)?;
+                if p.ka_interval > 0 && p.ka_interval < 30 {
+                    self.ignored.push(format!(
+                        "dialog: ka_interval {} is below 30 s: Kamailio refuses to start with it, Sable uses it",
+                        p.ka_interval
+                    ));
+                }
+            }
+            "ka_failed_limit" => {
+                p.ka_failed_limit = secs(value)?.max(1);
+            }
+            "dlg_extra_hdrs" => {
+                let h = str_param(value)?;
+                p.extra_hdrs = h.trim_end_matches(['\r', '\n']).to_owned();
+            }
+            "event_callback" => {
+                if !str_param(value)?.trim().is_empty() {
+                    return Err(ParamError::bad(
+                        "empty: event_callback names a KEMI function, and Sable has no KEMI; use event_route[dialog:start|end|failed]",
+                    ));
+                }
+            }
+            "table_name" | "enable_stats" | "bye_early_code" | "bye_early_reason" | "wait_ack"
+            | "track_cseq_updates" | "timer_procs" | "h_id_start" | "h_id_step"
+            | "keep_proxy_rr" => {
                 self.ignored.push(format!(
                     "dialog: parameter {name} has no effect in Sable yet"
                 ));
@@ -1069,10 +1332,11 @@ impl Module for DialogModule {
             slots: (0..n)
                 .map(|_| Slot {
                     next_id: AtomicU32::new(1),
-                    dialogs: Mutex::new(HashMap::new()),
+                    dialogs: Mutex::new(Bucket::default()),
                 })
                 .collect(),
             by_tx: Mutex::new(HashMap::new()),
+            ka: Mutex::new(std::collections::HashSet::new()),
             profiles: Mutex::new(profiles),
             stats: DlgStats::default(),
             listeners: parking_lot::RwLock::new(Vec::new()),
@@ -1113,6 +1377,8 @@ impl Module for DialogModule {
             }
         }));
         let period = self.p.db_update_period;
+        let ka_timer = self.p.ka_timer;
+        let ka_on = ka_timer > 0 && self.p.ka_interval > 0;
         let mut ticks: u64 = 0;
         sable_engine::spawn_ticker(
             "dialog-timer",
@@ -1124,6 +1390,9 @@ impl Module for DialogModule {
                 ticks += 1;
                 if ticks % period == 0 {
                     dl.flush();
+                }
+                if ka_on && ticks % ka_timer == 0 {
+                    dl.keepalives(core);
                 }
             },
         )
@@ -1208,8 +1477,8 @@ impl Module for DialogModule {
                     Ok(Json::Array(
                         dl.all()
                             .iter()
-                            .filter(|d| callid.as_ref().is_none_or(|c| d.id().call_id == *c))
-                            .filter(|d| ftag.as_ref().is_none_or(|f| d.id().from_tag == *f))
+                            .filter(|d| callid.as_ref().is_none_or(|c| d.call_id() == c))
+                            .filter(|d| ftag.as_ref().is_none_or(|f| d.from_tag() == f))
                             .map(|d| d.info(now).to_json())
                             .collect(),
                     ))
@@ -1226,12 +1495,14 @@ impl Module for DialogModule {
                 let dl = c
                     .service::<Dialogs>()
                     .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
-                let all = dl.all();
-                let bytes: usize = all.iter().map(Dialog::approx_bytes).sum();
+                let (n, dialogs, tables) = dl.memory();
+                let per = |b: usize| b.checked_div(n).unwrap_or(0);
                 Ok(json!({
-                    "dialogs": all.len(),
-                    "bytes": bytes,
-                    "bytes_per_dialog": if all.is_empty() { 0 } else { bytes / all.len() },
+                    "dialogs": n,
+                    "bytes": dialogs + tables,
+                    "bytes_per_dialog": per(dialogs + tables),
+                    "dialog_bytes_per_dialog": per(dialogs),
+                    "table_bytes_per_dialog": per(tables),
                 }))
             },
         );
@@ -1547,13 +1818,12 @@ impl Module for DialogModule {
                     let found = slot
                         .dialogs
                         .lock()
-                        .iter()
-                        .find(|(_, d)| {
-                            d.id()
-                                .matches(c.as_bytes(), f.as_bytes(), t.as_bytes())
+                        .values()
+                        .find(|d| {
+                            d.matches(c.as_bytes(), f.as_bytes(), t.as_bytes())
                                 .is_some()
                         })
-                        .map(|(id, _)| *id);
+                        .map(|d| d.hash().h_id());
                     match found {
                         Some(id) => {
                             ctx.dialog = Some((entry, id));
@@ -1571,15 +1841,26 @@ impl Module for DialogModule {
                     .const_str()
                     .ok_or_else(|| ArgError::new(1, "must be a constant"))?
                     .into_owned();
-                if name != "timeout-noreset" {
-                    return Err(ArgError::new(
-                        1,
-                        format!("'{name}' is not supported (ka-src and ka-dst keepalives are not in Sable yet; timeout-noreset is)"),
-                    ));
-                }
+                let side = match name.as_str() {
+                    "ka-src" => Some(sable_dialog::Side::Caller),
+                    "ka-dst" => Some(sable_dialog::Side::Callee),
+                    "timeout-noreset" => None,
+                    _ => {
+                        return Err(ArgError::new(
+                            1,
+                            format!("'{name}' is not ka-src, ka-dst or timeout-noreset"),
+                        ))
+                    }
+                };
                 Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
                     with_current_mut(ctx, |d, dl| {
-                        d.set_timeout_noreset(true);
+                        match side {
+                            Some(side) => {
+                                d.set_keepalive(side, true);
+                                dl.ka.lock().insert(d.hash());
+                            }
+                            None => d.set_timeout_noreset(true),
+                        }
                         dl.changed(d);
                         1
                     })

@@ -21,9 +21,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{Dialog, DialogAction, DialogConfig, Leg};
+use super::text::{Text, FIELDS};
+use super::{secs, Dialog, DialogAction, DialogConfig, Extra};
 use crate::error::DialogError;
-use crate::id::{DialogId, HashId};
+use crate::id::{HashId, Side};
 use crate::profile::ProfileLink;
 use crate::state::DialogState;
 
@@ -90,33 +91,48 @@ impl Dialog {
     /// variables). Any state is described; Kamailio stores states 2 to 4 and
     /// [`Dialog::from_record`] restores 3 and 4.
     pub fn to_record(&self) -> DialogRecord {
-        let joined = |leg: &Leg| (!leg.route_set.is_empty()).then(|| leg.route_set.join(","));
-        let text = |s: &Option<String>| s.clone().unwrap_or_default();
+        let joined = |side: Side| {
+            let mut routes = self.route_set(side).peekable();
+            routes
+                .peek()
+                .is_some()
+                .then(|| routes.collect::<Vec<_>>().join(","))
+        };
+        let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
         DialogRecord {
             hash_entry: self.hash.h_entry(),
             hash_id: self.hash.h_id(),
-            callid: self.id.call_id.clone(),
-            from_uri: self.from_uri.clone(),
-            from_tag: self.id.from_tag.clone(),
-            to_uri: self.to_uri.clone(),
-            to_tag: text(&self.callee.tag),
-            caller_cseq: self.caller.cseq.to_string(),
-            callee_cseq: self.callee.cseq.to_string(),
-            caller_route_set: joined(&self.caller),
-            callee_route_set: joined(&self.callee),
-            caller_contact: text(&self.caller.contact),
-            callee_contact: text(&self.callee.contact),
-            caller_sock: text(&self.caller.socket),
-            callee_sock: text(&self.callee.socket),
+            callid: self.call_id().to_owned(),
+            from_uri: self.from_uri().to_owned(),
+            from_tag: self.from_tag().to_owned(),
+            to_uri: self.to_uri().to_owned(),
+            to_tag: text(self.tag(Side::Callee)),
+            caller_cseq: self.caller_cseq.to_string(),
+            callee_cseq: self.callee_cseq.to_string(),
+            caller_route_set: joined(Side::Caller),
+            callee_route_set: joined(Side::Callee),
+            caller_contact: text(self.contact(Side::Caller)),
+            callee_contact: text(self.contact(Side::Callee)),
+            caller_sock: text(self.socket(Side::Caller)),
+            callee_sock: text(self.socket(Side::Callee)),
             state: self.state.code(),
-            start_time: self.start_ts,
-            timeout: self.timeout_at.unwrap_or(0),
+            start_time: self.start_ts(),
+            timeout: self.timeout_at().unwrap_or(0),
             sflags: self.sflags,
-            iflags: self.iflags,
-            toroute_name: self.timeout_route.clone(),
-            req_uri: self.request_uri.clone(),
-            xdata: profiles_to_json(&self.profiles),
-            vars: self.vars.clone(),
+            iflags: self.iflags(),
+            toroute_name: self.timeout_route().map(str::to_owned),
+            req_uri: self.request_uri().to_owned(),
+            xdata: profiles_to_json(self.links()),
+            vars: self
+                .extra
+                .as_deref()
+                .map(|e| {
+                    e.vars
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 
@@ -175,8 +191,7 @@ impl Dialog {
             Some(xdata) => profiles_from_json(xdata).map_err(|detail| bad("xdata", detail))?,
             None => Vec::new(),
         };
-        let some = |s: String| (!s.is_empty()).then_some(s);
-        let to_tag = some(record.to_tag);
+        let to_tag = (!record.to_tag.is_empty()).then_some(record.to_tag.as_str());
         let caller_route_set = split_route_set(record.caller_route_set.as_deref());
         let expired = record.timeout <= now;
         let lifetime = if expired {
@@ -184,49 +199,65 @@ impl Dialog {
         } else {
             u32::try_from(record.timeout.saturating_sub(record.start_time)).unwrap_or(u32::MAX)
         };
-        let mut dialog = Dialog {
-            hash: HashId(record.hash_entry, record.hash_id),
-            id: DialogId {
-                call_id: record.callid,
-                from_tag: record.from_tag.clone(),
-                to_tag: to_tag.clone(),
-            },
-            state,
-            from_uri: record.from_uri,
-            to_uri: record.to_uri,
-            request_uri: record.req_uri,
-            caller_rr_count: caller_route_set.len(),
-            caller: Leg {
-                tag: Some(record.from_tag),
-                contact: some(record.caller_contact),
-                cseq: caller_cseq,
-                route_set: caller_route_set,
-                socket: some(record.caller_sock),
-            },
-            callee: Leg {
-                tag: to_tag,
-                contact: some(record.callee_contact),
-                cseq: callee_cseq,
-                route_set: split_route_set(record.callee_route_set.as_deref()),
-                socket: some(record.callee_sock),
-            },
-            init_ts: record.start_time,
-            start_ts: record.start_time,
-            end_ts: 0,
-            lifetime,
-            timeout_at: Some(record.timeout),
-            dflags: 0,
-            sflags: record.sflags,
-            iflags: record.iflags,
-            message_flags: 0,
-            vars: record.vars,
+        let callee_route_set = split_route_set(record.callee_route_set.as_deref());
+        let caller_routes = Text::join_routes(&caller_route_set);
+        let callee_routes = Text::join_routes(&callee_route_set);
+        fn some(s: &str) -> Option<&str> {
+            (!s.is_empty()).then_some(s)
+        }
+        // In field order (see `text::Field`).
+        let values: [Option<&str>; FIELDS] = [
+            Some(&record.callid),
+            Some(&record.from_tag),
+            to_tag,
+            Some(&record.from_uri),
+            Some(&record.to_uri),
+            Some(&record.req_uri),
+            some(&record.caller_contact),
+            some(&record.callee_contact),
+            caller_routes.as_deref(),
+            callee_routes.as_deref(),
+            some(&record.caller_sock),
+            some(&record.callee_sock),
+        ];
+        let text = Text::build(&values).ok_or(DialogError::TooLarge)?;
+        let vars: Vec<(Box<str>, Box<str>)> = record
+            .vars
+            .into_iter()
+            .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+            .collect();
+        let extra = Extra {
+            vars,
             profiles,
-            timeout_route: record.toroute_name.filter(|r| !r.is_empty()),
-            noack_applied: false,
-            bye_sent: false,
-            removed: false,
-            armed: None,
+            timeout_route: record
+                .toroute_name
+                .filter(|r| !r.is_empty())
+                .map(String::into_boxed_str),
+            ka_failed: [0, 0],
+            ka_next: 0,
+        };
+        let mut dialog = Dialog {
+            text,
+            hash: HashId(record.hash_entry, record.hash_id),
+            init_ts: secs(record.start_time),
+            start_ts: secs(record.start_time),
+            end_ts: 0,
+            timeout_at: secs(record.timeout),
+            armed_at: 0,
+            lifetime,
+            sflags: record.sflags,
+            message_flags: 0,
+            caller_cseq,
+            callee_cseq,
+            dflags: 0,
             generation: 0,
+            caller_rr_count: u16::try_from(caller_route_set.len()).unwrap_or(u16::MAX),
+            // Kamailio's persistent internal flags are the low bits (1 << 0 .. 1 << 6).
+            iflags: (record.iflags & 0xFF) as u8,
+            bits: 0,
+            state,
+            armed_kind: None,
+            extra: (!extra.is_empty()).then(|| Box::new(extra)),
         };
         let mut actions = Vec::new();
         if expired {
