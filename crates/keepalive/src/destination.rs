@@ -129,9 +129,15 @@ mod tests {
     #[test]
     fn default_ports_follow_the_scheme_and_transport() {
         assert_eq!(key("sips:192.0.2.5"), "sips:192.0.2.5:5061;transport=tls");
-        assert_eq!(key("192.0.2.5;transport=tls"), "sip:192.0.2.5:5061;transport=tls");
+        assert_eq!(
+            key("192.0.2.5;transport=tls"),
+            "sip:192.0.2.5:5061;transport=tls"
+        );
         assert!(Destination::parse("sips:192.0.2.5").unwrap().tls);
-        assert_eq!(key("192.0.2.5;transport=tcp"), "sip:192.0.2.5:5060;transport=tcp");
+        assert_eq!(
+            key("192.0.2.5;transport=tcp"),
+            "sip:192.0.2.5:5060;transport=tcp"
+        );
     }
 
     #[test]

@@ -407,7 +407,10 @@ mod tests {
         assert_eq!((o.state, o.changed), (State::Up, true));
         assert_eq!(m.by_id(id).unwrap().counter, 0);
         let first = m.result(999, 200, 1);
-        assert!(first.is_none(), "a result for a removed destination is ignored");
+        assert!(
+            first.is_none(),
+            "a result for a removed destination is ignored"
+        );
     }
 
     #[test]
@@ -423,7 +426,8 @@ mod tests {
         assert_eq!(m.next_deadline(), None);
         // Adding it again resets the counter but does not restart it (as Kamailio).
         assert!(matches!(
-            m.add("sip:192.0.2.5", "o", 0, 0, (), Millis(20_000)).unwrap(),
+            m.add("sip:192.0.2.5", "o", 0, 0, (), Millis(20_000))
+                .unwrap(),
             Added::Exists(_)
         ));
         assert_eq!(m.get("192.0.2.5", "o").unwrap().unwrap().counter, 0);
@@ -464,7 +468,11 @@ mod tests {
         let a = m.add("192.0.2.5", "x", 0, 0, (), Millis(0)).unwrap();
         assert!(matches!(a, Added::New(_)));
         // The same destination spelled otherwise is a duplicate (D9: normalised).
-        for s in ["sip:192.0.2.5", "SIP:192.0.2.5:5060", "192.0.2.5;transport=udp"] {
+        for s in [
+            "sip:192.0.2.5",
+            "SIP:192.0.2.5:5060",
+            "192.0.2.5;transport=udp",
+        ] {
             assert!(matches!(
                 m.add(s, "x", 0, 0, (), Millis(0)).unwrap(),
                 Added::Exists(_)
@@ -496,13 +504,20 @@ mod tests {
         let Added::New(old) = m.add("192.0.2.5", "x", 0, 0, (), Millis(0)).unwrap() else {
             panic!()
         };
-        let Added::New(new) = m.add("sip:192.0.2.5:5060", "y", 0, 0, (), Millis(0)).unwrap()
+        let Added::New(new) = m
+            .add("sip:192.0.2.5:5060", "y", 0, 0, (), Millis(0))
+            .unwrap()
         else {
             panic!()
         };
         m.result(old, 200, 1);
         m.result(new, 503, 1);
-        for s in ["192.0.2.5", "192.0.2.5:5060", "sip:192.0.2.5", "sips:192.0.2.5:5060"] {
+        for s in [
+            "192.0.2.5",
+            "192.0.2.5:5060",
+            "sip:192.0.2.5",
+            "sips:192.0.2.5:5060",
+        ] {
             let want = if s.starts_with("sips") {
                 None
             } else {
@@ -528,15 +543,8 @@ mod tests {
             delete_counter: 5,
         });
         for i in 0..1000u32 {
-            m.add(
-                &format!("gw{i}@192.0.2.5"),
-                "bench",
-                0,
-                0,
-                (),
-                Millis(0),
-            )
-            .unwrap();
+            m.add(&format!("gw{i}@192.0.2.5"), "bench", 0, 0, (), Millis(0))
+                .unwrap();
         }
         // Steady state: count probes per 10 ms slot over one second.
         for t in (0..2000u64).step_by(10) {
@@ -551,7 +559,10 @@ mod tests {
         }
         assert_eq!(total, 1000, "each destination once per interval");
         let max = slots.iter().copied().max().unwrap();
-        assert!(max <= 20, "no burst: at most {max} probes in one 10 ms slot");
+        assert!(
+            max <= 20,
+            "no burst: at most {max} probes in one 10 ms slot"
+        );
     }
 
     #[test]
