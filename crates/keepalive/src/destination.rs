@@ -18,6 +18,9 @@ pub struct Destination {
     pub key: String,
     /// Whether probes need TLS (`sips:` or `transport=tls`).
     pub tls: bool,
+    /// The transport of the probes, lower case (`udp` when the URI names none, `tls` for
+    /// `sips:`).
+    pub transport: String,
 }
 
 impl Destination {
@@ -84,7 +87,12 @@ impl Destination {
             "{scheme}:{user}{host}:{port};transport={transport}{}",
             params.concat()
         );
-        Ok(Destination { uri, key, tls })
+        Ok(Destination {
+            uri,
+            key,
+            tls,
+            transport,
+        })
     }
 }
 

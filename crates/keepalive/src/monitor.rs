@@ -52,6 +52,8 @@ pub struct Dest<T> {
     pub interval: Millis,
     /// Whether probes need TLS.
     pub tls: bool,
+    /// The transport of the probes (lower case).
+    pub transport: String,
     /// `delete_counter` ran out: never probed again (the record stays).
     pub stopped: bool,
     /// When the next probe is due.
@@ -76,6 +78,8 @@ pub struct Probe {
     pub id: u64,
     pub uri: String,
     pub tls: bool,
+    /// Lower case: `udp`, `tcp`, `tls`...
+    pub transport: String,
 }
 
 /// What a probe's result did to its destination.
@@ -184,6 +188,7 @@ impl<T: Clone> Monitor<T> {
                 last_down: 0,
                 interval,
                 tls: d.tls,
+                transport: d.transport,
                 stopped: false,
                 next_at,
                 data,
@@ -287,6 +292,7 @@ impl<T: Clone> Monitor<T> {
                 id,
                 uri: d.uri.clone(),
                 tls: d.tls,
+                transport: d.transport.clone(),
             });
             d.last_checked = wall;
             // Keep the phase; skip the slots missed if the caller was late.

@@ -14,7 +14,7 @@
 //! `del_destination`, `destination_state`) with Rust closures.
 
 use parking_lot::{Condvar, Mutex};
-use sable_engine::tm::{UacCallback, UacRequest};
+use sable_engine::tm::UacCallback;
 use sable_engine::{
     function, int_param, required, str_param, Core, Module, MsgCtx, ParamError, Sip,
 };
@@ -33,7 +33,7 @@ pub const DEFAULT_PING_FROM: &str = "sip:keepalive@kamailio.org";
 /// Owner of the destinations of `modparam("keepalive", "destination", ...)`.
 pub const PARAMS_OWNER: &str = "_params";
 /// The prober sleeps at least this long between rounds: probes due within it go together.
-const MIN_TICK: Duration = Duration::from_millis(10);
+const MIN_TICK: Duration = Duration::from_millis(50);
 /// And at most this long (a new destination wakes it anyway).
 const MAX_TICK: Duration = Duration::from_secs(1);
 
@@ -223,17 +223,25 @@ impl Keepalive {
                 ka.finish(Some(&core), id, code, reply);
             }
         });
-        let req = UacRequest {
-            method: "OPTIONS".to_owned(),
-            ruri: probe.uri,
-            next_hop: None,
-            headers: format!("From: <{}>;tag=ka{tag:x}\r\n", self.ping_from),
-            body: Vec::new(),
-            callback: Some(callback),
-        };
-        if let Err(e) = tm.uac_start(core, req) {
+        let from = &self.ping_from;
+        let uri = probe.uri;
+        let proto = probe.transport.to_ascii_uppercase();
+        // The request is written here in one piece (tm adds nothing): OPTIONS to the
+        // destination, To = the destination, From = ping_from with a tag of ours.
+        let sent = tm.uac_start_with(
+            core,
+            &uri,
+            |branch, via| {
+                Ok(format!(
+                    "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {via};branch={branch}\r\nFrom: <{from}>;tag=ka{tag:x}\r\nTo: <{uri}>\r\nCall-ID: ka{tag:x}-{branch}@{via}\r\nCSeq: 10 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+                )
+                .into_bytes())
+            },
+            Some(callback),
+        );
+        if let Err(e) = sent {
             // Not sent (TLS, no socket of that transport, no address): a failed probe.
-            tracing::debug!("keepalive: probe not sent: {e}");
+            tracing::debug!("keepalive: probe to {uri} not sent: {e}");
             self.finish(Some(core), id, 0, None);
         }
     }
