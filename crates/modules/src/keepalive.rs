@@ -18,7 +18,9 @@ use sable_engine::tm::UacCallback;
 use sable_engine::{
     function, int_param, required, str_param, Core, Module, MsgCtx, ParamError, Sip,
 };
-use sable_keepalive::{Added, Config, Destination, KeepaliveError, Millis, Monitor, State};
+/// What the API takes and gives, from the table's crate.
+pub use sable_keepalive::{Added, KeepaliveError, State};
+use sable_keepalive::{Config, Destination, Millis, Monitor};
 use sable_rpc::{MethodKind, Params, RpcError};
 use sable_script::ast::Literal;
 use sable_script::{Arg, ArgError, Registry, RouteMask};
