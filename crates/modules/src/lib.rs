@@ -10,6 +10,7 @@ mod ctl;
 pub mod dialog;
 mod dlgs;
 mod jsonrpcs;
+pub mod keepalive;
 mod kex;
 mod maxfwd;
 pub mod peerstate;
@@ -45,6 +46,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(tmx::Tmx),
         Box::new(dialog::DialogModule::default()),
         Box::new(dlgs::Dlgs::default()),
+        Box::new(keepalive::KeepaliveModule::default()),
         Box::new(usrloc::UsrlocModule::default()),
         Box::new(registrar::Registrar::default()),
         Box::new(peerstate::PeerstateModule::default()),

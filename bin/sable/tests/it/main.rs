@@ -16,6 +16,7 @@ mod core;
 mod dialog;
 mod dlgs;
 mod harness;
+mod keepalive;
 mod malformed;
 mod peerstate;
 mod registrar;
