@@ -336,25 +336,20 @@ fn run_event(core: &Core, name: &str, uri: &str, from: &str) {
     let Some(route) = program.event_route(name) else {
         return;
     };
-    let Some(local) = core.sockets.first().cloned() else {
+    let Some(local) = sable_engine::first_socket_addr(core) else {
         return;
     };
     let fake = format!(
-        "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKkaevent\r\nFrom: <{from}>;tag=kaevent\r\nTo: <{uri}>\r\nCall-ID: kaevent@sable\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        local.addr
+        "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKkaevent\r\nFrom: <{from}>;tag=kaevent\r\nTo: <{uri}>\r\nCall-ID: kaevent@sable\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
-    let Ok(msg) = sable_sip::Message::parse(fake.as_bytes()) else {
-        return;
-    };
-    let recv = sable_engine::RecvInfo {
-        proto: local.proto,
-        src: local.addr,
-        local: local.clone(),
-        conn: None,
-    };
-    let mut ctx = MsgCtx::new(core, msg, &recv, Vec::new(), RouteMask::EVENT);
-    ctx.program = Some(program.clone());
-    let _ = program.run(route, &mut ctx);
+    sable_engine::run_on_local_message(
+        core,
+        &program,
+        route,
+        RouteMask::EVENT,
+        fake.as_bytes(),
+        |_| {},
+    );
 }
 
 /// Module `keepalive`.
