@@ -163,6 +163,11 @@ pub type DialogListener =
 /// variables. It runs with no dialog lock held (the dialog is not in the tables yet).
 pub type DialogCreateHook = Arc<dyn Fn(&mut Dialog, &MsgCtx<'_>) + Send + Sync>;
 
+/// The bit of a callback kind in a listener's mask.
+fn kind_bit(kind: sable_dialog::CallbackKind) -> u32 {
+    1 << (kind as u32)
+}
+
 /// The dialog tables, shared by the workers, tm's events, the sweeper and the RPCs.
 pub struct Dialogs {
     p: DlgParams,
@@ -173,7 +178,8 @@ pub struct Dialogs {
     ka: Mutex<std::collections::HashSet<HashId>>,
     profiles: Mutex<Profiles>,
     stats: DlgStats,
-    listeners: parking_lot::RwLock<Vec<DialogListener>>,
+    /// Listeners with the callback kinds they want (a bit per kind).
+    listeners: parking_lot::RwLock<Vec<(u32, DialogListener)>>,
     create_hooks: parking_lot::RwLock<Vec<DialogCreateHook>>,
     store: Option<DlgStore>,
     /// Actions of dialogs restored from the database, run by the first sweep (once the
@@ -422,9 +428,21 @@ impl Dialogs {
         Ok(n)
     }
 
-    /// Adds a listener of dialog callbacks.
+    /// Adds a listener of every dialog callback.
     pub fn on_change(&self, listener: DialogListener) {
-        self.listeners.write().push(listener);
+        self.listeners.write().push((u32::MAX, listener));
+    }
+
+    /// Adds a listener of some kinds of callbacks only (the others cost it nothing).
+    pub fn on_events(&self, kinds: &[sable_dialog::CallbackKind], listener: DialogListener) {
+        let mask = kinds.iter().fold(0, |m, k| m | kind_bit(*k));
+        self.listeners.write().push((mask, listener));
+    }
+
+    /// Someone listens to `kind`.
+    fn listened(&self, kind: sable_dialog::CallbackKind) -> bool {
+        let bit = kind_bit(kind);
+        self.listeners.read().iter().any(|(m, _)| m & bit != 0)
     }
 
     /// Adds a hook run on each dialog `dlg_manage()` creates (see [`DialogCreateHook`]).
@@ -443,7 +461,14 @@ impl Dialogs {
     }
 
     fn tell(&self, d: &Dialog, kind: sable_dialog::CallbackKind) {
-        let listeners = self.listeners.read().clone();
+        let bit = kind_bit(kind);
+        let listeners: Vec<DialogListener> = self
+            .listeners
+            .read()
+            .iter()
+            .filter(|(m, _)| m & bit != 0)
+            .map(|(_, l)| l.clone())
+            .collect();
         if listeners.is_empty() {
             return;
         }
@@ -678,7 +703,8 @@ impl Dialogs {
                 .map(|d| {
                     (
                         d.hash(),
-                        (!self.listeners.read().is_empty()).then(|| d.clone()),
+                        self.listened(sable_dialog::CallbackKind::Spiraled)
+                            .then(|| d.clone()),
                     )
                 });
             if let Some((hash, snapshot)) = spiral {
@@ -718,7 +744,9 @@ impl Dialogs {
         for hook in hooks {
             hook(&mut dialog, ctx);
         }
-        let snapshot = (!self.listeners.read().is_empty()).then(|| dialog.clone());
+        let snapshot = self
+            .listened(sable_dialog::CallbackKind::Created)
+            .then(|| dialog.clone());
         slot.dialogs.lock().insert(dialog);
         // Kamailio counts every dialog created (answered or not) as processed.
         self.stats.processed.inc();

@@ -633,11 +633,22 @@ impl Module for PeerstateModule {
                 }
             }));
             let weak = Arc::downgrade(&ps);
-            dl.on_change(Arc::new(move |kind, info: &CallbackInfo| {
-                if let Some(ps) = weak.upgrade() {
-                    ps.dialog_event(kind, info);
-                }
-            }));
+            let kinds = [
+                CallbackKind::Early,
+                CallbackKind::Confirmed,
+                CallbackKind::Failed,
+                CallbackKind::Terminated,
+                CallbackKind::Expired,
+                CallbackKind::Destroy,
+            ];
+            dl.on_events(
+                &kinds,
+                Arc::new(move |kind, info: &CallbackInfo| {
+                    if let Some(ps) = weak.upgrade() {
+                        ps.dialog_event(kind, info);
+                    }
+                }),
+            );
         }
         if let Some(ul) = &ul {
             let weak = Arc::downgrade(&ps);
