@@ -449,6 +449,25 @@ fn notify_flags_and_disabled_sources() {
         );
     }
 
+    // enable_notify_on_trying: the INVITE itself rings the peers, so a call rejected
+    // without any 1xx shows RINGING and back.
+    let rig = Rig::start(
+        "ps-trying",
+        "modparam(\"peerstate\", \"enable_notify_on_trying\", 1)",
+    );
+    let b_port = free_port();
+    rig.register("service", b_port, 3600);
+    rig.call("uac_486.xml", "uas_486.xml", b_port, 0);
+    rig.wait_transitions(
+        B,
+        &[
+            "UNAVAILABLE -> NOT_INUSE",
+            "NOT_INUSE -> RINGING",
+            "RINGING -> NOT_INUSE",
+        ],
+    );
+    rig.wait_peer(B, ("NOT_INUSE", 0, "yes"));
+
     // No registration events: a REGISTER leaves no peer; calls still make them.
     let rig = Rig::start(
         "ps-noreg",
