@@ -1493,6 +1493,7 @@ impl Dialog {
                 via_host_port,
                 branch,
                 extra_headers: "",
+                cseq_skip: 0,
             },
         )
     }
@@ -1560,7 +1561,7 @@ impl Dialog {
         line(&format!("Call-ID: {}", self.call_id()));
         line(&format!(
             "CSeq: {} {method}",
-            self.cseq(other).wrapping_add(1)
+            self.cseq(other).wrapping_add(1).wrapping_add(p.cseq_skip)
         ));
         for h in p
             .extra_headers
@@ -1587,6 +1588,9 @@ pub struct ByeParams<'a> {
     pub branch: &'a str,
     /// Header lines to add, separated by CRLF (`Reason: ...`).
     pub extra_headers: &'a str,
+    /// CSeq numbers to leave out before this request's (0: the side's CSeq plus one; 1 for
+    /// the BYE that follows `dlg_refer()`'s REFER).
+    pub cseq_skip: u32,
 }
 
 fn tagged(name: &str, uri: &str, tag: Option<&str>) -> String {
@@ -2268,6 +2272,7 @@ CSeq: {cseq} {method}\r\n\
             via_host_port: "192.0.2.1:5060",
             branch: "z9hG4bKbye1",
             extra_headers: "Reason: SIP;cause=200;text=\"timeout\"",
+            cseq_skip: 0,
         };
         // To the callee: its target, the route set core1 then core2, we speak for Alice.
         let bye = d.build_bye_with(Side::Callee, &p).unwrap();
@@ -3093,6 +3098,7 @@ Content-Length: 0\r\n\r\n";
             via_host_port: "192.0.2.1:5060",
             branch: "z9hG4bKka",
             extra_headers: "",
+            cseq_skip: 0,
         };
         let bye = String::from_utf8(d.build_bye_with(Side::Callee, &p).unwrap()).unwrap();
         let opt = String::from_utf8(

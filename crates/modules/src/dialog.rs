@@ -51,6 +51,10 @@ struct DlgParams {
     ka_failed_limit: u32,
     /// `dlg_extra_hdrs`: header lines added to the requests the module sends.
     extra_hdrs: String,
+    /// `dlg_bridge_controller`: the Referred-By of `dlg_refer()`'s REFER.
+    bridge_controller: String,
+    /// `dlg_bridge_contact`: the Contact of that REFER.
+    bridge_contact: String,
 }
 
 impl Default for DlgParams {
@@ -72,6 +76,8 @@ impl Default for DlgParams {
             ka_interval: 0,
             ka_failed_limit: 1,
             extra_hdrs: String::new(),
+            bridge_controller: "sip:controller@kamailio.org".to_owned(),
+            bridge_contact: "sip:controller@kamailio.org:5064".to_owned(),
         }
     }
 }
@@ -162,6 +168,24 @@ pub type DialogListener =
 /// created callbacks: it sees the INVITE's context (AVPs, flags) and may set dialog
 /// variables. It runs with no dialog lock held (the dialog is not in the tables yet).
 pub type DialogCreateHook = Arc<dyn Fn(&mut Dialog, &MsgCtx<'_>) + Send + Sync>;
+
+/// A request the module sends inside a dialog.
+struct Within {
+    method: &'static str,
+    /// Header lines of this request (CRLF-separated), after `dlg_extra_hdrs`.
+    headers: String,
+    cseq_skip: u32,
+}
+
+impl Within {
+    fn plain(method: &'static str) -> Within {
+        Within {
+            method,
+            headers: String::new(),
+            cseq_skip: 0,
+        }
+    }
+}
 
 /// The bit of a callback kind in a listener's mask.
 fn kind_bit(kind: sable_dialog::CallbackKind) -> u32 {
@@ -522,24 +546,31 @@ impl Dialogs {
     /// Sends a BYE to one side of `d` through a tm transaction; its final reply ends the
     /// dialog (`LocalByeDone`).
     fn send_bye(&self, core: &Core, d: &Dialog, side: sable_dialog::Side) {
-        self.send_within(core, d, side, "BYE", |dl, core, hash, _code| {
-            let cfg = dl.p.cfg.clone();
-            dl.with(
-                core,
-                hash,
-                |d| {
-                    let a = d.handle(sable_dialog::DialogEvent::LocalByeDone, unix_now(), &cfg);
-                    ((), a)
-                },
-                None,
-            );
-        });
+        self.send_within(
+            core,
+            d,
+            side,
+            Within::plain("BYE"),
+            |dl, core, hash, _code| {
+                let cfg = dl.p.cfg.clone();
+                dl.with(
+                    core,
+                    hash,
+                    |d| {
+                        let a = d.handle(sable_dialog::DialogEvent::LocalByeDone, unix_now(), &cfg);
+                        ((), a)
+                    },
+                    None,
+                );
+            },
+        );
     }
 
     /// Sends a keepalive OPTIONS to one side; its final reply (408 on a local timeout)
     /// goes back to the dialog.
     fn send_keepalive(&self, core: &Core, d: &Dialog, side: sable_dialog::Side) {
-        self.send_within(core, d, side, "OPTIONS", move |dl, core, hash, code| {
+        let ka = Within::plain("OPTIONS");
+        self.send_within(core, d, side, ka, move |dl, core, hash, code| {
             let cfg = dl.p.cfg.clone();
             let limit = dl.p.ka_failed_limit;
             dl.with(
@@ -561,11 +592,16 @@ impl Dialogs {
         core: &Core,
         d: &Dialog,
         side: sable_dialog::Side,
-        method: &'static str,
+        req: Within,
         done: impl FnOnce(&Dialogs, &Core, HashId, u16) + Send + 'static,
-    ) {
+    ) -> bool {
+        let Within {
+            method,
+            headers,
+            cseq_skip,
+        } = req;
         let Some(tm) = core.tm.get().cloned() else {
-            return;
+            return false;
         };
         let first_hop = d
             .route_set(side)
@@ -585,7 +621,7 @@ impl Dialogs {
                 "dialog {}: no target for a {method} to the {side:?}",
                 d.hash().did()
             );
-            return;
+            return false;
         };
         let hash = d.hash();
         let dialog = d.clone();
@@ -609,19 +645,51 @@ impl Dialogs {
                     via_host_port: via,
                     branch,
                     extra_headers: &extra,
+                    cseq_skip,
                 };
                 dialog
-                    .build_request_with(method, side, &p, "")
+                    .build_request_with(method, side, &p, &headers)
                     .map_err(|e| e.to_string())
             },
             Some(callback),
         );
-        if let Err(e) = sent {
-            tracing::warn!(
-                "dialog {}: {method} to the {side:?} not sent: {e}",
-                hash.did()
-            );
+        match sent {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(
+                    "dialog {}: {method} to the {side:?} not sent: {e}",
+                    hash.did()
+                );
+                false
+            }
         }
+    }
+
+    /// `dlg_refer(side, to)`, as Kamailio's code does it: `side` is the party that hands
+    /// the call over; the other party gets a REFER (Refer-To: `to`, Referred-By the
+    /// controller, our Contact) inside the dialog, and a BYE once the REFER has a final
+    /// reply, whatever it is. The dialog itself is left as it is.
+    fn refer(&self, core: &Core, d: &Dialog, side: sable_dialog::Side, to: &str) -> bool {
+        let target = side.other();
+        let headers = format!(
+            "Referred-By: {}\r\nRefer-To: {to}\r\nContact: <{}>",
+            self.p.bridge_controller, self.p.bridge_contact
+        );
+        let snapshot = d.clone();
+        let refer = Within {
+            method: "REFER",
+            headers,
+            cseq_skip: 0,
+        };
+        self.send_within(core, d, target, refer, move |dl, core, _hash, code| {
+            tracing::debug!("dialog: REFER answered {code}, BYE to the {target:?}");
+            let bye = Within {
+                method: "BYE",
+                headers: String::new(),
+                cseq_skip: 1,
+            };
+            dl.send_within(core, &snapshot, target, bye, |_, _, _, _| {});
+        })
     }
 
     /// The keepalive tick (every `ka_timer` seconds): OPTIONS to the sides whose
@@ -1303,6 +1371,8 @@ impl Module for DialogModule {
             "ka_failed_limit" => {
                 p.ka_failed_limit = secs(value)?.max(1);
             }
+            "dlg_bridge_controller" => p.bridge_controller = str_param(value)?.trim().to_owned(),
+            "dlg_bridge_contact" => p.bridge_contact = str_param(value)?.trim().to_owned(),
             "dlg_extra_hdrs" => {
                 let h = str_param(value)?;
                 p.extra_hdrs = h.trim_end_matches(['\r', '\n']).to_owned();
@@ -1673,6 +1743,35 @@ impl Module for DialogModule {
                         None,
                     );
                     done.unwrap_or(-1)
+                }))
+            }),
+        );
+        reg.function(
+            "dlg_refer",
+            function("dialog", 2, 2, RouteMask::ANY, |_, mut args| {
+                let side = required(&mut args, 1, "side")?
+                    .const_str()
+                    .ok_or_else(|| ArgError::new(1, "caller or callee"))?
+                    .into_owned();
+                let side = match side.as_str() {
+                    "caller" => sable_dialog::Side::Caller,
+                    "callee" => sable_dialog::Side::Callee,
+                    _ => return Err(ArgError::new(1, "caller or callee")),
+                };
+                let to = required(&mut args, 2, "address")?.into_str();
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let to = to.eval(ctx);
+                    if to.trim().is_empty() {
+                        return -1;
+                    }
+                    let (Some(dl), Some(d)) = (the(ctx), with_current(ctx, Dialog::clone)) else {
+                        return -1;
+                    };
+                    if dl.refer(ctx.core, &d, side, to.trim()) {
+                        1
+                    } else {
+                        -1
+                    }
                 }))
             }),
         );

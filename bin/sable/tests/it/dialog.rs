@@ -37,6 +37,15 @@ request_route {
                 sl_send_reply("200", "Timeout set");
                 exit;
             }
+            if (is_method("PUBLISH")) {
+                # Hand the call over: the callee gives it away, the caller is referred.
+                if (dlg_refer("callee", "sip:transfer@127.0.0.1")) {
+                    sl_send_reply("200", "Referred");
+                } else {
+                    sl_send_reply("500", "No refer");
+                }
+                exit;
+            }
             if (is_method("MESSAGE")) {
                 # Hang the call up from the proxy.
                 dlg_bye("all");
@@ -906,4 +915,66 @@ fn event_callback_is_refused_without_kemi() {
         err.contains("event_callback") && err.contains("KEMI"),
         "{err}"
     );
+}
+
+/// dlg_refer("callee", uri): the caller gets a REFER inside the dialog (as from the callee:
+/// its tags, the CSeq after the callee's), then, once it answered, a BYE (the next CSeq).
+#[test]
+fn dlg_refer_sends_refer_then_bye() {
+    let (s, uas, _sock) = start("dlg-refer");
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "bob", "dlg-refer-1");
+    let publish = format!(
+        "PUBLISH sip:bob@127.0.0.1:{u} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{c};branch=z9hG4bK-refer\r\nRoute: {rr}\r\nFrom: <sip:alice@127.0.0.1>;tag=caller\r\nTo: <sip:bob@127.0.0.1>;tag=callee\r\nCall-ID: dlg-refer-1\r\nCSeq: 2 PUBLISH\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        u = uas.port(),
+        c = caller.port(),
+        rr = LAST_RR.with(|r| r.borrow().clone()),
+    );
+    caller.send(s.addr(), publish.as_bytes());
+    let (mut replied, mut refer) = (false, None);
+    while !(replied && refer.is_some()) {
+        let m = recv(&caller);
+        if m.starts_with("SIP/2.0 200 Referred") {
+            replied = true;
+        } else if m.starts_with("REFER ") {
+            refer = Some(m);
+        } else {
+            panic!("unexpected: {m}");
+        }
+    }
+    let refer = refer.unwrap();
+    assert!(
+        refer.starts_with(&format!("REFER sip:alice@127.0.0.1:{} ", caller.port())),
+        "{refer}"
+    );
+    assert_eq!(
+        header(&refer, "Refer-To").as_deref(),
+        Some("sip:transfer@127.0.0.1")
+    );
+    assert_eq!(
+        header(&refer, "Referred-By").as_deref(),
+        Some("sip:controller@kamailio.org")
+    );
+    assert_eq!(
+        header(&refer, "Contact").as_deref(),
+        Some("<sip:controller@kamailio.org:5064>")
+    );
+    assert!(
+        header(&refer, "From").unwrap().ends_with(";tag=callee"),
+        "{refer}"
+    );
+    assert!(
+        header(&refer, "To").unwrap().ends_with(";tag=caller"),
+        "{refer}"
+    );
+    let cseq = header(&refer, "CSeq").unwrap();
+    let n: u32 = cseq.split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(cseq, format!("{n} REFER"));
+    reply_with(&caller, s.addr(), &refer, "SIP/2.0 202 Accepted");
+    let bye = recv(&caller);
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert_eq!(header(&bye, "CSeq"), Some(format!("{} BYE", n + 1)));
+    ok_to(&caller, s.addr(), &bye);
+    // The callee hears nothing of it.
+    assert!(uas.recv_within(Duration::from_millis(300)).is_none());
 }
