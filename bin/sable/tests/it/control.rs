@@ -15,6 +15,24 @@ pub(crate) fn sablectl_bin() -> PathBuf {
     Path::new(sable_bin()).with_file_name("sablectl")
 }
 
+/// A fresh SQLite database in Kamailio's schema (`sablectl db init`) in scratch dir `name`.
+pub(crate) fn new_db(name: &str) -> PathBuf {
+    let db = scratch(name).join("sable.db");
+    let _ = std::fs::remove_file(&db);
+    let out = Command::new(sablectl_bin())
+        .arg("db")
+        .arg("init")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db
+}
+
 pub(crate) fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(sablectl_bin())
         .arg("-s")

@@ -507,20 +507,8 @@ fn dlg_bye_from_the_script_and_the_dialog_lists() {
 #[test]
 fn db_mode_restores_confirmed_dialogs_with_profiles_and_variables() {
     let uas = UdpClient::new();
-    let dir = scratch("dlg-db");
-    let db = dir.join("sable.db");
-    let _ = std::fs::remove_file(&db);
-    let out = std::process::Command::new(crate::control::sablectl_bin())
-        .arg("db")
-        .arg("init")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let db = crate::control::new_db("dlg-db");
+    let dir = db.parent().unwrap().to_path_buf();
     let sock = dir.join("ctl.sock");
     let cfg = CFG
         .replace("CTL_PATH", &sock.to_string_lossy())

@@ -544,19 +544,7 @@ fn states_rebuilt_after_a_restart() {
         eprintln!("sipp not installed: skipped");
         return;
     }
-    let db = scratch("ps-db").join("sable.db");
-    let _ = std::fs::remove_file(&db);
-    let out = std::process::Command::new(crate::control::sablectl_bin())
-        .arg("db")
-        .arg("init")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let db = crate::control::new_db("ps-db");
     let url = format!("sqlite://{}", db.to_string_lossy());
     let mut rig = Rig::start(
         "ps-restart",

@@ -379,24 +379,6 @@ fn db_cfg(mode: u8, db: &std::path::Path) -> String {
     ))
 }
 
-fn new_db(name: &str) -> std::path::PathBuf {
-    let dir = scratch(name);
-    let db = dir.join("sable.db");
-    let _ = std::fs::remove_file(&db);
-    let out = Command::new(crate::control::sablectl_bin())
-        .arg("db")
-        .arg("init")
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    db
-}
-
 /// The bindings a REGISTER query (no Contact) lists.
 fn bindings(s: &Server, user: &str) -> Vec<(String, u64)> {
     let c = UdpClient::new();
@@ -414,7 +396,7 @@ fn bindings(s: &Server, user: &str) -> Vec<(String, u64)> {
 
 #[test]
 fn db_mode_1_survives_kill_9() {
-    let db = new_db("reg-db1");
+    let db = crate::control::new_db("reg-db1");
     let cfgt = db_cfg(1, &db);
     let mut s = Server::start("reg-db1-a", &cfgt);
     let c = UdpClient::new();
@@ -476,7 +458,7 @@ fn db_mode_1_survives_kill_9() {
 
 #[test]
 fn db_mode_2_writes_back_and_reloads() {
-    let db = new_db("reg-db2");
+    let db = crate::control::new_db("reg-db2");
     let cfgt = db_cfg(2, &db);
     let mut s = Server::start("reg-db2-a", &cfgt);
     let c = UdpClient::new();
