@@ -147,6 +147,7 @@ pub fn load(config: &Config, mut modules: ModuleSet) -> Result<Loaded, Vec<Scrip
     let options = CompileOptions {
         loaded_modules: modules.loaded().iter().map(|s| (*s).to_owned()).collect(),
         max_while_loops: core.max_while_loops,
+        module_pvs: modules.pvs(),
     };
     let program = match compile(config, &registry, &options) {
         Ok(p) => Some(p),
@@ -326,6 +327,7 @@ pub fn reload(
     let options = CompileOptions {
         loaded_modules: modules.loaded().iter().map(|s| (*s).to_owned()).collect(),
         max_while_loops: core.max_while_loops,
+        module_pvs: modules.pvs(),
     };
     match compile(config, &registry, &options) {
         Ok(program) if errors.is_empty() => Ok(Reloaded {

@@ -52,6 +52,12 @@ pub trait Module: Send + Sync + std::fmt::Debug {
         let _ = (registry, core);
     }
 
+    /// Pseudo-variables its parameters name (`"$fU"`), compiled with the config; read them
+    /// at run time with `Program::module_pv`.
+    fn pvs(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Starts the module (timers, tables) once the core is ready.
     fn init(&self, core: &std::sync::Arc<Core>) -> Result<(), String> {
         let _ = core;
@@ -177,6 +183,15 @@ impl ModuleSet {
                 m.rpc(registry, core);
             }
         }
+    }
+
+    /// The pseudo-variables the loaded modules' parameters name.
+    pub fn pvs(&self) -> Vec<String> {
+        self.modules
+            .iter()
+            .filter(|m| self.is_loaded(m.name()))
+            .flat_map(|m| m.pvs())
+            .collect()
     }
 
     /// Starts the loaded modules.

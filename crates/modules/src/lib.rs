@@ -2,6 +2,7 @@
 //! and return codes. The binary hands [`all`] to the engine; `loadmodule` in the config
 //! decides which ones a script may use.
 
+mod acc;
 mod auth;
 mod cfg_rpc;
 mod corex;
@@ -44,6 +45,7 @@ pub fn all() -> Vec<Box<dyn Module>> {
         Box::new(rr::Rr::default()),
         Box::new(tm::TmModule::default()),
         Box::new(tmx::Tmx),
+        Box::new(acc::AccModule::default()),
         Box::new(dialog::DialogModule::default()),
         Box::new(dlgs::Dlgs::default()),
         Box::new(keepalive::KeepaliveModule::default()),

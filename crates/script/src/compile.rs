@@ -25,6 +25,10 @@ pub struct CompileOptions {
     pub loaded_modules: Vec<String>,
     /// Core parameter `max_while_loops` (Kamailio's default is 100; 0 means no bound).
     pub max_while_loops: u32,
+    /// Pseudo-variables named by module parameters (acc's `log_extra`...), compiled with
+    /// the config (an unknown one is a config error) and found at run time by their text
+    /// ([`Program::module_pv`]).
+    pub module_pvs: Vec<String>,
 }
 
 impl Default for CompileOptions {
@@ -32,6 +36,7 @@ impl Default for CompileOptions {
         CompileOptions {
             loaded_modules: Vec::new(),
             max_while_loops: 100,
+            module_pvs: Vec::new(),
         }
     }
 }
@@ -231,10 +236,34 @@ pub fn compile<H: Host>(
         });
     }
 
+    // 4. Pseudo-variables of module parameters (any route type may evaluate them).
+    c.mask = RouteMask::ANY;
+    let mut module_pvs = HashMap::new();
+    let at = ast::Pos {
+        file: 0,
+        line: 1,
+        col: 1,
+    };
+    for text in &options.module_pvs {
+        let compiled = crate::parse_pv(text.trim(), at)
+            .map_err(Box::new)
+            .and_then(|pv| c.pv(&pv));
+        match compiled {
+            Ok(pv) => {
+                module_pvs.insert(text.clone(), pv);
+            }
+            Err(mut e) => {
+                e.hint = Some(format!("in the module parameter value `{text}`"));
+                c.errors.push(*e);
+            }
+        }
+    }
+
     if !c.errors.is_empty() {
         return Err(c.errors);
     }
     Ok(Program {
+        module_pvs,
         routes,
         request,
         core_reply,

@@ -149,6 +149,8 @@ pub struct Program<H: Host> {
     pub(crate) var_names: Vec<String>,
     pub(crate) avp_names: AvpNames,
     pub(crate) max_while_loops: u32,
+    /// Pseudo-variables of module parameters, by their text.
+    pub(crate) module_pvs: HashMap<String, Pv<H>>,
 }
 
 impl<H: Host> fmt::Debug for Program<H> {
@@ -221,6 +223,11 @@ impl<H: Host> Program<H> {
     /// The AVP name table.
     pub fn avp_names(&self) -> &AvpNames {
         &self.avp_names
+    }
+
+    /// A pseudo-variable a module parameter names (see `CompileOptions::module_pvs`).
+    pub fn module_pv(&self, text: &str) -> Option<&Pv<H>> {
+        self.module_pvs.get(text)
     }
 
     /// Runs a route block on a context.
@@ -489,6 +496,7 @@ impl<H: Host> Expr<H> {
             var_names: Vec::new(),
             avp_names: AvpNames::default(),
             max_while_loops: 0,
+            module_pvs: HashMap::new(),
         };
         let mut run = Run {
             program: &program,

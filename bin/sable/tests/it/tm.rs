@@ -1219,3 +1219,96 @@ fn tm_h_dialog_reinvite_kamailio() {
 fn tm_h_dialog_reinvite_sable() {
     sable_test(H_REINVITE, expect_h_reinvite);
 }
+
+// ---------------------------------------------------------------------------------------
+// acc: the same accounting lines as Kamailio.
+
+/// The `ACC: ...` records of a proxy log, with the values that differ from run to run
+/// (time stamp, tags, Call-ID) masked, sorted.
+fn acc_records(log: &str) -> Vec<String> {
+    let mut v: Vec<String> = log
+        .lines()
+        .filter_map(|l| l.find("ACC: ").map(|at| &l[at..]))
+        .map(|rec| {
+            rec.trim_end()
+                .split(';')
+                .map(|field| match field.split_once('=') {
+                    Some((k, _)) if k.ends_with("timestamp") => format!("{k}=T"),
+                    Some((k @ ("from_tag" | "to_tag" | "call_id"), v)) if !v.is_empty() => {
+                        format!("{k}=X")
+                    }
+                    _ => field.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(";")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+const ACC_ANSWERED: Scenario = Scenario {
+    name: "i_acc_answered",
+    cfg: "i_acc.cfg",
+    uac: "uac_call.xml",
+    uas: &["uas_answer.xml"],
+    register_uas: 0,
+};
+
+const ACC_MISSED: Scenario = Scenario {
+    name: "i_acc_missed",
+    cfg: "i_acc.cfg",
+    uac: "uac_486.xml",
+    uas: &["uas_486.xml"],
+    register_uas: 0,
+};
+
+fn acc_expect_answered(o: &Outcome) {
+    assert_flows(
+        o,
+        &["INVITE", "100", "180", "200", "ACK", "BYE", "200"],
+        &[&["INVITE", "100", "180", "200", "ACK", "BYE", "200"]],
+    );
+    let recs = acc_records(&o.log);
+    let want = [
+        "ACC: request accounted: timestamp=T;method=INVITE;from_tag=X;to_tag=;call_id=X;code=100;reason=INVITE seen;src_user=sipp;dst_user=service;method_pv=INVITE;nothing=",
+        // The BYE's Request-URI is the callee's Contact, which has no user part.
+        "ACC: transaction answered: timestamp=T;method=BYE;from_tag=X;to_tag=X;call_id=X;code=200;reason=OK;src_user=sipp;dst_user=;method_pv=BYE;nothing=",
+        "ACC: transaction answered: timestamp=T;method=INVITE;from_tag=X;to_tag=X;call_id=X;code=200;reason=OK;src_user=sipp;dst_user=service;method_pv=INVITE;nothing=",
+    ];
+    assert_eq!(recs, want, "{}", o.dump());
+}
+
+fn acc_expect_missed(o: &Outcome) {
+    assert_flows(
+        o,
+        &["INVITE", "100", "486", "ACK"],
+        &[&["INVITE", "486", "ACK"]],
+    );
+    let recs = acc_records(&o.log);
+    let want = [
+        "ACC: call missed: timestamp=T;method=INVITE;from_tag=X;to_tag=X;call_id=X;code=486;reason=Busy Here;src_user=sipp;dst_user=service;method_pv=INVITE;nothing=",
+        "ACC: request accounted: timestamp=T;method=INVITE;from_tag=X;to_tag=;call_id=X;code=100;reason=INVITE seen;src_user=sipp;dst_user=service;method_pv=INVITE;nothing=",
+    ];
+    assert_eq!(recs, want, "{}", o.dump());
+}
+
+#[test]
+fn tm_i_acc_answered_kamailio() {
+    kamailio_test(ACC_ANSWERED, acc_expect_answered);
+}
+
+#[test]
+fn tm_i_acc_answered_sable() {
+    sable_test(ACC_ANSWERED, acc_expect_answered);
+}
+
+#[test]
+fn tm_i_acc_missed_kamailio() {
+    kamailio_test(ACC_MISSED, acc_expect_missed);
+}
+
+#[test]
+fn tm_i_acc_missed_sable() {
+    sable_test(ACC_MISSED, acc_expect_missed);
+}

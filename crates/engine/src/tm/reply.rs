@@ -346,20 +346,39 @@ impl Tm {
         reply: Option<Arc<Vec<u8>>>,
         vars: &mut Vec<Value>,
     ) {
-        let Ok(msg) = Message::parse(&tx.request) else {
-            return;
-        };
+        let taken = std::mem::take(vars);
+        let back = tx.with_request_ctx(core, RouteMask::FAILURE, taken, |ctx| {
+            ctx.tm.branch = Some(best);
+            ctx.tm.reply_code = code;
+            ctx.tm.reply = reply;
+            let _ = tx.program.run(route, ctx);
+            tx.keep_script_state(ctx);
+            std::mem::take(&mut ctx.vars)
+        });
+        if let Some(v) = back {
+            *vars = v;
+        }
+    }
+}
+
+impl Tx {
+    /// Runs `f` on a context of the transaction's request as the request route left it
+    /// (Request-URI, edits, Record-Route, send options), with the transaction's AVPs and
+    /// flags, its program, and `vars` as the worker's `$var`s. None when the stored
+    /// request does not parse.
+    pub fn with_request_ctx<R>(
+        self: &Arc<Self>,
+        core: &Core,
+        mask: RouteMask,
+        vars: Vec<Value>,
+        f: impl FnOnce(&mut MsgCtx<'_>) -> R,
+    ) -> Option<R> {
+        let msg = Message::parse(&self.request).ok()?;
         let original_uri = String::from_utf8_lossy(msg.slice(msg.request_uri_span())).into_owned();
-        let mut ctx = MsgCtx::new(
-            core,
-            msg,
-            &tx.recv,
-            std::mem::take(vars),
-            RouteMask::FAILURE,
-        );
-        ctx.program = Some(tx.program.clone());
+        let mut ctx = MsgCtx::new(core, msg, &self.recv, vars, mask);
+        ctx.program = Some(self.program.clone());
         {
-            let st = tx.state.lock();
+            let st = self.state.lock();
             if st.ruri != original_uri {
                 ctx.new_uri = Some(st.ruri.clone());
             }
@@ -369,14 +388,9 @@ impl Tm {
             ctx.local_rport = st.forwarding.local_rport;
             ctx.forward_flags = st.forwarding.forward_flags;
         }
-        tx.load_script_state(&mut ctx);
-        ctx.tm.tx = Some(tx.clone());
-        ctx.tm.branch = Some(best);
-        ctx.tm.reply_code = code;
-        ctx.tm.reply = reply;
-        let _ = tx.program.run(route, &mut ctx);
-        tx.keep_script_state(&ctx);
-        *vars = std::mem::take(&mut ctx.vars);
+        self.load_script_state(&mut ctx);
+        ctx.tm.tx = Some(self.clone());
+        Some(f(&mut ctx))
     }
 }
 
