@@ -2,6 +2,7 @@
 
 use crate::harness::*;
 use std::process::Command;
+use std::time::Duration;
 
 fn check(path: &std::path::Path) -> (i32, String) {
     let out = Command::new(sable_bin())
@@ -150,4 +151,98 @@ fn stock_kamailio_cfg_reports_exactly_what_is_missing() {
         .collect();
     assert_eq!(got, want, "sable -c output:\n{text}");
     assert_eq!(code, if want.is_empty() { 0 } else { 1 });
+}
+
+/// Kamailio 5.6's stock config runs on Sable (on loopback): a phone registers, a call to it
+/// goes through (record-routed, with its ACK and BYE), and acc logs the INVITE and the BYE.
+#[test]
+fn stock_kamailio_cfg_registers_and_relays_a_call() {
+    use crate::tm::{sipp_dir, spawn_sipp_file, wait_bound};
+    let stock = std::path::Path::new("/etc/kamailio/kamailio.cfg");
+    if !stock.exists() || !have_sipp() {
+        eprintln!("note: kamailio's stock config or sipp missing: skipped");
+        return;
+    }
+    let text = std::fs::read_to_string(stock).unwrap();
+    let ctl = scratch("stock-run-ctl").join("ctl");
+    let cfg = text
+        .replacen("#!KAMAILIO", "#!KAMAILIO\nlisten=udp:127.0.0.1:PORT", 1)
+        .replacen(
+            "loadmodule \"ctl.so\"",
+            &format!(
+                "loadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:{}\")",
+                ctl.display()
+            ),
+            1,
+        );
+    let server = Server::start("stock-run", &cfg);
+    let dir = scratch("stock-run-sipp");
+    let uas_port = free_port();
+    let reg_port = free_port().to_string();
+    let contact = uas_port.to_string();
+    let reg_xml =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/peerstate/reg.xml");
+    let mut reg = spawn_sipp_file(
+        &dir,
+        "reg",
+        &reg_xml,
+        reg_port.parse().unwrap(),
+        Some(server.port),
+        &[
+            "-s",
+            "service",
+            "-key",
+            "contact_port",
+            &contact,
+            "-key",
+            "expires",
+            "3600",
+        ],
+    );
+    assert_eq!(
+        reg.wait(Duration::from_secs(15)),
+        Some(0),
+        "REGISTER refused\n{}",
+        server.log_text()
+    );
+    let mut uas = spawn_sipp_file(
+        &dir,
+        "uas",
+        &sipp_dir().join("uas_answer.xml"),
+        uas_port,
+        None,
+        &[],
+    );
+    wait_bound(uas_port, &mut uas, "SIPp UAS", &dir.join("uas.stderr"));
+    let mut uac = spawn_sipp_file(
+        &dir,
+        "uac",
+        &sipp_dir().join("uac_call.xml"),
+        free_port(),
+        Some(server.port),
+        &["-d", "200"],
+    );
+    assert_eq!(
+        uac.wait(Duration::from_secs(20)),
+        Some(0),
+        "call failed\n{}",
+        server.log_text()
+    );
+    assert_eq!(uas.wait(Duration::from_secs(10)), Some(0));
+    for method in ["INVITE", "BYE"] {
+        let want = format!("method={method};");
+        let start = std::time::Instant::now();
+        while !server
+            .log_text()
+            .lines()
+            .any(|l| l.contains("ACC: transaction answered: ") && l.contains(&want))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no ACC record of the {method}\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
