@@ -521,6 +521,19 @@ fn build_cancel(request: &[u8], reason: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Leaves out Timer F of a new non-INVITE branch whose fr timer (at `fr_at`) runs out no
+/// later: tm's fr timer ends such a branch first (with its 408, dropping the machine), so
+/// Timer F could never fire on a live machine and its entry would only go stale in the
+/// queue. (Timer F still exists in the machine; it is only not waited for. A non-INVITE
+/// branch's fr timer never restarts; an INVITE's Timer B is always armed.)
+fn drop_shadowed_timer_f(actions: &mut Vec<ClientAction>, invite: bool, fr_at: Millis) {
+    if !invite {
+        actions.retain(|a| {
+            !matches!(a, ClientAction::Schedule { timer: sable_transaction::Timer::TimerF, at } if fr_at <= *at)
+        });
+    }
+}
+
 /// The `(transaction id, branch)` of a branch tm wrote.
 fn parse_branch(branch: &[u8]) -> Option<(u64, usize)> {
     let rest = branch.strip_prefix(BRANCH_PREFIX.as_bytes())?;
@@ -1119,7 +1132,7 @@ impl Tm {
             }
             let now = self.now();
             let mut st = tx.state.lock();
-            let (client, actions) = ClientTransaction::new(
+            let (client, mut actions) = ClientTransaction::new(
                 if tx.invite {
                     ClientKind::Invite
                 } else {
@@ -1131,6 +1144,7 @@ impl Tm {
                 now,
             );
             let fr = st.fr;
+            drop_shadowed_timer_f(&mut actions, tx.invite, Millis(now.0 + fr));
             let on_reply = st.on_reply;
             st.branches.push(UacBranch {
                 uri: ctx.ruri_text().into_owned(),
