@@ -17,6 +17,7 @@ mod uac;
 
 pub use uac::{UacCallback, UacRequest};
 
+use timer::TICK_MS;
 pub use timer::{TimerQueue, TimerWhat};
 
 use crate::context::{Branch, MsgCtx, RecordRoute, RecvInfo, Sip};
@@ -437,8 +438,6 @@ pub enum NewTx {
 }
 
 const BUCKETS: usize = 256;
-/// The timer thread's tick (ms).
-const TICK_MS: u64 = 10;
 /// The branch prefix of the Vias tm adds.
 const BRANCH_PREFIX: &str = "z9hG4bKtm";
 
@@ -467,6 +466,12 @@ fn bucket_of<K: Hash>(key: &K) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     usize::try_from(h.finish() % BUCKETS as u64).unwrap_or(0)
+}
+
+/// The bucket of a transaction id: ids are consecutive, so their low bits spread them
+/// evenly without hashing (a timer entry and every reply look one up).
+fn id_bucket(id: u64) -> usize {
+    usize::try_from(id % BUCKETS as u64).unwrap_or(0)
 }
 
 /// Kamailio's preference among final replies (`get_prio` in t_reply.c): 6xx, then 2xx is
@@ -686,7 +691,7 @@ impl Tm {
 
     fn by_id(&self, id: u64) -> Option<Arc<Tx>> {
         self.ids
-            .get(bucket_of(&id))
+            .get(id_bucket(id))
             .and_then(|b| b.lock().get(&id).cloned())
     }
 
@@ -706,7 +711,7 @@ impl Tm {
         if let Some(b) = self.table.get(bucket_of(&tx.key)) {
             b.lock().remove(&tx.key);
         }
-        if let Some(b) = self.ids.get(bucket_of(&tx.id)) {
+        if let Some(b) = self.ids.get(id_bucket(tx.id)) {
             b.lock().remove(&tx.id);
         }
         self.stats.current.sub(1);
@@ -792,7 +797,7 @@ impl Tm {
             }
             b.insert(key, tx.clone());
         }
-        if let Some(b) = self.ids.get(bucket_of(&id)) {
+        if let Some(b) = self.ids.get(id_bucket(id)) {
             b.lock().insert(id, tx.clone());
         }
         self.stats.created.inc();

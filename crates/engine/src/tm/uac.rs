@@ -303,7 +303,7 @@ impl Tm {
             local: Some(Mutex::new(callback)),
             state: Mutex::new(self.fresh_state(invite, reliable, now, ruri.to_owned(), (0, 0))),
         });
-        if let Some(b) = self.ids.get(super::bucket_of(&id)) {
+        if let Some(b) = self.ids.get(super::id_bucket(id)) {
             b.lock().insert(id, tx.clone());
         }
         self.stats.created.inc();
