@@ -9,6 +9,10 @@
 # big".)
 # Usage: bench/run-keepalive.sh [N] [SECS] [ROUNDS]   (defaults 1000, 30, 1). Needs kamailio,
 # kamcmd, sipp, bc. Build first: `cargo build --release -p sable -p sablectl`.
+# Environment: KA_BASE_PORT (default 5060): the server listens on it and the SIPp
+# destinations on KA_BASE_PORT+11..+14, so that two runs on one machine do not collide;
+# SABLE / SABLECTL: the binaries (SABLE_B: a second Sable binary, run as a third server in
+# each round, to compare two builds in the same conditions).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -20,15 +24,19 @@ sable=${SABLE:-$target/release/sable}
 sablectl=${SABLECTL:-$target/release/sablectl}
 hz=$(getconf CLK_TCK)
 dir=$(mktemp -d /tmp/sable-bench-ka.XXXXXX)
-ctl=/tmp/sable-bench-ka-ctl
+base=${KA_BASE_PORT:-5060}
+sable_b=${SABLE_B:-}
+ctl=/tmp/sable-bench-ka-ctl-$base
 
 cfg="$dir/keepalive.cfg"
 {
     for ((i = 0; i < n; i++)); do
-        echo "modparam(\"keepalive\", \"destination\", \"sip:gw$i@127.0.0.1:$((5071 + i % 4))\")"
+        echo "modparam(\"keepalive\", \"destination\", \"sip:gw$i@127.0.0.1:$((base + 11 + i % 4))\")"
     done
 } >"$dir/dests"
-sed -e "/^#DESTINATIONS$/r $dir/dests" -e '/^#DESTINATIONS$/d' "$here/configs/keepalive.cfg" >"$cfg"
+sed -e "/^#DESTINATIONS$/r $dir/dests" -e '/^#DESTINATIONS$/d' \
+    -e "s|^listen=udp:127.0.0.1:5060$|listen=udp:127.0.0.1:$base|" \
+    -e "s|unix:/tmp/sable-bench-ka-ctl|unix:$ctl|" "$here/configs/keepalive.cfg" >"$cfg"
 
 cpu_of() { # pids... -> ticks
     local sum=0 t p
@@ -40,7 +48,7 @@ cpu_of() { # pids... -> ticks
 }
 
 uas=()
-for port in 5071 5072 5073 5074; do
+for port in $((base + 11)) $((base + 12)) $((base + 13)) $((base + 14)); do
     sipp -sf "$root/tests/sipp/keepalive/uas_options_200.xml" -i 127.0.0.1 -p "$port" -nostdin \
         >/dev/null 2>"$dir/uas-$port.log" &
     uas+=($!)
@@ -65,7 +73,9 @@ run_one() { # name -> prints "name cpu_seconds probes_answered"
         main=$(cat "$dir/k.pid")
         pids="$main $(pgrep -d' ' -P "$main")"
     else
-        "$sable" -f "$cfg" >/dev/null 2>"$dir/sable.log" &
+        local bin=$sable
+        [ "$name" = sable_b ] && bin=$sable_b
+        "$bin" -f "$cfg" >/dev/null 2>"$dir/$name.log" &
         main=$!
         sleep 1.5
         pids=$main
@@ -96,6 +106,12 @@ for ((r = 1; r <= rounds; r++)); do
     echo "  kamailio: ${kc}s CPU, $ku probes answered; sable: ${sc}s CPU, $su probes answered (expected about $((n * secs)))"
     echo "  per probe: kamailio $(echo "scale=1; $kc * 1000000 / ($n * $secs)" | bc) us, sable $(echo "scale=1; $sc * 1000000 / ($n * $secs)" | bc) us"
     echo "  ratio sable/kamailio CPU: $(echo "scale=3; $sc / $kc" | bc)"
+    if [ -n "$sable_b" ]; then
+        b=$(run_one sable_b)
+        bc_=$(echo "$b" | awk '{print $2}')
+        echo "  sable_b ($sable_b): ${bc_}s CPU, $(echo "$b" | awk '{print $3}') probes answered, ratio $(echo "scale=3; $bc_ / $kc" | bc)"
+    fi
+    echo "  load: $(uptime | sed 's/.*load average: //')"
 done
 kill "${uas[@]}" 2>/dev/null
 wait "${uas[@]}" 2>/dev/null

@@ -228,17 +228,15 @@ impl Keepalive {
         let from = &self.ping_from;
         let uri = probe.uri;
         let proto = probe.transport.to_ascii_uppercase();
-        // The request is written here in one piece (tm adds nothing): OPTIONS to the
-        // destination, To = the destination, From = ping_from with a tag of ours.
-        let sent = tm.uac_start_with(
+        // The request is written here in one piece (tm adds nothing, and trusts it: the
+        // destination's URI was parsed when it was added): OPTIONS to the destination,
+        // To = the destination, From = ping_from with a tag of ours.
+        let sent = tm.uac_start_local(
             core,
             &uri,
-            |branch, via| {
-                Ok(format!(
-                    "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {via};branch={branch}\r\nFrom: <{from}>;tag=ka{tag:x}\r\nTo: <{uri}>\r\nCall-ID: ka{tag:x}-{branch}@{via}\r\nCSeq: 10 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-                )
-                .into_bytes())
-            },
+            "OPTIONS",
+            &uri,
+            |branch, via, out| write_probe(out, &uri, &proto, via, branch, from, tag),
             Some(callback),
         );
         if let Err(e) = sent {
@@ -297,6 +295,9 @@ impl Keepalive {
                     let mut m = ka.monitor.lock();
                     m.due(ka.now(), unix_now())
                 };
+                // The round's UDP probes leave together (sendmmsg): one system call and one
+                // switch to the woken destinations per batch, not per probe.
+                let _batch = core.transport.udp_batch();
                 for p in probes {
                     ka.send(&core, p);
                 }
@@ -310,6 +311,24 @@ impl Keepalive {
             ka.wake.wait_for(&mut m, wait);
         }
     }
+}
+
+/// Writes one probe: OPTIONS to `uri` from `from` (tagged with `tag`), its only Via
+/// `SIP/2.0/{proto} {via};branch={branch}`.
+fn write_probe(
+    out: &mut Vec<u8>,
+    uri: &str,
+    proto: &str,
+    via: &str,
+    branch: &str,
+    from: &str,
+    tag: u64,
+) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {via};branch={branch}\r\nFrom: <{from}>;tag=ka{tag:x}\r\nTo: <{uri}>\r\nCall-ID: ka{tag:x}-{branch}@{via}\r\nCSeq: 10 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
 }
 
 fn info(d: &sable_keepalive::Dest<Hooks>) -> DestinationInfo {
@@ -666,6 +685,36 @@ mod tests {
     use super::*;
 
     type Log = Arc<Mutex<Vec<String>>>;
+
+    #[test]
+    fn the_probe_tm_trusts_is_a_valid_request() {
+        for (uri, proto) in [
+            ("sip:gw1@127.0.0.1:5071", "UDP"),
+            ("sip:[2001:db8::1]:5080;transport=tcp", "TCP"),
+        ] {
+            let mut out = Vec::new();
+            let branch = "z9hG4bKtm1f.0";
+            let via = "127.0.0.1:5060";
+            write_probe(&mut out, uri, proto, via, branch, DEFAULT_PING_FROM, 0x2a);
+            let msg = sable_sip::Message::parse(&out).unwrap();
+            msg.validate().unwrap();
+            assert_eq!(
+                msg.method().map(|m| m.to_string()).as_deref(),
+                Some("OPTIONS")
+            );
+            assert_eq!(msg.slice(msg.request_uri_span()), uri.as_bytes());
+            let top = msg.top_via().unwrap();
+            assert_eq!(top.branch(), Some(branch.as_bytes()));
+            let key = sable_transaction::TransactionKey::of_sent_request(&msg).unwrap();
+            assert_eq!(
+                key,
+                sable_transaction::TransactionKey::Client {
+                    branch: branch.as_bytes().to_vec(),
+                    method: b"OPTIONS".to_vec(),
+                }
+            );
+        }
+    }
 
     fn ka() -> Arc<Keepalive> {
         Keepalive::new(Config::default(), DEFAULT_PING_FROM.to_owned())

@@ -62,6 +62,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod batch;
 mod error;
 mod shared;
 mod stats;
@@ -69,6 +70,7 @@ mod tcp;
 mod transport;
 mod udp;
 
+pub use batch::{UdpBatch, MAX_BATCH};
 pub use error::{SendError, TransportError};
 pub use sable_sip::FramerLimits;
 pub use stats::TransportStatsSnapshot;

@@ -359,6 +359,13 @@ impl TransportHandle {
         result
     }
 
+    /// Opens a batch of UDP sends on this thread: until the guard is dropped, UDP datagrams
+    /// this thread sends through this transport are queued and then sent together with
+    /// `sendmmsg` ([`UdpBatch`]). For a thread that sends many requests at once on its own.
+    pub fn udp_batch(&self) -> crate::UdpBatch {
+        crate::UdpBatch::begin(&self.shared)
+    }
+
     /// The bound listen sockets, in configuration order.
     pub fn sockets(&self) -> &[LocalSocket] {
         &self.shared.sockets

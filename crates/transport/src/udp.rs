@@ -120,6 +120,9 @@ pub(crate) fn send(shared: &Shared, out: &Outbound<'_>) -> Result<(), SendError>
             family: family_name(&out.dst),
         },
     )?;
+    if crate::batch::queue(shared, index, out.dst, out.data) {
+        return Ok(());
+    }
     let sockets = shared.udp_send.read();
     let socket = sockets
         .get(index)

@@ -432,6 +432,69 @@ fn udp_send_works_before_start() {
 }
 
 #[test]
+fn udp_batch_sends_when_dropped_or_full() {
+    let transport = Transport::bind(config(&[(Proto::Udp, "127.0.0.1:0")])).unwrap();
+    let handle = transport.handle();
+    let client = udp_client(false);
+    let dst = client.local_addr().unwrap();
+    let send = |data: &[u8]| {
+        handle
+            .send(Outbound {
+                proto: Proto::Udp,
+                dst,
+                local: None,
+                conn: None,
+                data,
+            })
+            .unwrap();
+    };
+    let mut buf = [0u8; 64];
+    {
+        let batch = handle.udp_batch();
+        // A nested guard changes nothing: the outer one sends.
+        let inner = handle.udp_batch();
+        send(b"one");
+        send(b"two");
+        drop(inner);
+        send(b"three");
+        client.set_nonblocking(true).unwrap();
+        let early = client.recv_from(&mut buf);
+        assert_eq!(
+            early.map_err(|e| e.kind()).err(),
+            Some(ErrorKind::WouldBlock),
+            "nothing leaves before the batch ends"
+        );
+        client.set_nonblocking(false).unwrap();
+        drop(batch);
+    }
+    for want in [&b"one"[..], b"two", b"three"] {
+        let (len, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], want);
+        assert_eq!(from, transport.sockets()[0].addr);
+    }
+    // A full batch goes out at once.
+    let batch = handle.udp_batch();
+    for i in 0..=sable_transport::MAX_BATCH {
+        send(format!("d{i}").as_bytes());
+    }
+    for i in 0..sable_transport::MAX_BATCH {
+        let (len, _) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], format!("d{i}").as_bytes());
+    }
+    drop(batch);
+    let (len, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(
+        &buf[..len],
+        format!("d{}", sable_transport::MAX_BATCH).as_bytes()
+    );
+    assert_eq!(
+        handle.stats().udp_sent,
+        3 + sable_transport::MAX_BATCH as u64 + 1
+    );
+    transport.shutdown(Duration::from_millis(100));
+}
+
+#[test]
 fn no_socket_for_family_or_protocol() {
     let server = Server::start(config(&[(Proto::Udp, "127.0.0.1:0")]), Behaviour::default());
     let v6 = server.handle.send(Outbound {

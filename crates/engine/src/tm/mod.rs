@@ -17,6 +17,7 @@ mod uac;
 
 pub use uac::{UacCallback, UacRequest};
 
+use timer::TICK_MS;
 pub use timer::{TimerQueue, TimerWhat};
 
 use crate::context::{Branch, MsgCtx, RecordRoute, RecvInfo, Sip};
@@ -437,8 +438,6 @@ pub enum NewTx {
 }
 
 const BUCKETS: usize = 256;
-/// The timer thread's tick (ms).
-const TICK_MS: u64 = 10;
 /// The branch prefix of the Vias tm adds.
 const BRANCH_PREFIX: &str = "z9hG4bKtm";
 
@@ -467,6 +466,12 @@ fn bucket_of<K: Hash>(key: &K) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     usize::try_from(h.finish() % BUCKETS as u64).unwrap_or(0)
+}
+
+/// The bucket of a transaction id: ids are consecutive, so their low bits spread them
+/// evenly without hashing (a timer entry and every reply look one up).
+fn id_bucket(id: u64) -> usize {
+    usize::try_from(id % BUCKETS as u64).unwrap_or(0)
 }
 
 /// Kamailio's preference among final replies (`get_prio` in t_reply.c): 6xx, then 2xx is
@@ -519,6 +524,19 @@ fn build_cancel(request: &[u8], reason: &str) -> Option<Vec<u8>> {
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     Some(out)
+}
+
+/// Leaves out Timer F of a new non-INVITE branch whose fr timer (at `fr_at`) runs out no
+/// later: tm's fr timer ends such a branch first (with its 408, dropping the machine), so
+/// Timer F could never fire on a live machine and its entry would only go stale in the
+/// queue. (Timer F still exists in the machine; it is only not waited for. A non-INVITE
+/// branch's fr timer never restarts; an INVITE's Timer B is always armed.)
+fn drop_shadowed_timer_f(actions: &mut Vec<ClientAction>, invite: bool, fr_at: Millis) {
+    if !invite {
+        actions.retain(|a| {
+            !matches!(a, ClientAction::Schedule { timer: sable_transaction::Timer::TimerF, at } if fr_at <= *at)
+        });
+    }
 }
 
 /// The `(transaction id, branch)` of a branch tm wrote.
@@ -673,7 +691,7 @@ impl Tm {
 
     fn by_id(&self, id: u64) -> Option<Arc<Tx>> {
         self.ids
-            .get(bucket_of(&id))
+            .get(id_bucket(id))
             .and_then(|b| b.lock().get(&id).cloned())
     }
 
@@ -693,7 +711,7 @@ impl Tm {
         if let Some(b) = self.table.get(bucket_of(&tx.key)) {
             b.lock().remove(&tx.key);
         }
-        if let Some(b) = self.ids.get(bucket_of(&tx.id)) {
+        if let Some(b) = self.ids.get(id_bucket(tx.id)) {
             b.lock().remove(&tx.id);
         }
         self.stats.current.sub(1);
@@ -779,7 +797,7 @@ impl Tm {
             }
             b.insert(key, tx.clone());
         }
-        if let Some(b) = self.ids.get(bucket_of(&id)) {
+        if let Some(b) = self.ids.get(id_bucket(id)) {
             b.lock().insert(id, tx.clone());
         }
         self.stats.created.inc();
@@ -1119,7 +1137,7 @@ impl Tm {
             }
             let now = self.now();
             let mut st = tx.state.lock();
-            let (client, actions) = ClientTransaction::new(
+            let (client, mut actions) = ClientTransaction::new(
                 if tx.invite {
                     ClientKind::Invite
                 } else {
@@ -1131,6 +1149,7 @@ impl Tm {
                 now,
             );
             let fr = st.fr;
+            drop_shadowed_timer_f(&mut actions, tx.invite, Millis(now.0 + fr));
             let on_reply = st.on_reply;
             st.branches.push(UacBranch {
                 uri: ctx.ruri_text().into_owned(),

@@ -1,14 +1,24 @@
-//! The transaction timers: one thread, one priority queue of deadlines. An entry names a
-//! transaction by id (a freed transaction's timers just lapse, holding no memory of it) and
-//! what to do; the machines ignore events for deadlines they superseded, so nothing is ever
-//! cancelled. The thread wakes at most once per tick (Kamailio's tm ticks are 62.5 ms): a
-//! deadline fires up to one tick late, and thousands of deadlines a second cost a few
+//! The transaction timers: one thread, one hashed timer wheel of deadlines. An entry names
+//! a transaction by id (a freed transaction's timers just lapse, holding no memory of it)
+//! and what to do; the machines ignore events for deadlines they superseded, so nothing is
+//! ever cancelled. The thread wakes at most once per tick (Kamailio's tm ticks are 62.5 ms):
+//! a deadline fires up to one tick late, and thousands of deadlines a second cost a few
 //! wake-ups.
+//!
+//! The wheel has [`SLOTS`] slots of one tick each ([`TICK_MS`]); an entry goes to the slot of
+//! its deadline's tick, modulo the wheel. Arming is a push on that slot's list (O(1), where a
+//! binary heap of ~100,000 mostly stale entries cost a logarithmic sift on every push and
+//! pop); firing walks the slots the clock went past and takes the entries that are due,
+//! leaving those of a later turn of the wheel (deadlines more than `SLOTS × TICK_MS` away,
+//! such as max_inv_lifetime) for the next turn.
 
 use parking_lot::{Condvar, Mutex};
 use sable_transaction::{Millis, Timer};
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+
+/// Milliseconds per slot of the wheel (the timer thread's tick).
+pub(crate) const TICK_MS: u64 = 10;
+/// Slots in the wheel: 4,096 ticks of 10 ms, about 41 s, more than the non-INVITE timers.
+pub(crate) const SLOTS: usize = 4096;
 
 /// What a timer entry does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +37,7 @@ pub enum TimerWhat {
     Delete,
 }
 
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
     pub at: Millis,
     seq: u64,
@@ -34,35 +45,116 @@ pub(crate) struct Entry {
     pub what: TimerWhat,
 }
 
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.at == other.at && self.seq == other.seq
+/// The wheel (under the queue's lock).
+struct Wheel {
+    slots: Vec<Vec<Entry>>,
+    /// The first tick not yet walked past: every entry of an earlier tick has fired.
+    cursor: u64,
+    len: usize,
+    seq: u64,
+    /// The deadline the timer thread sleeps until, while it sleeps: an earlier new entry
+    /// wakes it.
+    sleeping_until: Option<Millis>,
+}
+
+impl Default for Wheel {
+    fn default() -> Self {
+        Wheel {
+            slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            cursor: 0,
+            len: 0,
+            seq: 0,
+            sleeping_until: None,
+        }
     }
 }
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
+
+fn tick_of(at: Millis) -> u64 {
+    at.0 / TICK_MS
 }
-impl Ord for Entry {
-    /// Reversed: the earliest deadline is the greatest (top of the max-heap).
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.at.cmp(&self.at).then(other.seq.cmp(&self.seq))
+
+fn slot_of(tick: u64) -> usize {
+    usize::try_from(tick % SLOTS as u64).unwrap_or(0)
+}
+
+impl Wheel {
+    fn push(&mut self, at: Millis, tx: u64, what: TimerWhat) {
+        self.seq = self.seq.wrapping_add(1);
+        // A deadline already past goes to the next slot walked.
+        let tick = tick_of(at).max(self.cursor);
+        if let Some(slot) = self.slots.get_mut(slot_of(tick)) {
+            slot.push(Entry {
+                at,
+                seq: self.seq,
+                tx,
+                what,
+            });
+            self.len += 1;
+        }
+    }
+
+    /// Takes the entries due at `now` into `out`, in slot order.
+    fn take_due(&mut self, now: Millis, out: &mut Vec<Entry>) {
+        let end = tick_of(now);
+        // Past ticks are walked once; the current one is looked at until the clock leaves
+        // it (an entry of it may be due later within the tick). After a long pause, one turn
+        // of the wheel covers every slot.
+        let first = self.cursor.max(end.saturating_sub(SLOTS as u64 - 1));
+        let mut tick = first;
+        while tick <= end {
+            if let Some(slot) = self.slots.get_mut(slot_of(tick)) {
+                if !slot.is_empty() {
+                    let before = out.len();
+                    let mut k = 0;
+                    while k < slot.len() {
+                        if slot.get(k).is_some_and(|e| e.at <= now) {
+                            out.push(slot.swap_remove(k));
+                        } else {
+                            k += 1;
+                        }
+                    }
+                    self.len -= out.len() - before;
+                }
+            }
+            tick += 1;
+        }
+        self.cursor = end;
+    }
+
+    /// The earliest deadline within `horizon` ms of `now`, if any (looked for slot by slot:
+    /// the first slot holding an entry of this turn gives it).
+    fn earliest_within(&self, now: Millis, horizon: u64) -> Option<Millis> {
+        if self.len == 0 {
+            return None;
+        }
+        let last = tick_of(Millis(now.0 + horizon));
+        let mut tick = self.cursor;
+        while tick <= last {
+            let turn_end = Millis((tick + 1) * TICK_MS);
+            let best = self
+                .slots
+                .get(slot_of(tick))
+                .and_then(|s| s.iter().filter(|e| e.at < turn_end).map(|e| e.at).min());
+            if best.is_some() {
+                return best;
+            }
+            tick += 1;
+        }
+        None
     }
 }
 
 /// The queue of deadlines.
 #[derive(Default)]
 pub struct TimerQueue {
-    heap: Mutex<(BinaryHeap<Entry>, u64)>,
+    wheel: Mutex<Wheel>,
     wake: Condvar,
 }
 
 impl std::fmt::Debug for TimerQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TimerQueue")
-            .field("pending", &self.heap.lock().0.len())
+            .field("pending", &self.wheel.lock().len)
             .finish()
     }
 }
@@ -70,20 +162,18 @@ impl std::fmt::Debug for TimerQueue {
 impl TimerQueue {
     /// Arms `what` of `tx` at `at`.
     pub fn push(&self, at: Millis, tx: u64, what: TimerWhat) {
-        let mut g = self.heap.lock();
-        g.1 = g.1.wrapping_add(1);
-        let seq = g.1;
-        let earliest = g.0.peek().is_none_or(|e| at < e.at);
-        g.0.push(Entry { at, seq, tx, what });
-        drop(g);
-        if earliest {
+        let mut w = self.wheel.lock();
+        w.push(at, tx, what);
+        let wake = w.sleeping_until.is_some_and(|until| at < until);
+        drop(w);
+        if wake {
             self.wake.notify_one();
         }
     }
 
     /// How many deadlines are waiting.
     pub fn len(&self) -> usize {
-        self.heap.lock().0.len()
+        self.wheel.lock().len
     }
 
     /// Whether no deadline is waiting.
@@ -93,32 +183,32 @@ impl TimerQueue {
 
     /// The entries due at `now`, earliest first.
     pub(crate) fn due(&self, now: Millis) -> Vec<Entry> {
-        let mut g = self.heap.lock();
         let mut out = Vec::new();
-        while g.0.peek().is_some_and(|e| e.at <= now) {
-            if let Some(e) = g.0.pop() {
-                out.push(e);
-            }
-        }
+        self.wheel.lock().take_due(now, &mut out);
+        out.sort_unstable_by_key(|e| (e.at, e.seq));
         out
     }
 
     /// Waits until the earliest deadline, but at least `tick` and at most `cap`
     /// milliseconds (or until a new deadline is earlier than the one waited for).
     pub(crate) fn wait(&self, now: Millis, tick: u64, cap: u64) {
-        let mut g = self.heap.lock();
-        let wait = match g.0.peek() {
-            Some(e) => e.at.0.saturating_sub(now.0).clamp(tick, cap.max(tick)),
+        let cap = cap.max(tick);
+        let mut w = self.wheel.lock();
+        let wait = match w.earliest_within(now, cap) {
+            Some(at) => at.0.saturating_sub(now.0).clamp(tick, cap),
             None => cap,
         };
+        w.sleeping_until = Some(Millis(now.0 + wait));
         let _ = self
             .wake
-            .wait_for(&mut g, std::time::Duration::from_millis(wait));
+            .wait_for(&mut w, std::time::Duration::from_millis(wait));
+        w.sleeping_until = None;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -135,5 +225,112 @@ mod tests {
         );
         assert_eq!(q.len(), 1);
         assert!(q.due(Millis(39)).is_empty());
+        assert_eq!(q.due(Millis(40)).len(), 1);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_deadline_within_the_current_tick_waits_for_its_millisecond() {
+        let q = TimerQueue::default();
+        q.push(Millis(1_005), 1, TimerWhat::Delete);
+        assert!(q.due(Millis(1_000)).is_empty());
+        assert!(q.due(Millis(1_004)).is_empty());
+        assert_eq!(q.due(Millis(1_005)).len(), 1);
+    }
+
+    #[test]
+    fn deadlines_beyond_one_turn_of_the_wheel_fire_on_their_turn() {
+        let turn = SLOTS as u64 * TICK_MS;
+        let q = TimerQueue::default();
+        // Same slot, three turns apart (max_inv_lifetime is more than four turns).
+        q.push(Millis(50 + 3 * turn), 3, TimerWhat::Lifetime);
+        q.push(Millis(50 + turn), 2, TimerWhat::Lifetime);
+        q.push(Millis(50), 1, TimerWhat::Lifetime);
+        let mut fired = Vec::new();
+        let mut now = 0;
+        while now <= 4 * turn {
+            for e in q.due(Millis(now)) {
+                fired.push((e.tx, now));
+            }
+            now += 7;
+        }
+        let first_look = |at: u64| at.div_ceil(7) * 7;
+        assert_eq!(
+            fired,
+            vec![
+                (1, first_look(50)),
+                (2, first_look(50 + turn)),
+                (3, first_look(50 + 3 * turn))
+            ],
+            "each at the first look at or after its deadline"
+        );
+    }
+
+    #[test]
+    fn a_late_look_fires_everything_due_even_after_a_long_pause() {
+        let q = TimerQueue::default();
+        for k in 0..100u64 {
+            q.push(Millis(k * 997), k, TimerWhat::Delete);
+        }
+        // Nothing looked for longer than a turn of the wheel.
+        let due = q.due(Millis(99 * 997));
+        assert_eq!(due.len(), 100);
+        assert!(due.windows(2).all(|w| w[0].at <= w[1].at));
+        // A deadline already past fires at the next look.
+        q.push(Millis(5), 200, TimerWhat::Delete);
+        assert_eq!(q.due(Millis(99 * 997)).len(), 1);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn the_earliest_deadline_is_found_for_the_sleep() {
+        let q = TimerQueue::default();
+        let mut w = q.wheel.lock();
+        assert_eq!(w.earliest_within(Millis(0), 1_000), None);
+        w.push(Millis(500 + SLOTS as u64 * TICK_MS), 1, TimerWhat::Delete);
+        // Its slot is near, but its turn is not.
+        assert_eq!(w.earliest_within(Millis(0), 1_000), None);
+        w.push(Millis(730), 2, TimerWhat::Delete);
+        w.push(Millis(725), 3, TimerWhat::Delete);
+        assert_eq!(w.earliest_within(Millis(0), 1_000), Some(Millis(725)));
+        assert_eq!(w.earliest_within(Millis(0), 700), None);
+    }
+
+    /// Random deadlines on a virtual clock that moves in random steps: every entry fires
+    /// exactly once, at the first look at or after its deadline, as a heap would give it.
+    #[test]
+    fn matches_a_sorted_reference_on_a_virtual_clock() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let q = TimerQueue::default();
+        let mut pending: Vec<(u64, u64)> = Vec::new(); // (at, id)
+        let mut now = 0u64;
+        let mut id = 0u64;
+        for _ in 0..3_000 {
+            for _ in 0..rand(20) {
+                // Up to 200 s ahead (several turns), sometimes in the past.
+                let at = (now + rand(200_000)).saturating_sub(rand(3) * 50);
+                q.push(Millis(at), id, TimerWhat::Delete);
+                pending.push((at, id));
+                id += 1;
+            }
+            let span = if rand(50) == 0 { 60_000 } else { 40 };
+            now += rand(span);
+            let got: Vec<(u64, u64)> = q.due(Millis(now)).iter().map(|e| (e.at.0, e.tx)).collect();
+            let mut want: Vec<(u64, u64)> =
+                pending.iter().copied().filter(|p| p.0 <= now).collect();
+            want.sort_unstable();
+            pending.retain(|p| p.0 > now);
+            let mut sorted = got.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, want, "at {now}");
+            assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "deadline order");
+            assert_eq!(q.len(), pending.len());
+        }
     }
 }

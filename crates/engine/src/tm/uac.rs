@@ -60,6 +60,9 @@ struct Launch {
     tag: String,
     program: Arc<sable_script::Program<crate::Sip>>,
     callback: Option<UacCallback>,
+    /// The transaction key when the caller knows it (the request is then trusted: neither
+    /// parsed nor validated).
+    key: Option<TransactionKey>,
 }
 
 impl Tm {
@@ -140,6 +143,7 @@ impl Tm {
                 tag,
                 program,
                 callback: req.callback,
+                key: None,
             },
         )
     }
@@ -180,6 +184,51 @@ impl Tm {
                 tag,
                 program,
                 callback,
+                key: None,
+            },
+        )
+    }
+
+    /// Sends a request this server writes in one piece and knows to be well formed
+    /// (keepalive's OPTIONS): the light path of [`Tm::uac_start_with`]. `build` appends the
+    /// whole request to `out` (empty, with room reserved), given the branch and the
+    /// `host:port` of the socket towards `hop_uri`; the branch goes in its only Via. `method`
+    /// and `ruri` are the request's own: they are not read back from the octets, which are
+    /// neither parsed nor validated here (the caller's unit tests check what it writes).
+    pub fn uac_start_local(
+        &self,
+        core: &Core,
+        hop_uri: &str,
+        method: &str,
+        ruri: &str,
+        build: impl FnOnce(&str, &str, &mut Vec<u8>),
+        callback: Option<UacCallback>,
+    ) -> Result<Arc<Tx>, String> {
+        let hop = next_hop_of_uri(hop_uri)?;
+        let (socket, program) = Self::sender(core, &hop)?;
+        let (host, port) = core.advertised(&socket);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let branch = format!("{BRANCH_PREFIX}{id:x}.0");
+        let mut bytes = Vec::with_capacity(512);
+        build(&branch, &format!("{host}:{port}"), &mut bytes);
+        let tag = format!("{:016x}", crate::sip_util::hash64(branch.as_bytes()));
+        let key = TransactionKey::Client {
+            method: method.as_bytes().to_vec(),
+            branch: branch.into_bytes(),
+        };
+        self.launch(
+            core,
+            Launch {
+                id,
+                bytes,
+                method: method.to_owned(),
+                ruri: ruri.to_owned(),
+                hop,
+                socket,
+                tag,
+                program,
+                callback,
+                key: Some(key),
             },
         )
     }
@@ -215,17 +264,23 @@ impl Tm {
             tag,
             program,
             callback,
+            key,
         } = l;
         let ruri = ruri.as_str();
-        let msg = Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
-        msg.validate()
-            .map_err(|e| format!("the request is not valid: {e}"))?;
-        if msg.header(HeaderName::Via).is_none() {
-            return Err("no Via".to_owned());
-        }
-        let key = TransactionKey::of_sent_request(&msg).map_err(|e| e.to_string())?;
+        let key = match key {
+            Some(k) => k,
+            None => {
+                let msg = Message::parse(&bytes)
+                    .map_err(|e| format!("the request does not parse: {e}"))?;
+                msg.validate()
+                    .map_err(|e| format!("the request is not valid: {e}"))?;
+                if msg.header(HeaderName::Via).is_none() {
+                    return Err("no Via".to_owned());
+                }
+                TransactionKey::of_sent_request(&msg).map_err(|e| e.to_string())?
+            }
+        };
         let invite = method == "INVITE";
-        drop(msg);
         let now = self.now();
         let reliable = hop.proto != Proto::Udp;
         let tx = Arc::new(Tx {
@@ -248,16 +303,21 @@ impl Tm {
             local: Some(Mutex::new(callback)),
             state: Mutex::new(self.fresh_state(invite, reliable, now, ruri.to_owned(), (0, 0))),
         });
-        if let Some(b) = self.ids.get(super::bucket_of(&id)) {
+        if let Some(b) = self.ids.get(super::id_bucket(id)) {
             b.lock().insert(id, tx.clone());
         }
         self.stats.created.inc();
         self.stats.total.inc();
         self.stats.total_local.inc();
         self.stats.current.add(1);
-        self.timers
-            .push(Millis(now.0 + tx.lifetime), tx.id, TimerWhat::Lifetime);
-        let (client, actions) = ClientTransaction::new(
+        // The one branch's fr timer ends a non-INVITE local transaction (its 408 completes
+        // it, and the wait timer frees it): the lifetime timer, which would only do the same
+        // later, is armed only when it comes first. An INVITE's fr timer can restart.
+        if invite || tx.lifetime < self.cfg.fr_timer {
+            self.timers
+                .push(Millis(now.0 + tx.lifetime), tx.id, TimerWhat::Lifetime);
+        }
+        let (client, mut actions) = ClientTransaction::new(
             if invite {
                 ClientKind::Invite
             } else {
@@ -287,12 +347,10 @@ impl Tm {
                 fr_gen: 0,
             });
         }
+        let fr_at = Millis(now.0 + self.cfg.fr_timer);
+        super::drop_shadowed_timer_f(&mut actions, invite, fr_at);
         self.run_client(core, &tx, (&hop, socket.index), 0, false, actions);
-        self.timers.push(
-            Millis(now.0 + self.cfg.fr_timer),
-            tx.id,
-            TimerWhat::Fr(0, 0),
-        );
+        self.timers.push(fr_at, tx.id, TimerWhat::Fr(0, 0));
         Ok(tx)
     }
 
