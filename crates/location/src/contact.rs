@@ -281,33 +281,16 @@ impl Contact {
 
     /// Every field.
     pub fn data(&self) -> ContactData<'_> {
-        let mut r = Reader {
-            buf: &self.packed,
-            at: 0,
-        };
-        let aor = r.text();
-        let mask = u32::try_from(r.varint()).unwrap_or(0);
+        let (mut r, head) = self.head();
+        let Head {
+            aor,
+            mask,
+            last_modified,
+            expires,
+            cseq,
+        } = head;
         let has = |bit: u32| mask & bit != 0;
-        let last_modified = r.varint();
-        let expires = if has(EXPIRES_ABSOLUTE) {
-            r.varint()
-        } else {
-            last_modified.wrapping_add(r.varint())
-        };
-        let cseq = r.u32();
-        let ruid = if has(RUID_TEXT) {
-            Ruid::Text(r.text())
-        } else {
-            let t = r.varint();
-            let time = if has(RUID_TIME_ABSOLUTE) {
-                t
-            } else {
-                last_modified.wrapping_sub(t)
-            };
-            let pid = r.u32();
-            let counter = r.varint();
-            Ruid::Uloc { time, pid, counter }
-        };
+        let ruid = r.ruid(&head);
         let uri = r.text();
         let call_id = r.text();
         let user_agent = if has(UA_INTERNED) {
@@ -357,6 +340,31 @@ impl Contact {
         }
     }
 
+    /// The first fields, and where the rest starts.
+    fn head(&self) -> (Reader<'_>, Head<'_>) {
+        let mut r = Reader {
+            buf: &self.packed,
+            at: 0,
+        };
+        let aor = r.text();
+        let mask = u32::try_from(r.varint()).unwrap_or(0);
+        let last_modified = r.varint();
+        let expires = if mask & EXPIRES_ABSOLUTE != 0 {
+            r.varint()
+        } else {
+            last_modified.wrapping_add(r.varint())
+        };
+        let cseq = r.u32();
+        let head = Head {
+            aor,
+            mask,
+            last_modified,
+            expires,
+            cseq,
+        };
+        (r, head)
+    }
+
     /// The AOR (first in the block: read without decoding the rest).
     pub fn aor(&self) -> &str {
         Reader {
@@ -371,7 +379,7 @@ impl Contact {
     }
 
     pub fn expires(&self) -> u64 {
-        self.data().expires
+        self.head().1.expires
     }
 
     pub fn q(&self) -> i32 {
@@ -383,7 +391,7 @@ impl Contact {
     }
 
     pub fn cseq(&self) -> u32 {
-        self.data().cseq
+        self.head().1.cseq
     }
 
     pub fn flags(&self) -> u32 {
@@ -415,7 +423,8 @@ impl Contact {
     }
 
     pub fn ruid(&self) -> Ruid<'_> {
-        self.data().ruid
+        let (mut r, head) = self.head();
+        r.ruid(&head)
     }
 
     pub fn instance(&self) -> Option<&str> {
@@ -427,7 +436,7 @@ impl Contact {
     }
 
     pub fn last_modified(&self) -> u64 {
-        self.data().last_modified
+        self.head().1.last_modified
     }
 
     pub fn tcpconn_id(&self) -> i64 {
@@ -437,7 +446,8 @@ impl Contact {
     /// Valid at `now`: not expired, or permanent (Kamailio's `VALID_CONTACT`). An expired
     /// contact not yet purged is invisible to lookups, replies and counts.
     pub fn is_valid(&self, now: u64) -> bool {
-        self.data().is_valid(now)
+        let expires = self.expires();
+        expires == 0 || expires > now
     }
 
     /// Seconds left at `now` (0 when expired or permanent).
@@ -517,6 +527,15 @@ fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
+/// The fields at the start of a block (those read most).
+struct Head<'a> {
+    aor: &'a str,
+    mask: u32,
+    last_modified: u64,
+    expires: u64,
+    cseq: u32,
+}
+
 /// Builds a block on the stack (one allocation of the exact size at the end).
 struct Writer(smallvec::SmallVec<[u8; 256]>);
 
@@ -574,6 +593,22 @@ impl<'a> Reader<'a> {
         self.at = end;
         // Made from a `&str`: valid UTF-8, cut at the boundaries it was written with.
         std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// The ruid, after the head.
+    fn ruid(&mut self, head: &Head<'_>) -> Ruid<'a> {
+        if head.mask & RUID_TEXT != 0 {
+            return Ruid::Text(self.text());
+        }
+        let t = self.varint();
+        let time = if head.mask & RUID_TIME_ABSOLUTE != 0 {
+            t
+        } else {
+            head.last_modified.wrapping_sub(t)
+        };
+        let pid = self.u32();
+        let counter = self.varint();
+        Ruid::Uloc { time, pid, counter }
     }
 
     fn interned(&mut self) -> &'static str {
