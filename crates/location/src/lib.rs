@@ -1,6 +1,7 @@
 //! `sable-location`: who is where, as plain data and pure functions.
 //!
-//! What it owns: the binding set of one address-of-record ([`Record`] of [`Contact`]s), and
+//! What it owns: the binding set of one address-of-record ([`Record`] of [`Contact`]s, each
+//! binding packed in one heap block, see [`contact`]), and
 //! the rules a registrar applies to a REGISTER (RFC 3261 §10.3) the way Kamailio's
 //! `registrar` + `usrloc` apply them ([`save`]): `Contact: *` with `Expires: 0`, Call-ID/CSeq
 //! ordering (a lower CSeq for the same Call-ID is refused, an equal one within `cseq_delay`
@@ -14,10 +15,12 @@
 //! the message), keep tables, read clocks or random numbers (`now` and a random source are
 //! parameters), or store anything. Times are UNIX seconds.
 
+pub mod contact;
 pub mod record;
 pub mod save;
 
-pub use record::{aor_of, q_text, Contact, Record, UNSPECIFIED_Q};
+pub use contact::{intern, Contact, ContactData, Ruid, UNSPECIFIED_Q};
+pub use record::{aor_of, q_text, Record};
 pub use save::{
     save, ContactRequest, Matching, RegisterError, RegisterRequest, RegistrarConfig, SaveFlags,
     SaveResult, Saved,

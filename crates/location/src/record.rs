@@ -1,74 +1,7 @@
 //! The bindings of one address-of-record.
 
-/// q of a contact that gave none (Kamailio's `Q_UNSPECIFIED`, shown as -1).
-pub const UNSPECIFIED_Q: i32 = -1;
-
-/// One binding: a contact address registered for an AOR, with what usrloc keeps of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Contact {
-    /// The Contact URI.
-    pub uri: String,
-    /// When it expires (UNIX seconds); 0: never (a permanent contact, `ul.add` with 0).
-    pub expires: u64,
-    /// q in thousandths, [`UNSPECIFIED_Q`] when none was given.
-    pub q: i32,
-    pub call_id: String,
-    pub cseq: u32,
-    /// usrloc flags, and branch flags (`cflags`) restored by lookup().
-    pub flags: u32,
-    pub cflags: u32,
-    pub user_agent: String,
-    /// Where the REGISTER really came from (`received`), when the registrar kept it.
-    pub received: Option<String>,
-    /// The Path header values (RFC 3327), comma-separated, when kept.
-    pub path: Option<String>,
-    /// The socket it registered through (`udp:1.2.3.4:5060`).
-    pub socket: Option<String>,
-    /// Methods it accepts (bit set; all bits when unknown).
-    pub methods: u32,
-    /// Unique id of the binding.
-    pub ruid: String,
-    /// `+sip.instance` (RFC 5626), without its quotes (`<urn:uuid:...>`).
-    pub instance: Option<String>,
-    pub reg_id: u32,
-    /// When it last changed (UNIX seconds).
-    pub last_modified: u64,
-    /// The TCP connection it came over, -1 for none.
-    pub tcpconn_id: i64,
-}
-
-impl Contact {
-    /// Valid at `now`: not expired, or permanent (Kamailio's `VALID_CONTACT`). An expired
-    /// contact not yet purged is invisible to lookups, replies and counts.
-    pub fn is_valid(&self, now: u64) -> bool {
-        self.expires == 0 || self.expires > now
-    }
-
-    /// Seconds left at `now` (0 when expired or permanent).
-    pub fn remaining(&self, now: u64) -> u64 {
-        self.expires.saturating_sub(now)
-    }
-
-    /// The Contact value of a 200 to a REGISTER: `<uri>;expires=N[;q=..][;received=".."]
-    /// [;+sip.instance=..][;reg-id=N]`.
-    pub fn reply_value(&self, now: u64) -> String {
-        let mut v = format!("<{}>;expires={}", self.uri, self.remaining(now));
-        if self.q != UNSPECIFIED_Q {
-            v.push_str(";q=");
-            v.push_str(&q_text(self.q));
-        }
-        if let Some(r) = &self.received {
-            v.push_str(&format!(";received=\"{r}\""));
-        }
-        if let Some(i) = &self.instance {
-            v.push_str(&format!(";+sip.instance=\"{i}\""));
-            if self.reg_id > 0 {
-                v.push_str(&format!(";reg-id={}", self.reg_id));
-            }
-        }
-        v
-    }
-}
+use crate::contact::{Contact, Ruid};
+use smallvec::SmallVec;
 
 /// q in thousandths as written in a Contact (`1`, `0.5`, `0.25`).
 pub fn q_text(q: i32) -> String {
@@ -84,19 +17,21 @@ pub fn q_text(q: i32) -> String {
 }
 
 /// The bindings of one AOR, in lookup order: q descending (unspecified last), equal q in
-/// the order they were added.
+/// the order they were added. The AOR is in each binding (a table keys the record by it);
+/// the common single binding is held inline, without a vector on the heap.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
-    pub aor: String,
-    pub contacts: Vec<Contact>,
+    pub contacts: SmallVec<[Contact; 1]>,
 }
 
 impl Record {
-    pub fn new(aor: impl Into<String>) -> Record {
-        Record {
-            aor: aor.into(),
-            contacts: Vec::new(),
-        }
+    pub fn new() -> Record {
+        Record::default()
+    }
+
+    /// The AOR of its bindings (`None` when it has none).
+    pub fn aor(&self) -> Option<&str> {
+        self.contacts.first().map(Contact::aor)
     }
 
     /// The valid contacts at `now`, in lookup order.
@@ -111,18 +46,28 @@ impl Record {
 
     /// Adds a contact at its place by q (after those of the same q).
     pub fn insert(&mut self, contact: Contact) {
+        let q = contact.q();
         let at = self
             .contacts
             .iter()
-            .position(|c| c.q < contact.q)
+            .position(|c| c.q() < q)
             .unwrap_or(self.contacts.len());
         self.contacts.insert(at, contact);
     }
 
-    /// Replaces the contact with `ruid`, moving it if its q changed.
+    /// Where the contact with `ruid` is.
+    pub fn position(&self, ruid: Ruid<'_>) -> Option<usize> {
+        self.contacts.iter().position(|c| c.ruid() == ruid)
+    }
+
+    /// Replaces the contact with the same ruid, moving it if its q changed.
     pub fn replace(&mut self, contact: Contact) {
-        match self.contacts.iter().position(|c| c.ruid == contact.ruid) {
-            Some(k) if self.contacts.get(k).is_some_and(|c| c.q == contact.q) => {
+        let (ruid, q) = {
+            let d = contact.data();
+            (d.ruid, d.q)
+        };
+        match self.position(ruid) {
+            Some(k) if self.contacts.get(k).is_some_and(|c| c.q() == q) => {
                 if let Some(slot) = self.contacts.get_mut(k) {
                     *slot = contact;
                 }
@@ -136,8 +81,8 @@ impl Record {
     }
 
     /// Removes and gives the contact with `ruid`.
-    pub fn remove(&mut self, ruid: &str) -> Option<Contact> {
-        let k = self.contacts.iter().position(|c| c.ruid == ruid)?;
+    pub fn remove(&mut self, ruid: Ruid<'_>) -> Option<Contact> {
+        let k = self.position(ruid)?;
         Some(self.contacts.remove(k))
     }
 
@@ -147,19 +92,51 @@ impl Record {
         if self.contacts.iter().all(|c| c.is_valid(now)) {
             return Vec::new();
         }
-        let (gone, kept): (Vec<Contact>, Vec<Contact>) = std::mem::take(&mut self.contacts)
-            .into_iter()
-            .partition(|c| !c.is_valid(now));
-        self.contacts = kept;
+        let mut gone = Vec::new();
+        let mut kept = Vec::new();
+        for c in std::mem::take(&mut self.contacts) {
+            if c.is_valid(now) {
+                kept.push(c);
+            } else {
+                gone.push(c);
+            }
+        }
+        self.contacts = SmallVec::from_vec(kept);
+        self.shrink();
         gone
     }
 
     /// The Contact header value of a 200: every valid binding (empty when none).
     pub fn reply_contacts(&self, now: u64) -> String {
-        self.valid(now)
-            .map(|c| c.reply_value(now))
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut out = String::new();
+        for c in &self.contacts {
+            let d = c.data();
+            if d.is_valid(now) {
+                if !out.is_empty() {
+                    out.push_str(", ");
+                }
+                out.push_str(&d.reply_value(now));
+            }
+        }
+        out
+    }
+
+    /// Gives back the vector's spare room (a record is kept long; its bindings change
+    /// rarely).
+    pub fn shrink(&mut self) {
+        self.contacts.shrink_to_fit();
+    }
+
+    /// The octets it holds on the heap: the bindings' blocks and, with more than one
+    /// binding, the vector of them (allocator headers and rounding not counted).
+    pub fn heap_bytes(&self) -> usize {
+        let blocks: usize = self.contacts.iter().map(Contact::heap_bytes).sum();
+        let vector = if self.contacts.spilled() {
+            self.contacts.capacity() * std::mem::size_of::<Contact>()
+        } else {
+            0
+        };
+        blocks + vector
     }
 }
 
@@ -220,71 +197,73 @@ fn unescape(s: &str) -> String {
 mod tests {
     use super::*;
 
-    pub(crate) fn contact(uri: &str, q: i32, ruid: &str) -> Contact {
-        Contact {
-            uri: uri.to_owned(),
-            expires: 1000,
-            q,
-            call_id: "c".to_owned(),
-            cseq: 1,
-            flags: 0,
-            cflags: 0,
-            user_agent: String::new(),
-            received: None,
-            path: None,
-            socket: None,
-            methods: u32::MAX,
-            ruid: ruid.to_owned(),
-            instance: None,
-            reg_id: 0,
-            last_modified: 0,
-            tcpconn_id: -1,
-        }
+    use crate::contact::{ContactData, UNSPECIFIED_Q};
+
+    fn data<'a>(uri: &'a str, q: i32, ruid: &'a str) -> ContactData<'a> {
+        let mut d = ContactData::new("alice", uri, Ruid::Text(ruid));
+        d.expires = 1000;
+        d.q = q;
+        d.call_id = "c";
+        d.cseq = 1;
+        d
+    }
+
+    fn contact(uri: &str, q: i32, ruid: &str) -> Contact {
+        Contact::new(&data(uri, q, ruid))
+    }
+
+    fn ruids(r: &Record) -> Vec<String> {
+        r.contacts.iter().map(|c| c.ruid().to_string()).collect()
     }
 
     #[test]
     fn records_keep_q_order_then_insertion_order() {
-        let mut r = Record::new("alice");
+        let mut r = Record::new();
         r.insert(contact("sip:a@x", UNSPECIFIED_Q, "1"));
         r.insert(contact("sip:b@x", 500, "2"));
         r.insert(contact("sip:c@x", 1000, "3"));
         r.insert(contact("sip:d@x", 500, "4"));
-        let order: Vec<&str> = r.contacts.iter().map(|c| c.ruid.as_str()).collect();
-        assert_eq!(order, ["3", "2", "4", "1"]);
-        let mut moved = contact("sip:a@x", 1000, "1");
+        assert_eq!(ruids(&r), ["3", "2", "4", "1"]);
+        assert_eq!(r.aor(), Some("alice"));
+        let mut moved = data("sip:a@x", 1000, "1");
         moved.cseq = 2;
-        r.replace(moved);
-        let order: Vec<&str> = r.contacts.iter().map(|c| c.ruid.as_str()).collect();
-        assert_eq!(order, ["3", "1", "2", "4"]);
+        r.replace(Contact::new(&moved));
+        assert_eq!(ruids(&r), ["3", "1", "2", "4"]);
+        assert_eq!(
+            r.remove(Ruid::Text("2")).map(|c| c.uri().to_owned()),
+            Some("sip:b@x".to_owned())
+        );
+        assert_eq!(ruids(&r), ["3", "1", "4"]);
     }
 
     #[test]
     fn expired_contacts_are_invisible_then_purged() {
-        let mut r = Record::new("alice");
-        let mut a = contact("sip:a@x", UNSPECIFIED_Q, "1");
+        let mut r = Record::new();
+        let mut a = data("sip:a@x", UNSPECIFIED_Q, "1");
         a.expires = 100;
-        let mut p = contact("sip:p@x", UNSPECIFIED_Q, "2");
+        let mut p = data("sip:p@x", UNSPECIFIED_Q, "2");
         p.expires = 0;
-        r.insert(a);
-        r.insert(p);
+        r.insert(Contact::new(&a));
+        r.insert(Contact::new(&p));
         assert_eq!(r.valid_count(99), 2);
         assert_eq!(r.valid_count(100), 1, "expires == now is expired");
         let gone = r.expire(100);
         assert_eq!(gone.len(), 1);
         assert_eq!(r.contacts.len(), 1, "a permanent contact stays");
+        assert!(!r.contacts.spilled(), "one binding is held inline");
     }
 
     #[test]
     fn reply_contacts_list_every_valid_binding() {
-        let mut r = Record::new("alice");
-        let mut a = contact("sip:alice@127.0.0.1:5081", UNSPECIFIED_Q, "1");
+        let mut r = Record::new();
+        let mut a = data("sip:alice@127.0.0.1:5081", UNSPECIFIED_Q, "1");
         a.expires = 700;
-        let mut b = contact("sip:alice@127.0.0.1:5082", 500, "2");
+        let mut b = data("sip:alice@127.0.0.1:5082", 500, "2");
         b.expires = 160;
-        b.instance = Some("<urn:uuid:1>".to_owned());
+        b.instance = Some("<urn:uuid:1>");
         b.reg_id = 1;
-        r.insert(a);
-        r.insert(b);
+        r.insert(Contact::new(&a));
+        r.insert(Contact::new(&b));
         assert_eq!(
             r.reply_contacts(100),
             "<sip:alice@127.0.0.1:5082>;expires=60;q=0.5;+sip.instance=\"<urn:uuid:1>\";reg-id=1, <sip:alice@127.0.0.1:5081>;expires=600"

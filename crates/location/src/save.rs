@@ -1,7 +1,8 @@
 //! A REGISTER applied to an AOR's bindings (RFC 3261 §10.3 steps 6–8, with Kamailio's
 //! `save()` rules: `calc_contact_expires`, the CSeq check, `max_contacts`, the return codes).
 
-use crate::record::{Contact, Record, UNSPECIFIED_Q};
+use crate::contact::{Contact, ContactData, Ruid, UNSPECIFIED_Q};
+use crate::record::Record;
 
 /// How a REGISTER's contact finds the binding it refreshes (usrloc `matching_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,23 +226,21 @@ fn contact_expires(
 
 /// Which existing binding a requested contact refreshes.
 fn matches(existing: &Contact, c: &ContactRequest, req: &RegisterRequest, m: Matching) -> bool {
+    let e = existing.data();
     match m {
         Matching::Contact => match &c.instance {
-            Some(inst) => {
-                existing.instance.as_deref() == Some(inst.as_str())
-                    && existing.reg_id == c.reg_id.unwrap_or(0)
-            }
-            None => existing.uri == c.uri,
+            Some(inst) => e.instance == Some(inst.as_str()) && e.reg_id == c.reg_id.unwrap_or(0),
+            None => e.uri == c.uri,
         },
-        Matching::ContactCallId => existing.uri == c.uri && existing.call_id == req.call_id,
-        Matching::ContactPath => existing.uri == c.uri && existing.path == req.path,
-        Matching::CallId => existing.call_id == req.call_id,
+        Matching::ContactCallId => e.uri == c.uri && e.call_id == req.call_id,
+        Matching::ContactPath => e.uri == c.uri && e.path == req.path.as_deref(),
+        Matching::CallId => e.call_id == req.call_id,
     }
 }
 
 /// Applies a REGISTER to the bindings of its AOR (`record`, `None` when there are none)
 /// at `now`. `random` gives random numbers for `expires_range`; `new_ruid` names new
-/// bindings. The returned record is what the AOR holds afterwards (expired bindings are
+/// bindings (`uloc-` numbers, see [`Ruid`]). The returned record is what the AOR holds afterwards (expired bindings are
 /// left for the timer).
 pub fn save(
     record: Option<&Record>,
@@ -250,12 +249,11 @@ pub fn save(
     flags: SaveFlags,
     now: u64,
     random: &mut dyn FnMut() -> u32,
-    new_ruid: &mut dyn FnMut() -> String,
+    new_ruid: &mut dyn FnMut() -> Ruid<'static>,
 ) -> Result<Saved, RegisterError> {
-    let aor = req.aor.as_str();
-    let mut rec = record.cloned().unwrap_or_else(|| Record::new(aor));
+    let mut rec = record.cloned().unwrap_or_default();
     let mut saved = Saved {
-        record: Record::new(aor),
+        record: Record::new(),
         result: SaveResult::Query,
         inserted: Vec::new(),
         updated: Vec::new(),
@@ -269,7 +267,7 @@ pub fn save(
         if req.expires_header != Some(0) {
             return Err(RegisterError::StarExpiresNotZero);
         }
-        saved.deleted = std::mem::take(&mut rec.contacts);
+        saved.deleted = std::mem::take(&mut rec.contacts).into_vec();
         saved.result = SaveResult::Deleted;
         saved.record = rec;
         return Ok(saved);
@@ -289,6 +287,7 @@ pub fn save(
             .contacts
             .iter()
             .find(|e| matches(e, c, req, cfg.matching))
+            .map(Contact::data)
         {
             if old.call_id == req.call_id {
                 if req.cseq < old.cseq {
@@ -332,7 +331,7 @@ pub fn save(
     }
     if flags.single_contact {
         // Only this REGISTER's contacts stay.
-        let keep: Vec<Contact> = std::mem::take(&mut rec.contacts);
+        let keep = std::mem::take(&mut rec.contacts);
         for old in keep {
             let refreshed = wanted
                 .iter()
@@ -350,62 +349,50 @@ pub fn save(
         let existing = rec
             .contacts
             .iter()
-            .find(|e| matches(e, c, req, cfg.matching))
-            .cloned();
+            .position(|e| matches(e, c, req, cfg.matching));
+        // What a REGISTER sets, on a new binding or over an existing one.
+        let fresh = |old: ContactData<'_>| -> Contact {
+            Contact::new(&ContactData {
+                aor: &req.aor,
+                uri: &c.uri,
+                expires: now + u64::from(exp),
+                q,
+                call_id: &req.call_id,
+                cseq: req.cseq,
+                cflags: req.cflags,
+                user_agent: &req.user_agent,
+                received: req.received.as_deref(),
+                path: req.path.as_deref(),
+                socket: req.socket.as_deref(),
+                methods: c.methods.unwrap_or(old.methods),
+                instance: c.instance.as_deref(),
+                reg_id: c.reg_id.unwrap_or(0),
+                last_modified: now,
+                tcpconn_id: req.tcpconn_id,
+                ..old
+            })
+        };
         match (existing, exp) {
-            (Some(old), 0) => {
-                if let Some(gone) = rec.remove(&old.ruid) {
-                    saved.deleted.push(gone);
-                }
+            (Some(k), 0) => {
+                saved.deleted.push(rec.contacts.remove(k));
                 saved.result = SaveResult::Deleted;
             }
             (None, 0) => {
                 // Removing what is not there: nothing to do (Kamailio answers 200).
                 saved.result = SaveResult::Deleted;
             }
-            (Some(old), exp) => {
-                let updated = Contact {
-                    uri: c.uri.clone(),
-                    expires: now + u64::from(exp),
-                    q,
-                    call_id: req.call_id.clone(),
-                    cseq: req.cseq,
-                    cflags: req.cflags,
-                    user_agent: req.user_agent.clone(),
-                    received: req.received.clone(),
-                    path: req.path.clone(),
-                    socket: req.socket.clone(),
-                    methods: c.methods.unwrap_or(old.methods),
-                    instance: c.instance.clone(),
-                    reg_id: c.reg_id.unwrap_or(0),
-                    last_modified: now,
-                    tcpconn_id: req.tcpconn_id,
-                    ..old
+            (Some(k), _) => {
+                let Some(old) = rec.contacts.get(k) else {
+                    continue;
                 };
+                let updated = fresh(old.data());
                 rec.replace(updated.clone());
                 saved.updated.push(updated);
                 saved.result = SaveResult::Updated;
             }
-            (None, exp) => {
-                let contact = Contact {
-                    uri: c.uri.clone(),
-                    expires: now + u64::from(exp),
-                    q,
-                    call_id: req.call_id.clone(),
-                    cseq: req.cseq,
-                    flags: 0,
-                    cflags: req.cflags,
-                    user_agent: req.user_agent.clone(),
-                    received: req.received.clone(),
-                    path: req.path.clone(),
-                    socket: req.socket.clone(),
-                    methods: c.methods.unwrap_or(u32::MAX),
-                    ruid: new_ruid(),
-                    instance: c.instance.clone(),
-                    reg_id: c.reg_id.unwrap_or(0),
-                    last_modified: now,
-                    tcpconn_id: req.tcpconn_id,
-                };
+            (None, _) => {
+                // flags 0, methods all unless the contact says.
+                let contact = fresh(ContactData::new(&req.aor, &c.uri, new_ruid()));
                 rec.insert(contact.clone());
                 saved.inserted.push(contact);
                 saved.result = SaveResult::Inserted;
@@ -473,7 +460,11 @@ mod tests {
             let mut n = self.n;
             let out = save(rec, r, &self.cfg, flags, now, &mut || 7, &mut || {
                 n += 1;
-                format!("uloc-{n}")
+                Ruid::Uloc {
+                    time: 0,
+                    pid: 0,
+                    counter: u64::from(n),
+                }
             });
             self.n = n;
             out
@@ -488,7 +479,12 @@ mod tests {
             .unwrap();
         assert_eq!(s.result, SaveResult::Inserted);
         assert_eq!(s.record.contacts.len(), 1);
-        assert_eq!(s.record.contacts[0].expires, 1000 + 3600, "default_expires");
+        assert_eq!(
+            s.record.contacts[0].expires(),
+            1000 + 3600,
+            "default_expires"
+        );
+        assert_eq!(s.record.aor(), Some("alice"));
         let s2 = env
             .save(
                 Some(&s.record),
@@ -497,9 +493,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(s2.result, SaveResult::Updated);
-        assert_eq!(s2.record.contacts[0].expires, 1700);
+        assert_eq!(s2.record.contacts[0].expires(), 1700);
         assert_eq!(
-            s2.record.contacts[0].ruid, "uloc-1",
+            s2.record.contacts[0].ruid().to_string(),
+            "uloc-0-0-1",
             "the binding keeps its ruid"
         );
         let s3 = env
@@ -525,12 +522,12 @@ mod tests {
         r.expires_header = Some(30);
         let s = env.save(None, &r, 0).unwrap();
         // ;expires=10 and Expires: 30 are both raised to min_expires (60).
-        assert!(s.record.contacts.iter().all(|c| c.expires == 60));
+        assert!(s.record.contacts.iter().all(|c| c.expires() == 60));
         env.cfg.max_expires = 100;
         let mut r = req("c2", 1, &[("sip:c@x", Some(5000), None)]);
         r.expires_header = Some(30);
         let s = env.save(None, &r, 0).unwrap();
-        assert_eq!(s.record.contacts[0].expires, 100);
+        assert_eq!(s.record.contacts[0].expires(), 100);
         env.cfg.min_expires_mode = true;
         let err = env
             .save(None, &req("c3", 1, &[("sip:d@x", Some(5), None)]), 0)
@@ -541,12 +538,12 @@ mod tests {
         r.expires_override = Some(900);
         // The override is still bounded by max_expires.
         assert_eq!(
-            env.save(None, &r, 0).unwrap().record.contacts[0].expires,
+            env.save(None, &r, 0).unwrap().record.contacts[0].expires(),
             100
         );
         env.cfg.max_expires = 0;
         assert_eq!(
-            env.save(None, &r, 0).unwrap().record.contacts[0].expires,
+            env.save(None, &r, 0).unwrap().record.contacts[0].expires(),
             900
         );
     }
@@ -568,10 +565,10 @@ mod tests {
                     k = k.wrapping_mul(1_103_515_245).wrapping_add(12345);
                     k
                 },
-                &mut || "r".to_owned(),
+                &mut || Ruid::Text("r"),
             )
             .unwrap();
-            let e = s.record.contacts[0].expires;
+            let e = s.record.contacts[0].expires();
             assert!((900..=1000).contains(&e), "{e}");
         }
         let flags = SaveFlags {
@@ -579,7 +576,7 @@ mod tests {
             ..SaveFlags::default()
         };
         let s = env.save_with(None, &r, flags, 0).unwrap();
-        assert_eq!(s.record.contacts[0].expires, 1000);
+        assert_eq!(s.record.contacts[0].expires(), 1000);
     }
 
     #[test]
@@ -728,7 +725,7 @@ mod tests {
                 0,
             )
             .unwrap();
-        let order: Vec<&str> = s.record.contacts.iter().map(|c| c.uri.as_str()).collect();
+        let order: Vec<&str> = s.record.contacts.iter().map(|c| c.uri()).collect();
         assert_eq!(order, ["sip:high@x", "sip:low@x"]);
         // RFC 5626: the same instance from a new address replaces the binding.
         let mut r = req("c2", 1, &[("sip:phone@10.0.0.1", None, None)]);
@@ -741,7 +738,7 @@ mod tests {
         let s2 = env.save(Some(&s.record), &r2, 5).unwrap();
         assert_eq!(s2.result, SaveResult::Updated);
         assert_eq!(s2.record.contacts.len(), 1);
-        assert_eq!(s2.record.contacts[0].uri, "sip:phone@10.0.0.2");
+        assert_eq!(s2.record.contacts[0].uri(), "sip:phone@10.0.0.2");
     }
 
     #[test]

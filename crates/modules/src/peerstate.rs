@@ -377,12 +377,13 @@ impl Peerstate {
     /// A binding changed: the peer is registered while it has at least one valid binding.
     fn registration_event(&self, ul: &Usrloc, ev: &UlEvent<'_, '_>) {
         let now = unix_now();
+        let ruid = ev.contact.ruid();
         let others = ul.domain(ev.domain).map_or(0, |d| {
             d.with_record(ev.aor, |r| {
                 r.map_or(0, |r| {
                     r.contacts
                         .iter()
-                        .filter(|c| c.ruid != ev.contact.ruid && c.is_valid(now))
+                        .filter(|c| c.ruid() != ruid && c.is_valid(now))
                         .count()
                 })
             })
@@ -414,7 +415,7 @@ impl Peerstate {
                 keys.remove(&id);
             }
         }
-        self.registration_change(&key, registered, &ev.contact.ruid);
+        self.registration_change(&key, registered, &ruid.to_string());
     }
 
     /// A peer's first binding came (`registered`) or its last one went.
@@ -432,8 +433,9 @@ impl Peerstate {
             for d in ul.domains() {
                 let (records, _) = d.snapshot();
                 for r in records.iter().filter(|r| r.valid_count(now) > 0) {
+                    let aor = r.aor().unwrap_or_default();
                     self.cache
-                        .registration(&sable_peerstate::normalize_key(&r.aor), true, now);
+                        .registration(&sable_peerstate::normalize_key(aor), true, now);
                     regs += 1;
                 }
             }

@@ -10,7 +10,7 @@ use sable_engine::{
     ParamError, Sip,
 };
 use sable_location::{
-    aor_of, save, Contact, ContactRequest, Matching, RegisterError, RegisterRequest,
+    aor_of, save, Contact, ContactData, ContactRequest, Matching, RegisterError, RegisterRequest,
     RegistrarConfig, SaveFlags,
 };
 use sable_script::ast::Literal;
@@ -368,11 +368,11 @@ fn do_save(
 }
 
 /// The next hop of a binding: its `received` (NAT), else the first Path entry.
-fn next_hop_of(c: &Contact) -> Option<String> {
-    if let Some(r) = &c.received {
-        return Some(r.clone());
+fn next_hop_of(c: &ContactData<'_>) -> Option<String> {
+    if let Some(r) = c.received {
+        return Some(r.to_owned());
     }
-    c.path.as_ref().and_then(|p| {
+    c.path.and_then(|p| {
         let first = p.split(',').next()?.trim();
         let inner = first
             .strip_prefix('<')
@@ -403,14 +403,19 @@ fn do_lookup(
     let Some(rec) = domain.get(&aor) else {
         return -1;
     };
-    let valid: Vec<&Contact> = rec.valid(now).collect();
+    let valid: Vec<ContactData<'_>> = rec
+        .contacts
+        .iter()
+        .map(Contact::data)
+        .filter(|c| c.is_valid(now))
+        .collect();
     let Some(first) = valid.first() else {
         return -1;
     };
     let skip = usize::from(!keep_ruri);
     let rest = valid.iter().skip(skip);
     if !keep_ruri {
-        ctx.new_uri = Some(first.uri.clone());
+        ctx.new_uri = Some(first.uri.to_owned());
         ctx.dst_uri = next_hop_of(first);
         ctx.bflags = first.cflags;
     }
@@ -420,7 +425,7 @@ fn do_lookup(
                 break;
             }
             ctx.branches.push(sable_engine::Branch {
-                uri: c.uri.clone(),
+                uri: c.uri.to_owned(),
                 dst_uri: next_hop_of(c),
                 q: u16::try_from(c.q).ok(),
                 flags: c.cflags,
@@ -443,8 +448,8 @@ impl Ulc {
             let Some(f) = f else {
                 return Value::Null;
             };
-            let c = f.contacts.get(k);
-            let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::from);
+            let c = f.contacts.get(k).map(Contact::data);
+            let text = |v: Option<&str>| v.map_or(Value::Null, Value::from);
             match self.attr.as_str() {
                 "aor" => Value::from(f.aor.clone()),
                 "domain" => Value::from(f.domain.clone()),
@@ -453,21 +458,21 @@ impl Ulc {
                 _ => match c {
                     None => Value::Null,
                     Some(c) => match self.attr.as_str() {
-                        "addr" => Value::from(c.uri.clone()),
-                        "path" => text(&c.path),
-                        "received" => text(&c.received),
+                        "addr" => Value::from(c.uri),
+                        "path" => text(c.path),
+                        "received" => text(c.received),
                         "expires" => Value::Int(i64::try_from(c.expires).unwrap_or(0)),
-                        "callid" => Value::from(c.call_id.clone()),
+                        "callid" => Value::from(c.call_id),
                         "q" => Value::Int(i64::from(c.q)),
                         "cseq" => Value::Int(i64::from(c.cseq)),
                         "flags" => Value::Int(i64::from(c.flags)),
                         "cflags" => Value::Int(i64::from(c.cflags)),
-                        "user_agent" => Value::from(c.user_agent.clone()),
-                        "socket" => text(&c.socket),
+                        "user_agent" => Value::from(c.user_agent),
+                        "socket" => text(c.socket),
                         "modified" => Value::Int(i64::try_from(c.last_modified).unwrap_or(0)),
                         "methods" => Value::Int(i64::from(c.methods)),
-                        "ruid" => Value::from(c.ruid.clone()),
-                        "instance" => text(&c.instance),
+                        "ruid" => Value::from(c.ruid.to_string()),
+                        "instance" => text(c.instance),
                         "regid" => Value::Int(i64::from(c.reg_id)),
                         "conid" => Value::Int(c.tcpconn_id),
                         _ => Value::Null,
@@ -700,7 +705,7 @@ impl Module for Registrar {
                         }
                         Some(r) => {
                             let r = r.eval(ctx).into_owned();
-                            if ul.remove_contact(&d, &aor, |c| c.ruid == r) {
+                            if ul.remove_contact(&d, &aor, |c| c.ruid().is(&r)) {
                                 1
                             } else {
                                 -3

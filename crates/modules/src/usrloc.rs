@@ -6,7 +6,7 @@
 
 use parking_lot::{Mutex, RwLock};
 use sable_engine::{int_param, str_param, Core, Counter, Gauge, Module, MsgCtx, ParamError, Sip};
-use sable_location::{Contact, Record};
+use sable_location::{Contact, ContactData, Record, Ruid};
 use sable_rpc::{MethodKind, Params, RpcError};
 use sable_script::ast::Literal;
 use sable_script::{Registry, RouteMask};
@@ -44,7 +44,7 @@ impl std::fmt::Debug for UlEvent<'_, '_> {
             .field("kind", &self.kind)
             .field("domain", &self.domain)
             .field("aor", &self.aor)
-            .field("ruid", &self.contact.ruid)
+            .field("ruid", &self.contact.ruid())
             .finish()
     }
 }
@@ -106,7 +106,44 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-type Slot = HashMap<String, Record, std::hash::BuildHasherDefault<Fnv>>;
+/// The records of one slot, keyed by their AOR, which each binding carries: the key is not
+/// a second copy of it (a `HashMap<String, Record>` would keep one more string per AOR).
+type Slot = hashbrown::HashTable<Record>;
+
+/// The hash of an AOR inside its slot (FNV-1a: not [`aor_hash`], whose low bits are the
+/// same for every AOR of a slot).
+fn key_hash(aor: &str) -> u64 {
+    let mut h = Fnv::default();
+    std::hash::Hasher::write(&mut h, aor.as_bytes());
+    std::hash::Hasher::finish(&h)
+}
+
+fn record_hash(r: &Record) -> u64 {
+    key_hash(r.aor().unwrap_or_default())
+}
+
+/// What a table holds, from its own accounting (`ul.memory`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    pub records: usize,
+    pub contacts: usize,
+    /// The bindings' packed blocks and the vectors of records with several bindings.
+    pub contact_bytes: usize,
+    /// The slots' hash tables (entries, control octets, empty places) and their locks.
+    pub table_bytes: usize,
+    /// The same allocations with glibc malloc's header and 16-octet rounding added.
+    pub allocated_bytes: usize,
+}
+
+/// An allocation of `n` octets as glibc malloc gives it: 8 octets of header, rounded up
+/// to 16, at least 32.
+fn malloc_chunk(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((n + 8 + 15) & !15).max(32)
+    }
+}
 
 /// One table of records.
 pub struct Domain {
@@ -165,19 +202,20 @@ impl Domain {
 
     /// The record of an AOR (a copy).
     pub fn get(&self, aor: &str) -> Option<Record> {
-        self.bucket(aor).and_then(|b| b.lock().get(aor).cloned())
+        self.with_record(aor, |r| r.cloned())
     }
 
     /// Reads the record of an AOR in place (under its slot's lock: keep `f` short).
     pub fn with_record<R>(&self, aor: &str, f: impl FnOnce(Option<&Record>) -> R) -> R {
         match self.bucket(aor) {
-            Some(b) => f(b.lock().get(aor)),
+            Some(b) => f(b.lock().find(key_hash(aor), |r| r.aor() == Some(aor))),
             None => f(None),
         }
     }
 
     /// Changes the record of `aor` under its bucket's lock: `f` gets the current record and
-    /// gives the new one (an empty one is removed; `None`: unchanged) and a result.
+    /// gives the new one (an empty one is removed; `None`: unchanged) and a result. Every
+    /// binding of the new record must be of `aor`.
     pub fn modify<R, E>(
         &self,
         aor: &str,
@@ -186,32 +224,33 @@ impl Domain {
         let Some(bucket) = self.bucket(aor) else {
             return f(None).map(|(_, r)| r);
         };
+        let hash = key_hash(aor);
+        let is_it = |r: &Record| r.aor() == Some(aor);
         let mut b = bucket.lock();
-        let old = b.get(aor);
+        let old = b.find(hash, is_it);
         let old_n = old.map_or(0, |r| r.contacts.len());
-        let existed = old.is_some();
         let (new, out) = f(old)?;
-        let Some(new) = new else {
+        let Some(mut new) = new else {
             return Ok(out);
         };
-        // What stays in the table is copied once, compactly, after the work that built it
-        // (exact capacities; allocated together rather than between that work's temporary
-        // allocations, which the allocator could not give back around it).
-        let new = Record {
-            aor: new.aor.clone(),
-            contacts: new.contacts.to_vec(),
-        };
+        if new.contacts.iter().any(|c| c.aor() != aor) {
+            tracing::error!("usrloc: a record for {aor} with bindings of another AOR not stored");
+            return Ok(out);
+        }
+        // Kept long: no spare room in the vector of a record with several bindings.
+        new.shrink();
         let new_n = new.contacts.len();
-        if new.contacts.is_empty() {
-            b.remove(aor);
-            if existed {
+        match b.find_entry(hash, is_it) {
+            Ok(entry) if new.contacts.is_empty() => {
+                entry.remove();
                 self.users.sub(1);
             }
-        } else {
-            if !existed {
+            Ok(entry) => *entry.into_mut() = new,
+            Err(_) if new.contacts.is_empty() => {}
+            Err(_) => {
+                b.insert_unique(hash, new, record_hash);
                 self.users.add(1);
             }
-            b.insert(aor.to_owned(), new);
         }
         drop(b);
         self.contacts
@@ -219,24 +258,21 @@ impl Domain {
         Ok(out)
     }
 
-    /// Removes every binding no longer valid at `now`; gives (aor, contact) of each.
-    pub fn expire(&self, now: u64) -> Vec<(String, Contact)> {
+    /// Removes every binding no longer valid at `now`; gives them (each knows its AOR).
+    pub fn expire(&self, now: u64) -> Vec<Contact> {
         let mut out = Vec::new();
         for bucket in &self.buckets {
             let mut b = bucket.lock();
-            let mut empty = Vec::new();
-            for (aor, rec) in b.iter_mut() {
-                for c in rec.expire(now) {
-                    out.push((aor.clone(), c));
+            let mut emptied = 0;
+            b.retain(|rec| {
+                out.extend(rec.expire(now));
+                let keep = !rec.contacts.is_empty();
+                if !keep {
+                    emptied += 1;
                 }
-                if rec.contacts.is_empty() {
-                    empty.push(aor.clone());
-                }
-            }
-            for aor in empty {
-                b.remove(&aor);
-                self.users.sub(1);
-            }
+                keep
+            });
+            self.users.sub(emptied);
         }
         self.contacts.sub(i64::try_from(out.len()).unwrap_or(0));
         self.expires.add(out.len() as u64);
@@ -250,9 +286,39 @@ impl Domain {
         for bucket in &self.buckets {
             let b = bucket.lock();
             max = max.max(b.len());
-            all.extend(b.values().cloned());
+            all.extend(b.iter().cloned());
         }
         (all, max)
+    }
+
+    /// Own accounting of what the table holds.
+    pub fn memory(&self) -> Memory {
+        let mut m = Memory {
+            table_bytes: self.buckets.capacity() * std::mem::size_of::<Mutex<Slot>>(),
+            ..Memory::default()
+        };
+        m.allocated_bytes = malloc_chunk(m.table_bytes);
+        for bucket in &self.buckets {
+            let b = bucket.lock();
+            let table = b.allocation_size();
+            m.table_bytes += table;
+            m.allocated_bytes += malloc_chunk(table);
+            m.records += b.len();
+            for r in b.iter() {
+                m.contacts += r.contacts.len();
+                m.contact_bytes += r.heap_bytes();
+                m.allocated_bytes += r
+                    .contacts
+                    .iter()
+                    .map(|c| malloc_chunk(c.heap_bytes()))
+                    .sum::<usize>();
+                if r.contacts.spilled() {
+                    m.allocated_bytes +=
+                        malloc_chunk(r.contacts.capacity() * std::mem::size_of::<Contact>());
+                }
+            }
+        }
+        m
     }
 
     /// Number of records.
@@ -296,33 +362,34 @@ struct Store {
 }
 
 /// The row of a binding.
-fn row_of(aor: &str, c: &Contact, use_domain: bool) -> sable_storage::LocationRow {
-    let (username, domain) = match (use_domain, aor.split_once('@')) {
+fn row_of(c: &Contact, use_domain: bool) -> sable_storage::LocationRow {
+    let c = c.data();
+    let (username, domain) = match (use_domain, c.aor.split_once('@')) {
         (true, Some((u, d))) => (u.to_owned(), Some(d.to_owned())),
-        _ => (aor.to_owned(), None),
+        _ => (c.aor.to_owned(), None),
     };
     sable_storage::LocationRow {
-        ruid: c.ruid.clone(),
+        ruid: c.ruid.to_string(),
         username,
         domain,
-        contact: c.uri.clone(),
-        received: c.received.clone(),
-        path: c.path.clone(),
+        contact: c.uri.to_owned(),
+        received: c.received.map(str::to_owned),
+        path: c.path.map(str::to_owned),
         expires: i64::try_from(c.expires).unwrap_or(0),
         q: if c.q < 0 {
             -1.0
         } else {
             f64::from(c.q) / 1000.0
         },
-        callid: c.call_id.clone(),
+        callid: c.call_id.to_owned(),
         cseq: i32::try_from(c.cseq).unwrap_or(i32::MAX),
         last_modified: i64::try_from(c.last_modified).unwrap_or(0),
         flags: c.flags,
         cflags: c.cflags,
-        user_agent: c.user_agent.clone(),
-        socket: c.socket.clone(),
+        user_agent: c.user_agent.to_owned(),
+        socket: c.socket.map(str::to_owned),
         methods: (c.methods != u32::MAX).then_some(c.methods),
-        instance: c.instance.clone(),
+        instance: c.instance.map(str::to_owned),
         reg_id: c.reg_id,
         server_id: 0,
         connection_id: i32::try_from(c.tcpconn_id.max(0)).unwrap_or(0),
@@ -331,8 +398,8 @@ fn row_of(aor: &str, c: &Contact, use_domain: bool) -> sable_storage::LocationRo
     }
 }
 
-/// The binding of a row, and its AOR.
-fn contact_of(r: sable_storage::LocationRow) -> (String, Contact) {
+/// The binding of a row (with its AOR).
+fn contact_of(r: &sable_storage::LocationRow) -> Contact {
     let aor = match &r.domain {
         Some(d) if !d.is_empty() => format!("{}@{d}", r.username),
         _ => r.username.clone(),
@@ -342,21 +409,22 @@ fn contact_of(r: sable_storage::LocationRow) -> (String, Contact) {
     } else {
         (r.q.min(1.0) * 1000.0).round() as i32
     };
-    let c = Contact {
-        uri: r.contact,
+    Contact::new(&ContactData {
+        aor: &aor,
+        uri: &r.contact,
         expires: u64::try_from(r.expires).unwrap_or(0),
         q,
-        call_id: r.callid,
+        call_id: &r.callid,
         cseq: u32::try_from(r.cseq).unwrap_or(0),
         flags: r.flags,
         cflags: r.cflags,
-        user_agent: r.user_agent,
-        received: r.received,
-        path: r.path,
-        socket: r.socket,
+        user_agent: &r.user_agent,
+        received: r.received.as_deref(),
+        path: r.path.as_deref(),
+        socket: r.socket.as_deref(),
         methods: r.methods.unwrap_or(u32::MAX),
-        ruid: r.ruid,
-        instance: r.instance,
+        ruid: Ruid::parse(&r.ruid),
+        instance: r.instance.as_deref(),
         reg_id: r.reg_id,
         last_modified: u64::try_from(r.last_modified).unwrap_or(0),
         tcpconn_id: if r.connection_id > 0 {
@@ -364,8 +432,7 @@ fn contact_of(r: sable_storage::LocationRow) -> (String, Contact) {
         } else {
             -1
         },
-    };
-    (aor, c)
+    })
 }
 
 impl Usrloc {
@@ -412,13 +479,14 @@ impl Usrloc {
         };
         let n = rows.len();
         let mut by_aor: HashMap<String, Vec<Contact>> = HashMap::new();
-        for r in rows {
-            let (aor, c) = contact_of(r);
-            by_aor.entry(aor).or_default().push(c);
+        for r in &rows {
+            let c = contact_of(r);
+            by_aor.entry(c.aor().to_owned()).or_default().push(c);
         }
+        drop(rows);
         for (aor, contacts) in by_aor {
             let _: Result<(), ()> = d.modify(&aor, |rec| {
-                let mut r = rec.cloned().unwrap_or_else(|| Record::new(&aor));
+                let mut r = rec.cloned().unwrap_or_default();
                 for c in contacts {
                     r.insert(c);
                 }
@@ -461,8 +529,8 @@ impl Usrloc {
             } else {
                 domains.get(&t).and_then(|d| {
                     d.with_record(&aor, |r| {
-                        r.and_then(|r| r.contacts.iter().find(|c| c.ruid == ruid))
-                            .map(|c| row_of(&aor, c, self.cfg.use_domain))
+                        r.and_then(|r| r.contacts.iter().find(|c| c.ruid().is(&ruid)))
+                            .map(|c| row_of(c, self.cfg.use_domain))
                     })
                 })
             };
@@ -510,10 +578,15 @@ impl Usrloc {
         v
     }
 
-    /// A new binding id, Kamailio's form `uloc-<hex time>-<hex pid>-<counter>`.
-    pub fn new_ruid(&self) -> String {
+    /// A new binding id, Kamailio's form `uloc-<hex time>-<hex pid>-<hex counter>` (kept as
+    /// the numbers).
+    pub fn new_ruid(&self) -> Ruid<'static> {
         let n = self.ruid_counter.fetch_add(1, Ordering::Relaxed);
-        format!("uloc-{:x}-{:x}-{n:x}", unix_now(), std::process::id())
+        Ruid::Uloc {
+            time: unix_now(),
+            pid: std::process::id(),
+            counter: n,
+        }
     }
 
     /// Registers a callback for binding changes.
@@ -538,16 +611,16 @@ impl Usrloc {
         let gone = matches!(kind, UlEventKind::Delete | UlEventKind::Expire);
         if let Some(store) = self.store.as_ref().filter(|s| s.write_back) {
             store.pending.lock().insert(
-                (domain.to_owned(), contact.ruid.clone()),
+                (domain.to_owned(), contact.ruid().to_string()),
                 (aor.to_owned(), gone),
             );
         } else if self.store.is_some() {
             let change = match kind {
-                UlEventKind::Insert | UlEventKind::Update => sable_storage::Change::Upsert(
-                    Box::new(row_of(aor, contact, self.cfg.use_domain)),
-                ),
+                UlEventKind::Insert | UlEventKind::Update => {
+                    sable_storage::Change::Upsert(Box::new(row_of(contact, self.cfg.use_domain)))
+                }
                 UlEventKind::Delete | UlEventKind::Expire => sable_storage::Change::Delete {
-                    ruid: contact.ruid.clone(),
+                    ruid: contact.ruid().to_string(),
                 },
             };
             self.persist(domain, change);
@@ -571,8 +644,8 @@ impl Usrloc {
     /// Removes a whole AOR (`ul.rm`, `unregister` without ruid); gives its bindings.
     pub fn remove_aor(&self, domain: &Domain, aor: &str) -> Vec<Contact> {
         let gone: Result<Vec<Contact>, ()> = domain.modify(aor, |rec| {
-            let gone = rec.map(|r| r.contacts.clone()).unwrap_or_default();
-            Ok((Some(Record::new(aor)), gone))
+            let gone = rec.map(|r| r.contacts.to_vec()).unwrap_or_default();
+            Ok((Some(Record::new()), gone))
         });
         let gone = gone.unwrap_or_default();
         for c in &gone {
@@ -589,7 +662,7 @@ impl Usrloc {
         which: impl Fn(&Contact) -> bool,
     ) -> bool {
         let gone: Result<Option<Contact>, ()> = domain.modify(aor, |rec| {
-            let mut r = rec.cloned().unwrap_or_else(|| Record::new(aor));
+            let mut r = rec.cloned().unwrap_or_default();
             let k = r.contacts.iter().position(&which);
             let gone = k.map(|k| r.contacts.remove(k));
             Ok((Some(r), gone))
@@ -607,9 +680,9 @@ impl Usrloc {
     fn expire_all(&self, core: &Core) {
         let now = unix_now();
         for d in self.domains() {
-            for (aor, c) in d.expire(now) {
-                self.notify(UlEventKind::Expire, &d.name, &aor, &c);
-                run_expired_route(core, &d.name, &aor, &c);
+            for c in d.expire(now) {
+                self.notify(UlEventKind::Expire, &d.name, c.aor(), &c);
+                run_expired_route(core, &d.name, c.aor(), &c);
             }
         }
         self.flush_pending();
@@ -672,7 +745,7 @@ fn run_expired_route(core: &Core, domain: &str, aor: &str, c: &Contact) {
     );
     let fake = format!(
         "OPTIONS sip:{aor}@{local} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKulexp\r\nFrom: <sip:usrloc@{local}>;tag=ulexp\r\nTo: <sip:{aor}@{local}>\r\nCall-ID: ulexp-{ruid}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        ruid = c.ruid
+        ruid = c.ruid()
     );
     sable_engine::run_on_local_message(
         core,
@@ -687,7 +760,8 @@ fn run_expired_route(core: &Core, domain: &str, aor: &str, c: &Contact) {
 
 /// A binding as `ul.dump` shows it.
 pub fn contact_json(c: &Contact, now: u64) -> Json {
-    let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "[not set]".to_owned());
+    let c = c.data();
+    let text = |v: Option<&str>| v.unwrap_or("[not set]").to_owned();
     let expires = if c.expires == 0 {
         json!("permanent")
     } else if c.expires <= now {
@@ -706,16 +780,16 @@ pub fn contact_json(c: &Contact, now: u64) -> Json {
         "Q": q,
         "Call-ID": c.call_id,
         "CSeq": c.cseq,
-        "User-Agent": if c.user_agent.is_empty() { "[not set]".to_owned() } else { c.user_agent.clone() },
-        "Received": text(&c.received),
-        "Path": text(&c.path),
+        "User-Agent": if c.user_agent.is_empty() { "[not set]" } else { c.user_agent },
+        "Received": text(c.received),
+        "Path": text(c.path),
         "State": "CS_NEW",
         "Flags": c.flags,
         "CFlags": c.cflags,
-        "Socket": text(&c.socket),
+        "Socket": text(c.socket),
         "Methods": c.methods,
-        "Ruid": c.ruid,
-        "Instance": text(&c.instance),
+        "Ruid": c.ruid.to_string(),
+        "Instance": text(c.instance),
         "Reg-Id": c.reg_id,
         "Server-Id": 0,
         "Tcpconn-Id": c.tcpconn_id,
@@ -890,16 +964,17 @@ impl Module for UsrlocModule {
                     .iter()
                     .map(|d| {
                         let (mut recs, max) = d.snapshot();
-                        recs.sort_by(|a, b| a.aor.cmp(&b.aor));
+                        recs.sort_by(|a, b| a.aor().cmp(&b.aor()));
                         let aors: Vec<Json> = recs
                             .iter()
                             .map(|r| {
+                                let aor = r.aor().unwrap_or_default();
                                 if brief {
-                                    json!({"AoR": r.aor})
+                                    json!({"AoR": aor})
                                 } else {
                                     json!({"Info": {
-                                        "AoR": r.aor,
-                                        "HashID": aor_hash(&r.aor),
+                                        "AoR": aor,
+                                        "HashID": aor_hash(aor),
                                         "Contacts": r.contacts.iter().map(|c| contact_json(c, now)).collect::<Vec<_>>(),
                                     }})
                                 }
@@ -914,6 +989,47 @@ impl Module for UsrlocModule {
                     })
                     .collect();
                 Ok(json!({"Domains": domains}))
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
+            "ul.memory",
+            "Sable's own accounting of the location tables: records, bindings and the bytes they hold.",
+            ["struct"],
+            MethodKind::Value,
+            move |_: &Params| -> Result<Json, RpcError> {
+                let ul = the_usrloc(&c)?;
+                let mut all = Memory::default();
+                let mut tables = Vec::new();
+                for d in ul.domains() {
+                    let m = d.memory();
+                    tables.push(json!({
+                        "table": d.name,
+                        "records": m.records,
+                        "contacts": m.contacts,
+                        "bytes": m.contact_bytes + m.table_bytes,
+                    }));
+                    all.records += m.records;
+                    all.contacts += m.contacts;
+                    all.contact_bytes += m.contact_bytes;
+                    all.table_bytes += m.table_bytes;
+                    all.allocated_bytes += m.allocated_bytes;
+                }
+                let (interned, interned_bytes) = sable_location::intern::usage();
+                let per = |b: usize| b.checked_div(all.contacts).unwrap_or(0);
+                let bytes = all.contact_bytes + all.table_bytes;
+                Ok(json!({
+                    "records": all.records,
+                    "contacts": all.contacts,
+                    "bytes": bytes,
+                    "bytes_per_contact": per(bytes),
+                    "contact_bytes_per_contact": per(all.contact_bytes),
+                    "table_bytes_per_contact": per(all.table_bytes),
+                    "allocated_bytes_per_contact": per(all.allocated_bytes),
+                    "interned_strings": interned,
+                    "interned_bytes": interned_bytes,
+                    "tables": tables,
+                }))
             },
         );
         let c = core.clone();
@@ -934,7 +1050,7 @@ impl Module for UsrlocModule {
                         RpcError::new(500, format!("AOR not found in {} table", d.name))
                     })?;
                 Ok(json!({
-                    "AoR": rec.aor,
+                    "AoR": aor,
                     "Contacts": rec.valid(now).map(|c| contact_json(c, now)).collect::<Vec<_>>(),
                 }))
             },
@@ -970,7 +1086,7 @@ impl Module for UsrlocModule {
                 if d.get(aor).is_none() {
                     return Err(RpcError::new(404, "AOR not found"));
                 }
-                if ul.remove_contact(&d, aor, |c| c.uri == uri) {
+                if ul.remove_contact(&d, aor, |c| c.uri() == uri) {
                     Ok(json!({}))
                 } else {
                     Err(RpcError::new(404, "Contact not found"))
@@ -1065,43 +1181,39 @@ impl Module for UsrlocModule {
                 let cflags = u32::try_from(p.opt_int(7)?.unwrap_or(0)).unwrap_or(0);
                 let methods = u32::try_from(p.opt_int(8)?.unwrap_or(-1)).unwrap_or(u32::MAX);
                 let now = unix_now();
-                let contact = Contact {
-                    uri: uri.clone(),
+                let data = ContactData {
                     expires: if expires == 0 { 0 } else { now + expires },
                     q,
-                    call_id: "dfjrewr12386fd6-343@kamailio.mi".to_owned(),
+                    call_id: "dfjrewr12386fd6-343@kamailio.mi",
                     cseq: 1,
                     flags,
                     cflags,
-                    user_agent: "SIP Router MI Server".to_owned(),
-                    received: None,
-                    path,
-                    socket: None,
+                    user_agent: "SIP Router MI Server",
+                    path: path.as_deref(),
                     methods,
-                    ruid: ul.new_ruid(),
-                    instance: None,
-                    reg_id: 0,
                     last_modified: now,
-                    tcpconn_id: -1,
+                    ..ContactData::new(&aor, &uri, ul.new_ruid())
                 };
-                let kind: Result<UlEventKind, ()> = d.modify(&aor, |rec| {
-                    let mut r = rec.cloned().unwrap_or_else(|| Record::new(&aor));
-                    let kind = match r.contacts.iter().find(|e| e.uri == uri).cloned() {
+                let kind: Result<(UlEventKind, Contact), ()> = d.modify(&aor, |rec| {
+                    let mut r = rec.cloned().unwrap_or_default();
+                    let out = match r.contacts.iter().find(|e| e.uri() == uri) {
                         Some(old) => {
-                            r.replace(Contact {
-                                ruid: old.ruid,
-                                ..contact.clone()
+                            let c = Contact::new(&ContactData {
+                                ruid: old.ruid(),
+                                ..data
                             });
-                            UlEventKind::Update
+                            r.replace(c.clone());
+                            (UlEventKind::Update, c)
                         }
                         None => {
-                            r.insert(contact.clone());
-                            UlEventKind::Insert
+                            let c = Contact::new(&data);
+                            r.insert(c.clone());
+                            (UlEventKind::Insert, c)
                         }
                     };
-                    Ok((Some(r), kind))
+                    Ok((Some(r), out))
                 });
-                if let Ok(kind) = kind {
+                if let Ok((kind, contact)) = kind {
                     ul.notify(kind, &d.name, &aor, &contact);
                 }
                 Ok(json!({}))

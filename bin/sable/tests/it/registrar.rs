@@ -534,3 +534,51 @@ fn missing_or_corrupt_database_stops_the_start() {
         );
     }
 }
+
+#[test]
+fn ul_add_over_a_binding_keeps_its_ruid_in_the_database_and_ul_memory_counts_it() {
+    let db = new_db("reg-add-db1");
+    let dir = scratch("reg-add-ctl");
+    let sock = dir.join("sable_ctl");
+    let extra = format!(
+        "loadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:{}\")\nmodparam(\"usrloc\", \"db_mode\", 1)\nmodparam(\"usrloc\", \"db_url\", \"sqlite://{}\")",
+        sock.to_string_lossy(),
+        db.to_string_lossy()
+    );
+    let s = Server::start("reg-add", &cfg(&extra));
+    let ctl = |args: &[&str]| crate::control::ctl_json(&sock, args);
+    let add = |q: &str| {
+        ctl(&[
+            "rpc",
+            "ul.add",
+            "location",
+            "fay",
+            "sip:fay@127.0.0.1:5073",
+            "i:600",
+            q,
+            ".",
+            "i:0",
+            "i:0",
+            "i:0",
+        ])
+    };
+    add("0.5");
+    let first = ctl(&["rpc", "ul.lookup", "location", "fay"])["Contacts"][0]["Contact"]["Ruid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The same contact again replaces the binding: same ruid in memory and in the database
+    // (no second row under another ruid).
+    add("0.7");
+    let l = ctl(&["rpc", "ul.lookup", "location", "fay"]);
+    assert_eq!(l["Contacts"].as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l["Contacts"][0]["Contact"]["Ruid"], first.as_str());
+    assert_eq!(l["Contacts"][0]["Contact"]["Q"], 0.7);
+    let rows = ctl(&["rpc", "ul.db_contacts", "location"]);
+    assert_eq!(rows["contacts"], 1, "{rows}");
+    let m = ctl(&["rpc", "ul.memory"]);
+    assert_eq!(m["contacts"], 1, "{m}");
+    assert_eq!(m["records"], 1, "{m}");
+    assert!(m["bytes_per_contact"].as_u64().unwrap() > 0, "{m}");
+    drop(s);
+}
