@@ -537,7 +537,7 @@ fn missing_or_corrupt_database_stops_the_start() {
 
 #[test]
 fn ul_add_over_a_binding_keeps_its_ruid_in_the_database_and_ul_memory_counts_it() {
-    let db = new_db("reg-add-db1");
+    let db = crate::control::new_db("reg-add-db1");
     let dir = scratch("reg-add-ctl");
     let sock = dir.join("sable_ctl");
     let extra = format!(
