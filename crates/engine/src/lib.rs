@@ -36,7 +36,7 @@ pub use core_fns::{flag_arg, function, required, take_arg, UriParts};
 pub use dispatch::Dispatcher;
 pub use dispatch::{forward_request, record_route_value, relay_reply, script_log, send_reply};
 pub use load::{load, reload, Loaded, Reloaded, RunningConfig};
-pub use module::{avp_param, int_param, str_param, Module, ModuleSet, ParamError};
+pub use module::{avp_param, flag_param, int_param, str_param, Module, ModuleSet, ParamError};
 
 /// Code other modules run at a point of the message flow (a [`Hooks`] list).
 pub type RouteHook = std::sync::Arc<dyn Fn(&mut MsgCtx<'_>) + Send + Sync>;

@@ -81,6 +81,17 @@ pub fn str_param(value: &Literal) -> Result<String, ParamError> {
     }
 }
 
+/// A message flag named by a modparam: 0-31, or -1 for none.
+pub fn flag_param(value: &Literal) -> Result<Option<u32>, ParamError> {
+    match int_param(value)? {
+        -1 => Ok(None),
+        n @ 0..=31 => Ok(u32::try_from(n).ok()),
+        n => Err(ParamError::bad(format!(
+            "a flag number 0-31, or -1 for none (got {n})"
+        ))),
+    }
+}
+
 /// An AVP named by a modparam (`"$avp(name)"`, `"$avp(s:name)"`): its name.
 pub fn avp_param(value: &Literal) -> Result<String, ParamError> {
     let v = str_param(value)?;

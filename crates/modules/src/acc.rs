@@ -263,16 +263,6 @@ pub struct AccModule {
     ignored: Vec<String>,
 }
 
-fn flag_param(value: &Literal) -> Result<Option<u32>, ParamError> {
-    match int_param(value)? {
-        -1 => Ok(None),
-        n @ 0..=31 => Ok(u32::try_from(n).ok()),
-        n => Err(ParamError::bad(format!(
-            "a flag number 0-31, or -1 for none (got {n})"
-        ))),
-    }
-}
-
 fn on_off(value: &Literal) -> Result<bool, ParamError> {
     Ok(int_param(value)? != 0)
 }
@@ -285,9 +275,9 @@ impl Module for AccModule {
     fn set_param(&mut self, name: &str, value: &Literal) -> Result<(), ParamError> {
         let p = &mut self.p;
         match name {
-            "log_flag" => p.log_flag = flag_param(value)?,
-            "log_missed_flag" => p.missed_flag = flag_param(value)?,
-            "failed_transaction_flag" => p.failed_flag = flag_param(value)?,
+            "log_flag" => p.log_flag = sable_engine::flag_param(value)?,
+            "log_missed_flag" => p.missed_flag = sable_engine::flag_param(value)?,
+            "failed_transaction_flag" => p.failed_flag = sable_engine::flag_param(value)?,
             "log_level" => {
                 p.log_level =
                     i32::try_from(int_param(value)?).map_err(|_| ParamError::bad("a log level"))?;

@@ -528,16 +528,6 @@ pub struct PeerstateModule {
     p: PsParams,
 }
 
-fn flag_param(value: &Literal) -> Result<Option<u32>, ParamError> {
-    match int_param(value)? {
-        -1 => Ok(None),
-        n @ 0..=31 => Ok(u32::try_from(n).ok()),
-        n => Err(ParamError::bad(format!(
-            "a flag number 0-31, or -1 for none (got {n})"
-        ))),
-    }
-}
-
 fn the(core: &Core) -> Result<Arc<Peerstate>, RpcError> {
     core.service::<Peerstate>()
         .ok_or_else(|| RpcError::new(500, "peerstate is not running"))
@@ -587,10 +577,10 @@ impl Module for PeerstateModule {
             "reg_avp" => p.reg_avp = Some(avp_param(value)?),
             "enable_notify_on_trying" => p.notify_on_trying = int_param(value)? != 0,
             "disable_caller_notify_flag" => {
-                p.caller_flag = flag_param(value)?;
+                p.caller_flag = sable_engine::flag_param(value)?;
             }
             "disable_callee_notify_flag" => {
-                p.callee_flag = flag_param(value)?;
+                p.callee_flag = sable_engine::flag_param(value)?;
             }
             // Kamailio's rule: only a value > 0 disables (0 and -1 both leave it on).
             "disable_reg_notify" => p.reg_events = int_param(value)? <= 0,

@@ -158,12 +158,15 @@ impl Tm {
         build: impl FnOnce(&str, &str) -> Result<Vec<u8>, String>,
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
-        let hop = next_hop_of_uri(hop_uri)?;
-        let (socket, program) = Self::sender(core, &hop)?;
-        let (host, port) = core.advertised(&socket);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let branch = format!("{BRANCH_PREFIX}{id:x}.0");
-        let bytes = build(&branch, &format!("{host}:{port}"))?;
+        let Prepared {
+            hop,
+            socket,
+            program,
+            id,
+            branch,
+            via,
+        } = self.prepare(core, hop_uri)?;
+        let bytes = build(&branch, &via)?;
         let (method, ruri) = {
             let msg =
                 Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
@@ -204,13 +207,16 @@ impl Tm {
         build: impl FnOnce(&str, &str, &mut Vec<u8>),
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
-        let hop = next_hop_of_uri(hop_uri)?;
-        let (socket, program) = Self::sender(core, &hop)?;
-        let (host, port) = core.advertised(&socket);
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let branch = format!("{BRANCH_PREFIX}{id:x}.0");
+        let Prepared {
+            hop,
+            socket,
+            program,
+            id,
+            branch,
+            via,
+        } = self.prepare(core, hop_uri)?;
         let mut bytes = Vec::with_capacity(512);
-        build(&branch, &format!("{host}:{port}"), &mut bytes);
+        build(&branch, &via, &mut bytes);
         let tag = format!("{:016x}", crate::sip_util::hash64(branch.as_bytes()));
         let key = TransactionKey::Client {
             method: method.as_bytes().to_vec(),
@@ -231,6 +237,23 @@ impl Tm {
                 key: Some(key),
             },
         )
+    }
+
+    /// What a local request needs before it is written: its next hop, the socket towards
+    /// it (and the `host:port` for the Via), the program, a transaction id and its branch.
+    fn prepare(&self, core: &Core, hop_uri: &str) -> Result<Prepared, String> {
+        let hop = next_hop_of_uri(hop_uri)?;
+        let (socket, program) = Self::sender(core, &hop)?;
+        let (host, port) = core.advertised(&socket);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Ok(Prepared {
+            hop,
+            socket,
+            program,
+            id,
+            branch: format!("{BRANCH_PREFIX}{id:x}.0"),
+            via: format!("{host}:{port}"),
+        })
     }
 
     /// The socket a local request leaves through towards `hop`, and the program its
@@ -379,4 +402,14 @@ impl Tm {
             self.cancel_branch(core, tx, &mut st, idx, "", now);
         }
     }
+}
+
+/// See [`Tm::prepare`].
+struct Prepared {
+    hop: NextHop,
+    socket: sable_transport::LocalSocket,
+    program: Arc<sable_script::Program<crate::Sip>>,
+    id: u64,
+    branch: String,
+    via: String,
 }
