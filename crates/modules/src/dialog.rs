@@ -934,6 +934,20 @@ impl Dialogs {
         }
     }
 
+    /// The dialog with this Call-ID and these tags (either direction).
+    fn by_tags(&self, call_id: &str, ftag: &str, ttag: &str) -> Option<HashId> {
+        let entry = h_entry(call_id.as_bytes(), self.p.hash_size);
+        self.slot(entry)?
+            .dialogs
+            .lock()
+            .values()
+            .find(|d| {
+                d.matches(call_id.as_bytes(), ftag.as_bytes(), ttag.as_bytes())
+                    .is_some()
+            })
+            .map(Dialog::hash)
+    }
+
     /// The dialog of an in-dialog request (Kamailio's `dlg_onroute` matching, by
     /// [`sable_dialog::match_request`]'s rules), locking one slot at a time: first the
     /// `did`'s, then the Call-ID's.
@@ -1517,20 +1531,34 @@ impl Module for DialogModule {
         );
         for name in ["dlg.terminate_dlg", "dlg.end_dlg"] {
             let c = core.clone();
+            let help = if name == "dlg.terminate_dlg" {
+                "Ends a dialog with a BYE to both sides: callid from_tag to_tag (or h_entry h_id)."
+            } else {
+                "Ends a dialog with a BYE to both sides: h_entry h_id."
+            };
             let _ = registry.register(
                 name,
-                "Ends a dialog with a BYE to both sides: h_entry h_id.",
-                ["struct", "int", "int"],
+                help,
+                ["struct", "string", "string", "string"],
                 MethodKind::Value,
                 move |p: &Params| -> Result<Json, RpcError> {
                     let dl = c
                         .service::<Dialogs>()
                         .ok_or_else(|| RpcError::new(500, "dialog is not running"))?;
-                    let e = u32::try_from(p.int(0)?)
-                        .map_err(|_| RpcError::invalid_params("h_entry"))?;
-                    let i =
-                        u32::try_from(p.int(1)?).map_err(|_| RpcError::invalid_params("h_id"))?;
-                    dl.terminate(&c, HashId(e, i)).map_err(|e| {
+                    // Kamailio's dlg.terminate_dlg names the dialog by Call-ID and tags;
+                    // dlg.end_dlg (and Sable's older form of both) by h_entry h_id.
+                    let hash = if p.len() >= 3 {
+                        let (ci, ft, tt) = (p.str(0)?, p.str(1)?, p.str(2)?);
+                        dl.by_tags(ci, ft, tt)
+                            .ok_or_else(|| RpcError::new(404, "Requested Dialog not found"))?
+                    } else {
+                        let e = u32::try_from(p.int(0)?)
+                            .map_err(|_| RpcError::invalid_params("h_entry"))?;
+                        let i = u32::try_from(p.int(1)?)
+                            .map_err(|_| RpcError::invalid_params("h_id"))?;
+                        HashId(e, i)
+                    };
+                    dl.terminate(&c, hash).map_err(|e| {
                         RpcError::new(404, format!("Requested Dialog not found: {e}"))
                     })?;
                     Ok(json!({}))
@@ -1938,22 +1966,9 @@ impl Module for DialogModule {
                         ftag.eval(ctx).into_owned(),
                         ttag.eval(ctx).into_owned(),
                     );
-                    let entry = h_entry(c.as_bytes(), dl.p.hash_size);
-                    let Some(slot) = dl.slot(entry) else {
-                        return -1;
-                    };
-                    let found = slot
-                        .dialogs
-                        .lock()
-                        .values()
-                        .find(|d| {
-                            d.matches(c.as_bytes(), f.as_bytes(), t.as_bytes())
-                                .is_some()
-                        })
-                        .map(|d| d.hash().h_id());
-                    match found {
-                        Some(id) => {
-                            ctx.dialog = Some((entry, id));
+                    match dl.by_tags(&c, &f, &t) {
+                        Some(h) => {
+                            ctx.dialog = Some((h.h_entry(), h.h_id()));
                             1
                         }
                         None => -1,

@@ -966,3 +966,34 @@ fn dlg_refer_sends_refer_then_bye() {
     // The callee hears nothing of it.
     assert!(uas.recv_within(Duration::from_millis(300)).is_none());
 }
+
+/// `dlg.terminate_dlg callid from_tag to_tag` (Kamailio's parameters) ends a live call.
+#[test]
+fn terminate_dlg_by_call_id_and_tags() {
+    let (s, uas, sock) = start("dlg-term-tags");
+    let caller = UdpClient::new();
+    call(s.addr(), &caller, &uas, "bob", "dlg-term-tags-1");
+    let (code, _, err) = crate::control::ctl(
+        &sock,
+        &[
+            "rpc",
+            "dlg.terminate_dlg",
+            "no-such-call",
+            "caller",
+            "callee",
+        ],
+    );
+    assert!(code != 0 && err.contains("404"), "{err}");
+    crate::control::ctl_json(
+        &sock,
+        &[
+            "rpc",
+            "dlg.terminate_dlg",
+            "dlg-term-tags-1",
+            "caller",
+            "callee",
+        ],
+    );
+    both_get_bye(s.addr(), &caller, &uas, "dlg-term-tags-1");
+    s.wait_log("dialog end dlg-term-tags-1", Duration::from_secs(3));
+}
