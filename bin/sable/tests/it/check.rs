@@ -153,11 +153,82 @@ fn stock_kamailio_cfg_reports_exactly_what_is_missing() {
     assert_eq!(code, if want.is_empty() { 0 } else { 1 });
 }
 
+/// A phone (SIPp) registers as `service` with its calls going to a SIPp UAS, then a SIPp
+/// caller calls it through the server on `port` (record-routed, with its ACK and BYE).
+fn register_and_call(port: u16, name: &str, log: impl Fn() -> String) {
+    use crate::tm::{sipp_dir, spawn_sipp_file, wait_bound};
+    let dir = scratch(name);
+    let uas_port = free_port();
+    let contact = uas_port.to_string();
+    let reg_xml =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/peerstate/reg.xml");
+    let mut reg = spawn_sipp_file(
+        &dir,
+        "reg",
+        &reg_xml,
+        free_port(),
+        Some(port),
+        &[
+            "-s",
+            "service",
+            "-key",
+            "contact_port",
+            &contact,
+            "-key",
+            "expires",
+            "3600",
+        ],
+    );
+    assert_eq!(
+        reg.wait(Duration::from_secs(15)),
+        Some(0),
+        "REGISTER refused\n{}",
+        log()
+    );
+    let mut uas = spawn_sipp_file(
+        &dir,
+        "uas",
+        &sipp_dir().join("uas_answer.xml"),
+        uas_port,
+        None,
+        &[],
+    );
+    wait_bound(uas_port, &mut uas, "SIPp UAS", &dir.join("uas.stderr"));
+    let mut uac = spawn_sipp_file(
+        &dir,
+        "uac",
+        &sipp_dir().join("uac_call.xml"),
+        free_port(),
+        Some(port),
+        &["-d", "200"],
+    );
+    assert_eq!(
+        uac.wait(Duration::from_secs(20)),
+        Some(0),
+        "call failed\n{}",
+        log()
+    );
+    assert_eq!(uas.wait(Duration::from_secs(10)), Some(0));
+}
+
+/// The embedded default config is a registrar and transaction-stateful proxy: a phone
+/// registers, a call to it goes through.
+#[test]
+fn default_config_registers_and_relays_a_call() {
+    if !have_sipp() {
+        eprintln!("note: sipp missing: skipped");
+        return;
+    }
+    let server = Server::start_default("default-run");
+    register_and_call(server.port, "default-run-sipp", || server.log_text());
+    let log = server.log_text();
+    assert!(log.contains("listening on udp:127.0.0.1:"), "{log}");
+}
+
 /// Kamailio 5.6's stock config runs on Sable (on loopback): a phone registers, a call to it
 /// goes through (record-routed, with its ACK and BYE), and acc logs the INVITE and the BYE.
 #[test]
 fn stock_kamailio_cfg_registers_and_relays_a_call() {
-    use crate::tm::{sipp_dir, spawn_sipp_file, wait_bound};
     let stock = std::path::Path::new("/etc/kamailio/kamailio.cfg");
     if !stock.exists() || !have_sipp() {
         eprintln!("note: kamailio's stock config or sipp missing: skipped");
@@ -176,59 +247,7 @@ fn stock_kamailio_cfg_registers_and_relays_a_call() {
             1,
         );
     let server = Server::start("stock-run", &cfg);
-    let dir = scratch("stock-run-sipp");
-    let uas_port = free_port();
-    let reg_port = free_port().to_string();
-    let contact = uas_port.to_string();
-    let reg_xml =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/sipp/peerstate/reg.xml");
-    let mut reg = spawn_sipp_file(
-        &dir,
-        "reg",
-        &reg_xml,
-        reg_port.parse().unwrap(),
-        Some(server.port),
-        &[
-            "-s",
-            "service",
-            "-key",
-            "contact_port",
-            &contact,
-            "-key",
-            "expires",
-            "3600",
-        ],
-    );
-    assert_eq!(
-        reg.wait(Duration::from_secs(15)),
-        Some(0),
-        "REGISTER refused\n{}",
-        server.log_text()
-    );
-    let mut uas = spawn_sipp_file(
-        &dir,
-        "uas",
-        &sipp_dir().join("uas_answer.xml"),
-        uas_port,
-        None,
-        &[],
-    );
-    wait_bound(uas_port, &mut uas, "SIPp UAS", &dir.join("uas.stderr"));
-    let mut uac = spawn_sipp_file(
-        &dir,
-        "uac",
-        &sipp_dir().join("uac_call.xml"),
-        free_port(),
-        Some(server.port),
-        &["-d", "200"],
-    );
-    assert_eq!(
-        uac.wait(Duration::from_secs(20)),
-        Some(0),
-        "call failed\n{}",
-        server.log_text()
-    );
-    assert_eq!(uas.wait(Duration::from_secs(10)), Some(0));
+    register_and_call(server.port, "stock-run-sipp", || server.log_text());
     for method in ["INVITE", "BYE"] {
         let want = format!("method={method};");
         let start = std::time::Instant::now();

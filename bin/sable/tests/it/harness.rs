@@ -62,11 +62,22 @@ impl Server {
         let text = text.replace("PORT", &port.to_string());
         let path = dir.join("sable.cfg");
         std::fs::write(&path, text).unwrap();
+        let path = path.to_string_lossy().into_owned();
+        Self::spawn(dir, port, &["-f", &path])
+    }
+
+    /// The embedded default config (no `-f`), listening on a free port.
+    pub fn start_default(name: &str) -> Server {
+        let port = free_port();
+        let listen = format!("SABLE_LISTEN=udp:127.0.0.1:{port}");
+        Self::spawn(scratch(name), port, &["-A", &listen])
+    }
+
+    fn spawn(dir: PathBuf, port: u16, args: &[&str]) -> Server {
         // -dd: at least L_INFO, so that the start line is logged whatever `debug=` says.
         let mut child = Command::new(sable_bin())
             .arg("-dd")
-            .arg("-f")
-            .arg(&path)
+            .args(args)
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
