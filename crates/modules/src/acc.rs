@@ -15,7 +15,7 @@ use sable_engine::{
 use sable_script::ast::Literal;
 use sable_script::{Registry, RouteMask, Value};
 use sable_sip::{Message, Method};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
 #[derive(Debug, Clone)]
@@ -106,9 +106,8 @@ fn unix_now() -> u64 {
 #[derive(Debug)]
 pub struct Acc {
     p: AccParams,
-    /// Transactions whose request asked for accounting: whether their missed call was
-    /// already reported.
-    txs: Mutex<HashMap<u64, bool>>,
+    /// Transactions whose request asked for accounting, until their final reply.
+    txs: Mutex<HashSet<u64>>,
     core: std::sync::OnceLock<Weak<Core>>,
 }
 
@@ -173,35 +172,38 @@ impl Acc {
                     flag_set(flags, self.p.log_flag) || flag_set(flags, self.p.missed_flag);
                 let cancel = ctx.msg.method() == Some(Method::Cancel);
                 if wanted && (!cancel || self.p.report_cancels) {
-                    self.txs.lock().insert(tx.id, false);
+                    self.txs.lock().insert(tx.id);
                 }
             }
             TmEvent::ReplySent { tx, code, reply } => {
                 let code = *code;
-                let Some(missed_done) = self.txs.lock().get(&tx.id).copied() else {
-                    return;
+                // A transaction is followed until its final reply: that one is accounted
+                // (at most once), provisional ones only for early media.
+                let tracked = {
+                    let mut txs = self.txs.lock();
+                    if code >= 200 {
+                        txs.remove(&tx.id)
+                    } else {
+                        self.p.early_media && txs.contains(&tx.id)
+                    }
                 };
+                if !tracked {
+                    return;
+                }
                 let flags = tx.flags();
+                let missed = tx.invite && code >= 300 && flag_set(flags, self.p.missed_flag);
+                let answered = flag_set(flags, self.p.log_flag)
+                    && (code < 300
+                        || (flag_set(flags, self.p.failed_flag)
+                            && !self.p.failed_filter.contains(&code)));
+                if !missed && !answered {
+                    return;
+                }
                 let Ok(reply) = Message::parse(reply) else {
                     return;
                 };
-                let missed =
-                    tx.invite && code >= 300 && !missed_done && flag_set(flags, self.p.missed_flag);
-                let answered = if code >= 300 {
-                    flag_set(flags, self.p.failed_flag)
-                        && !self.p.failed_filter.contains(&code)
-                        && flag_set(flags, self.p.log_flag)
-                } else if code < 200 {
-                    self.p.early_media
-                        && flag_set(flags, self.p.log_flag)
-                        && reply.content_length().unwrap_or(0) > 0
-                } else {
-                    flag_set(flags, self.p.log_flag)
-                };
-                if code >= 200 {
-                    self.txs.lock().remove(&tx.id);
-                }
-                if !missed && !answered {
+                // Early media: a provisional reply counts only with a body.
+                if code < 200 && reply.content_length().unwrap_or(0) == 0 {
                     return;
                 }
                 let Some(core) = self.core.get().and_then(Weak::upgrade) else {
@@ -346,7 +348,7 @@ impl Module for AccModule {
         }
         let acc = Arc::new(Acc {
             p: self.p.clone(),
-            txs: Mutex::new(HashMap::new()),
+            txs: Mutex::new(HashSet::new()),
             core: std::sync::OnceLock::new(),
         });
         let _ = acc.core.set(Arc::downgrade(core));

@@ -1289,6 +1289,8 @@ fn acc_expect_missed(o: &Outcome) {
     let want = [
         "ACC: call missed: timestamp=T;method=INVITE;from_tag=X;to_tag=X;call_id=X;code=486;reason=Busy Here;src_user=sipp;dst_user=service;method_pv=INVITE;nothing=",
         "ACC: request accounted: timestamp=T;method=INVITE;from_tag=X;to_tag=;call_id=X;code=100;reason=INVITE seen;src_user=sipp;dst_user=service;method_pv=INVITE;nothing=",
+        // failed_transaction_flag: the 486 is accounted as well.
+        "ACC: transaction answered: timestamp=T;method=INVITE;from_tag=X;to_tag=X;call_id=X;code=486;reason=Busy Here;src_user=sipp;dst_user=service;method_pv=INVITE;nothing=",
     ];
     assert_eq!(recs, want, "{}", o.dump());
 }
