@@ -158,15 +158,8 @@ impl Tm {
         build: impl FnOnce(&str, &str) -> Result<Vec<u8>, String>,
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
-        let Prepared {
-            hop,
-            socket,
-            program,
-            id,
-            branch,
-            via,
-        } = self.prepare(core, hop_uri)?;
-        let bytes = build(&branch, &via)?;
+        let p = self.prepare(core, hop_uri)?;
+        let bytes = build(&p.branch, &p.via)?;
         let (method, ruri) = {
             let msg =
                 Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
@@ -174,22 +167,7 @@ impl Tm {
             let ruri = String::from_utf8_lossy(msg.slice(msg.request_uri_span())).into_owned();
             (method, ruri)
         };
-        let tag = format!("{:016x}", crate::sip_util::hash64(branch.as_bytes()));
-        self.launch(
-            core,
-            Launch {
-                id,
-                bytes,
-                method,
-                ruri,
-                hop,
-                socket,
-                tag,
-                program,
-                callback,
-                key: None,
-            },
-        )
+        self.launch(core, p.into_launch(bytes, method, ruri, callback, None))
     }
 
     /// Sends a request this server writes in one piece and knows to be well formed
@@ -207,36 +185,21 @@ impl Tm {
         build: impl FnOnce(&str, &str, &mut Vec<u8>),
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
-        let Prepared {
-            hop,
-            socket,
-            program,
-            id,
-            branch,
-            via,
-        } = self.prepare(core, hop_uri)?;
+        let p = self.prepare(core, hop_uri)?;
         let mut bytes = Vec::with_capacity(512);
-        build(&branch, &via, &mut bytes);
-        let tag = format!("{:016x}", crate::sip_util::hash64(branch.as_bytes()));
+        build(&p.branch, &p.via, &mut bytes);
         let key = TransactionKey::Client {
             method: method.as_bytes().to_vec(),
-            branch: branch.into_bytes(),
+            branch: p.branch.as_bytes().to_vec(),
         };
-        self.launch(
-            core,
-            Launch {
-                id,
-                bytes,
-                method: method.to_owned(),
-                ruri: ruri.to_owned(),
-                hop,
-                socket,
-                tag,
-                program,
-                callback,
-                key: Some(key),
-            },
-        )
+        let launch = p.into_launch(
+            bytes,
+            method.to_owned(),
+            ruri.to_owned(),
+            callback,
+            Some(key),
+        );
+        self.launch(core, launch)
     }
 
     /// What a local request needs before it is written: its next hop, the socket towards
@@ -412,4 +375,30 @@ struct Prepared {
     id: u64,
     branch: String,
     via: String,
+}
+
+impl Prepared {
+    /// The transaction to start with the request written: its To tag for local replies
+    /// comes from the branch.
+    fn into_launch(
+        self,
+        bytes: Vec<u8>,
+        method: String,
+        ruri: String,
+        callback: Option<UacCallback>,
+        key: Option<TransactionKey>,
+    ) -> Launch {
+        Launch {
+            id: self.id,
+            bytes,
+            method,
+            ruri,
+            tag: format!("{:016x}", crate::sip_util::hash64(self.branch.as_bytes())),
+            hop: self.hop,
+            socket: self.socket,
+            program: self.program,
+            callback,
+            key,
+        }
+    }
 }
