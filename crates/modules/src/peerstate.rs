@@ -918,6 +918,46 @@ mod tests {
         assert_eq!((e.state, e.call_count), (PeerState::InUse, 1));
     }
 
+    fn info(kind: CallbackKind, hash: (u32, u32)) -> CallbackInfo {
+        CallbackInfo {
+            kind,
+            hash: sable_dialog::HashId(hash.0, hash.1),
+            id: sable_dialog::DialogId {
+                call_id: "call-1".into(),
+                from_tag: "f".into(),
+                to_tag: None,
+            },
+            state: sable_dialog::DialogState::Early,
+            from_uri: "sip:a@x".into(),
+            to_uri: "sip:b@x".into(),
+            request_uri: "sip:b@x".into(),
+            caller_contact: None,
+            callee_contact: None,
+            message_flags: 0,
+        }
+    }
+
+    /// The dialog callbacks peerstate maps: early and confirmed count, a destroy without an
+    /// end event takes the count back, kinds it does not use change nothing, and a dialog it
+    /// does not follow is ignored.
+    #[test]
+    fn dialog_callbacks_map_to_candidates() {
+        let ps = Peerstate::new(PsParams::default());
+        ps.follow((3, 4), tracked("a@x", "b@x", false));
+        ps.dialog_event(CallbackKind::Early, &info(CallbackKind::Early, (3, 4)));
+        ps.dialog_event(
+            CallbackKind::ConfirmedNotAcked,
+            &info(CallbackKind::ConfirmedNotAcked, (3, 4)),
+        );
+        ps.dialog_event(CallbackKind::Early, &info(CallbackKind::Early, (9, 9)));
+        let e = ps.cache().get("b@x").unwrap();
+        assert_eq!((e.state, e.call_count), (PeerState::Ringing, 1));
+        ps.dialog_event(CallbackKind::Destroy, &info(CallbackKind::Destroy, (3, 4)));
+        let e = ps.cache().get("b@x").unwrap();
+        assert_eq!((e.state, e.call_count), (PeerState::Unavailable, 0));
+        assert_eq!(ps.dialogs_followed(), 0);
+    }
+
     #[test]
     fn callback_masks() {
         let ps = Peerstate::new(PsParams::default());
