@@ -440,6 +440,19 @@ impl Module for TmModule {
         );
         let c = core.clone();
         let _ = registry.register(
+            "tm.memory",
+            "Sable's own accounting of the transaction layer: transactions, timer entries waiting, the room of its tables and timer wheel.",
+            ["struct"],
+            MethodKind::Value,
+            move |_: &Params| -> Result<Json, RpcError> {
+                let tm =
+                    c.tm.get()
+                        .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                Ok(tm.memory())
+            },
+        );
+        let c = core.clone();
+        let _ = registry.register(
             "tm.list",
             "Lists the transactions.",
             ["array"],

@@ -538,4 +538,16 @@ fn rpc_stats_uac_start_reply_and_cancel() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(freed, 3);
+    // Freed transactions leave no deadline behind: the INVITEs' fr_inv_timer (120 s) and
+    // lifetime entries, and the 32 s timers, go with them.
+    let mut mem = serde_json::Value::Null;
+    for _ in 0..30 {
+        mem = ctl(&["rpc", "tm.memory"]);
+        if mem["timer_entries"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(mem["transactions"], 0, "{mem}");
+    assert_eq!(mem["timer_entries"], 0, "{mem}");
 }

@@ -17,7 +17,7 @@ mod uac;
 
 pub use uac::{UacCallback, UacRequest};
 
-use timer::TICK_MS;
+use timer::{Armed, TICK_MS};
 pub use timer::{TimerQueue, TimerWhat};
 
 use crate::context::{Branch, MsgCtx, RecordRoute, RecvInfo, Sip};
@@ -256,6 +256,9 @@ pub struct Tx {
     /// answer; the final reply goes to the callback.
     local: Option<Mutex<Option<UacCallback>>>,
     state: Mutex<TxState>,
+    /// The timer wheel's slots holding this transaction's distant deadlines, dropped when
+    /// it is freed (a lock of its own: timers are armed with `state` held).
+    armed: Mutex<Armed>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -470,6 +473,15 @@ fn bucket_of<K: Hash>(key: &K) -> usize {
 
 /// The bucket of a transaction id: ids are consecutive, so their low bits spread them
 /// evenly without hashing (a timer entry and every reply look one up).
+/// Gives a table bucket's spare capacity back once the transactions of a past peak are
+/// gone (a hash map keeps its largest size otherwise).
+fn trim_table<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+    const KEEP: usize = 16;
+    if map.capacity() > KEEP && map.capacity() > 4 * map.len() {
+        map.shrink_to((2 * map.len()).max(KEEP));
+    }
+}
+
 fn id_bucket(id: u64) -> usize {
     usize::try_from(id % BUCKETS as u64).unwrap_or(0)
 }
@@ -674,6 +686,26 @@ impl Tm {
         self.ids.iter().map(|b| b.lock().len()).sum()
     }
 
+    /// The layer's own accounting (`tm.memory`): transactions, timer entries waiting, and
+    /// the room the tables and the timer wheel hold (in entries).
+    pub fn memory(&self) -> serde_json::Value {
+        let (mut by_key, mut by_id) = (0, 0);
+        for b in &self.table {
+            by_key += b.lock().capacity();
+        }
+        for b in &self.ids {
+            by_id += b.lock().capacity();
+        }
+        let (entries, room) = self.timers.sizes();
+        serde_json::json!({
+            "transactions": self.count(),
+            "timer_entries": entries,
+            "timer_capacity": room,
+            "table_capacity": by_key,
+            "id_table_capacity": by_id,
+        })
+    }
+
     /// Every transaction (`tm.list`).
     pub fn all(&self) -> Vec<Arc<Tx>> {
         self.ids
@@ -709,15 +741,29 @@ impl Tm {
             self.stats.waiting.sub(1);
         }
         if let Some(b) = self.table.get(bucket_of(&tx.key)) {
-            b.lock().remove(&tx.key);
+            let mut b = b.lock();
+            b.remove(&tx.key);
+            trim_table(&mut b);
         }
         if let Some(b) = self.ids.get(id_bucket(tx.id)) {
-            b.lock().remove(&tx.id);
+            let mut b = b.lock();
+            b.remove(&tx.id);
+            trim_table(&mut b);
         }
+        let armed = std::mem::take(&mut *tx.armed.lock());
+        self.timers.forget(tx.id, armed.slots());
         self.stats.current.sub(1);
         self.stats.freed.inc();
         if self.has_listeners() {
             self.emit(&TmEvent::Freed { tx });
+        }
+    }
+
+    /// Arms `what` of `tx` at `at`, noting the slot of a distant deadline so that freeing
+    /// the transaction takes it out of the wheel.
+    fn arm(&self, tx: &Tx, at: Millis, what: TimerWhat) {
+        if let Some(slot) = self.timers.push(at, tx.id, what) {
+            tx.armed.lock().note(slot);
         }
     }
 
@@ -769,6 +815,7 @@ impl Tm {
             created: now,
             lifetime: self.lifetime_of(invite),
             local: None,
+            armed: Mutex::default(),
             state: Mutex::new(TxState {
                 on_reply: ctx.tm.on_reply,
                 on_failure: ctx.tm.on_failure,
@@ -803,8 +850,7 @@ impl Tm {
         self.stats.created.inc();
         self.stats.total.inc();
         self.stats.current.add(1);
-        self.timers
-            .push(Millis(now.0 + tx.lifetime), tx.id, TimerWhat::Lifetime);
+        self.arm(&tx, Millis(now.0 + tx.lifetime), TimerWhat::Lifetime);
         ctx.tm.tx = Some(tx.clone());
         if self.has_listeners() {
             self.emit(&TmEvent::Created { tx: &tx, ctx });
@@ -1169,8 +1215,7 @@ impl Tm {
             });
             drop(st);
             self.run_client(ctx.core, tx, (&hop, local), idx, false, actions);
-            self.timers
-                .push(Millis(now.0 + fr), tx.id, TimerWhat::Fr(idx, 0));
+            self.arm(tx, Millis(now.0 + fr), TimerWhat::Fr(idx, 0));
             ctx.core.stats.fwd_requests.inc();
             sent += 1;
         }
@@ -1219,7 +1264,7 @@ impl Tm {
                     } else {
                         TimerWhat::Client(idx, timer)
                     };
-                    self.timers.push(at, tx.id, what);
+                    self.arm(tx, at, what);
                 }
                 ClientAction::Deliver { code } => delivered.push(code),
                 ClientAction::SendAck { code } => {
@@ -1250,11 +1295,11 @@ impl Tm {
                     }
                 }
                 ServerAction::Schedule { timer, at } => {
-                    self.timers.push(at, tx.id, TimerWhat::Uas(timer));
+                    self.arm(tx, at, TimerWhat::Uas(timer));
                 }
                 ServerAction::TimedOut | ServerAction::TransportError => {}
                 ServerAction::Terminated => {
-                    self.timers.push(self.now(), tx.id, TimerWhat::Delete);
+                    self.arm(tx, self.now(), TimerWhat::Delete);
                 }
             }
         }
@@ -1316,8 +1361,7 @@ impl Tm {
                 if let Some(cb) = callback.lock().take() {
                     cb(code, reply_seen.as_deref());
                 }
-                self.timers
-                    .push(Millis(now.0 + self.cfg.wt_timer), tx.id, TimerWhat::Delete);
+                self.arm(tx, Millis(now.0 + self.cfg.wt_timer), TimerWhat::Delete);
             }
             return true;
         }
@@ -1356,8 +1400,7 @@ impl Tm {
             // Kamailio frees a transaction wt_timer after its final reply (an INVITE with a
             // negative one waits for the ACK first, through the server machine's timers).
             if !(tx.invite && code >= 300) {
-                self.timers
-                    .push(Millis(now.0 + self.cfg.wt_timer), tx.id, TimerWhat::Delete);
+                self.arm(tx, Millis(now.0 + self.cfg.wt_timer), TimerWhat::Delete);
             }
         }
         self.run_uas(core, tx, &mut st, actions);

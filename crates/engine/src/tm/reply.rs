@@ -74,7 +74,7 @@ impl Tm {
                 if first || self.cfg.restart_fr_on_each_reply {
                     br.fr_gen = br.fr_gen.wrapping_add(1);
                     let at = Millis(now.0 + fr_inv);
-                    self.timers.push(at, tx.id, TimerWhat::Fr(idx, br.fr_gen));
+                    self.arm(&tx, at, TimerWhat::Fr(idx, br.fr_gen));
                 }
             }
             if let Some(br) = st.branches.get_mut(idx) {
@@ -203,8 +203,7 @@ impl Tm {
                 }
                 self.maybe_complete(core, tx, vars);
                 // A transaction nobody answered (t_newtran without a reply) goes too.
-                self.timers
-                    .push(Millis(now.0 + self.cfg.wt_timer), tx.id, TimerWhat::Delete);
+                self.arm(tx, Millis(now.0 + self.cfg.wt_timer), TimerWhat::Delete);
             }
             TimerWhat::Delete => {
                 let pending = {

@@ -1,7 +1,10 @@
 //! The transaction timers: one thread, one hashed timer wheel of deadlines. An entry names
-//! a transaction by id (a freed transaction's timers just lapse, holding no memory of it)
-//! and what to do; the machines ignore events for deadlines they superseded, so nothing is
-//! ever cancelled. The thread wakes at most once per tick (Kamailio's tm ticks are 62.5 ms):
+//! a transaction by id and what to do; the machines ignore events for deadlines they
+//! superseded. A transaction remembers the slots of its distant deadlines ([`Armed`]) and
+//! drops them from the wheel when it is freed ([`TimerQueue::forget`]): without that, an
+//! INVITE transaction freed 5 s after its answer would leave its fr_inv_timer (120 s) and
+//! lifetime (180 s) entries in the wheel for minutes, and the wheel would grow with the call
+//! rate times those minutes. The thread wakes at most once per tick (Kamailio's tm ticks are 62.5 ms):
 //! a deadline fires up to one tick late, and thousands of deadlines a second cost a few
 //! wake-ups.
 //!
@@ -19,6 +22,42 @@ use sable_transaction::{Millis, Timer};
 pub(crate) const TICK_MS: u64 = 10;
 /// Slots in the wheel: 4,096 ticks of 10 ms, about 41 s, more than the non-INVITE timers.
 pub(crate) const SLOTS: usize = 4096;
+/// A deadline at least this many ticks (1 s) ahead is remembered by its transaction, to be
+/// dropped when the transaction is freed; nearer ones (retransmissions) mostly fire first.
+const REMEMBER_TICKS: u64 = 100;
+/// A slot list whose capacity is more than this many times its length (and more than
+/// [`SLOT_KEEP`]) gives the excess back: the wheel does not stay sized for a past peak.
+const SLOT_SLACK: usize = 4;
+/// The capacity a slot list may keep however empty.
+const SLOT_KEEP: usize = 16;
+
+/// The slots of a transaction's distant deadlines (each slot once). Full, it stops
+/// remembering: the entries it could not note lapse on their own, as every entry did before.
+#[derive(Debug, Default)]
+pub(crate) struct Armed {
+    slots: [u16; 10],
+    len: u8,
+}
+
+impl Armed {
+    /// Notes `slot` (once).
+    pub(crate) fn note(&mut self, slot: u16) {
+        let n = usize::from(self.len);
+        let known = self.slots.get(..n).unwrap_or_default();
+        if known.contains(&slot) {
+            return;
+        }
+        if let Some(free) = self.slots.get_mut(n) {
+            *free = slot;
+            self.len += 1;
+        }
+    }
+
+    /// The noted slots.
+    pub(crate) fn slots(&self) -> &[u16] {
+        self.slots.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
 
 /// What a timer entry does when it fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,19 +116,45 @@ fn slot_of(tick: u64) -> usize {
     usize::try_from(tick % SLOTS as u64).unwrap_or(0)
 }
 
+/// Gives back most of a slot list's spare capacity when it is far larger than its length.
+fn trim(slot: &mut Vec<Entry>) {
+    if slot.capacity() > SLOT_KEEP && slot.capacity() > SLOT_SLACK * slot.len() {
+        slot.shrink_to((2 * slot.len()).max(SLOT_KEEP));
+    }
+}
+
 impl Wheel {
-    fn push(&mut self, at: Millis, tx: u64, what: TimerWhat) {
+    /// Arms an entry; returns its slot when the deadline is distant enough to be worth
+    /// dropping at the transaction's end.
+    fn push(&mut self, at: Millis, tx: u64, what: TimerWhat) -> Option<u16> {
         self.seq = self.seq.wrapping_add(1);
         // A deadline already past goes to the next slot walked.
         let tick = tick_of(at).max(self.cursor);
-        if let Some(slot) = self.slots.get_mut(slot_of(tick)) {
-            slot.push(Entry {
-                at,
-                seq: self.seq,
-                tx,
-                what,
-            });
-            self.len += 1;
+        let index = slot_of(tick);
+        let slot = self.slots.get_mut(index)?;
+        slot.push(Entry {
+            at,
+            seq: self.seq,
+            tx,
+            what,
+        });
+        self.len += 1;
+        if tick >= self.cursor + REMEMBER_TICKS {
+            u16::try_from(index).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Drops every entry of `tx` from the given slots.
+    fn forget(&mut self, tx: u64, slots: &[u16]) {
+        for &index in slots {
+            if let Some(slot) = self.slots.get_mut(usize::from(index)) {
+                let before = slot.len();
+                slot.retain(|e| e.tx != tx);
+                self.len -= before - slot.len();
+                trim(slot);
+            }
         }
     }
 
@@ -114,6 +179,7 @@ impl Wheel {
                         }
                     }
                     self.len -= out.len() - before;
+                    trim(slot);
                 }
             }
             tick += 1;
@@ -160,20 +226,36 @@ impl std::fmt::Debug for TimerQueue {
 }
 
 impl TimerQueue {
-    /// Arms `what` of `tx` at `at`.
-    pub fn push(&self, at: Millis, tx: u64, what: TimerWhat) {
+    /// Arms `what` of `tx` at `at`. Returns the entry's slot when the deadline is distant
+    /// (a second or more): the transaction notes it ([`Armed`]) to [`forget`](Self::forget)
+    /// it when freed.
+    pub fn push(&self, at: Millis, tx: u64, what: TimerWhat) -> Option<u16> {
         let mut w = self.wheel.lock();
-        w.push(at, tx, what);
+        let slot = w.push(at, tx, what);
         let wake = w.sleeping_until.is_some_and(|until| at < until);
         drop(w);
         if wake {
             self.wake.notify_one();
+        }
+        slot
+    }
+
+    /// Drops the entries of `tx` still waiting in `slots` (a freed transaction's).
+    pub(crate) fn forget(&self, tx: u64, slots: &[u16]) {
+        if !slots.is_empty() {
+            self.wheel.lock().forget(tx, slots);
         }
     }
 
     /// How many deadlines are waiting.
     pub fn len(&self) -> usize {
         self.wheel.lock().len
+    }
+
+    /// The deadlines waiting and the room the wheel's slot lists hold for them.
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        let w = self.wheel.lock();
+        (w.len, w.slots.iter().map(Vec::capacity).sum())
     }
 
     /// Whether no deadline is waiting.
@@ -294,6 +376,125 @@ mod tests {
         w.push(Millis(725), 3, TimerWhat::Delete);
         assert_eq!(w.earliest_within(Millis(0), 1_000), Some(Millis(725)));
         assert_eq!(w.earliest_within(Millis(0), 700), None);
+    }
+
+    #[test]
+    fn a_freed_transaction_takes_its_distant_deadlines_out_of_the_wheel() {
+        let q = TimerQueue::default();
+        let mut armed = Armed::default();
+        // A retransmission 500 ms ahead is not remembered; fr and lifetime are.
+        assert_eq!(
+            q.push(Millis(500), 1, TimerWhat::Client(0, Timer::TimerA)),
+            None
+        );
+        for (at, what) in [
+            (Millis(120_000), TimerWhat::Fr(0, 1)),
+            (Millis(180_000), TimerWhat::Lifetime),
+            (Millis(120_000), TimerWhat::Fr(0, 2)),
+        ] {
+            armed.note(q.push(at, 1, what).unwrap());
+        }
+        assert_eq!(armed.slots().len(), 2, "one slot noted once");
+        // Another transaction's entry in the same slot stays.
+        q.push(Millis(120_000), 2, TimerWhat::Fr(0, 1));
+        assert_eq!(q.len(), 5);
+        q.forget(1, armed.slots());
+        assert_eq!(q.len(), 2);
+        let due: Vec<_> = q.due(Millis(200_000)).iter().map(|e| e.tx).collect();
+        assert_eq!(
+            due,
+            vec![1, 2],
+            "the near entry and the other transaction's"
+        );
+    }
+
+    #[test]
+    fn armed_stops_noting_when_full() {
+        let mut armed = Armed::default();
+        for slot in 0..20u16 {
+            armed.note(slot);
+            armed.note(slot);
+        }
+        assert_eq!(armed.slots(), &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn slot_lists_give_back_the_capacity_of_a_peak() {
+        let q = TimerQueue::default();
+        for id in 0..1_000 {
+            q.push(Millis(2_000), id, TimerWhat::Delete);
+        }
+        let index = slot_of(tick_of(Millis(2_000)));
+        assert!(q.wheel.lock().slots[index].capacity() >= 1_000);
+        assert_eq!(q.due(Millis(2_000)).len(), 1_000);
+        assert!(q.wheel.lock().slots[index].capacity() <= SLOT_KEEP);
+        // Forgetting trims too.
+        let mut armed = Vec::new();
+        for id in 0..1_000 {
+            armed.push(q.push(Millis(60_000), id, TimerWhat::Lifetime).unwrap());
+        }
+        for id in 0..1_000 {
+            q.forget(id, &armed[usize::try_from(id).unwrap()..][..1]);
+        }
+        assert!(q.is_empty());
+        let index = slot_of(tick_of(Millis(60_000)));
+        assert!(q.wheel.lock().slots[index].capacity() <= SLOT_KEEP);
+    }
+
+    /// Random deadlines, some transactions freed early: what fires is what a sorted list
+    /// gives once the freed transactions' distant entries are taken out of it.
+    #[test]
+    fn forgetting_matches_a_reference_on_a_virtual_clock() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let q = TimerQueue::default();
+        // (at, id, slot)
+        let mut pending: Vec<(u64, u64, u16)> = Vec::new();
+        let mut armed: Vec<Armed> = Vec::new();
+        let mut now = 0u64;
+        for _ in 0..2_000 {
+            for _ in 0..rand(5) {
+                let id = armed.len() as u64;
+                let mut a = Armed::default();
+                for _ in 0..1 + rand(5) {
+                    let at = now + rand(200_000);
+                    let cursor = q.wheel.lock().cursor;
+                    let slot = u16::try_from(slot_of(tick_of(Millis(at)).max(cursor))).unwrap();
+                    if let Some(noted) = q.push(Millis(at), id, TimerWhat::Delete) {
+                        assert_eq!(noted, slot);
+                        a.note(noted);
+                    }
+                    pending.push((at, id, slot));
+                }
+                armed.push(a);
+            }
+            if !armed.is_empty() && rand(2) == 0 {
+                let id = rand(armed.len() as u64);
+                q.forget(id, armed[usize::try_from(id).unwrap()].slots());
+                // Every entry of the transaction in a noted slot goes, near ones included;
+                // entries in slots it did not note (near, or past ten slots) stay.
+                let noted = armed[usize::try_from(id).unwrap()].slots();
+                pending.retain(|p| !(p.1 == id && noted.contains(&p.2)));
+            }
+            now += rand(100);
+            let mut got: Vec<(u64, u64)> =
+                q.due(Millis(now)).iter().map(|e| (e.at.0, e.tx)).collect();
+            let mut want: Vec<(u64, u64)> = pending
+                .iter()
+                .filter(|p| p.0 <= now)
+                .map(|p| (p.0, p.1))
+                .collect();
+            pending.retain(|p| p.0 > now);
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "at {now}");
+            assert_eq!(q.len(), pending.len());
+        }
     }
 
     /// Random deadlines on a virtual clock that moves in random steps: every entry fires

@@ -287,6 +287,7 @@ impl Tm {
             created: now,
             lifetime: self.lifetime_of(invite),
             local: Some(Mutex::new(callback)),
+            armed: Mutex::default(),
             state: Mutex::new(self.fresh_state(invite, reliable, now, ruri.to_owned(), (0, 0))),
         });
         if let Some(b) = self.ids.get(super::id_bucket(id)) {
@@ -300,8 +301,7 @@ impl Tm {
         // it, and the wait timer frees it): the lifetime timer, which would only do the same
         // later, is armed only when it comes first. An INVITE's fr timer can restart.
         if invite || tx.lifetime < self.cfg.fr_timer {
-            self.timers
-                .push(Millis(now.0 + tx.lifetime), tx.id, TimerWhat::Lifetime);
+            self.arm(&tx, Millis(now.0 + tx.lifetime), TimerWhat::Lifetime);
         }
         let (client, mut actions) = ClientTransaction::new(
             if invite {
@@ -336,7 +336,7 @@ impl Tm {
         let fr_at = Millis(now.0 + self.cfg.fr_timer);
         super::drop_shadowed_timer_f(&mut actions, invite, fr_at);
         self.run_client(core, &tx, (&hop, socket.index), 0, false, actions);
-        self.timers.push(fr_at, tx.id, TimerWhat::Fr(0, 0));
+        self.arm(&tx, fr_at, TimerWhat::Fr(0, 0));
         Ok(tx)
     }
 
