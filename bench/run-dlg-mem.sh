@@ -2,7 +2,7 @@
 # Memory per active dialog: Kamailio 5.6 and Sable on bench/configs/dialog-ctl.cfg
 # (stateful relay + dlg_manage()), N SIPp calls held up (the UAC waits 120 s before its
 # BYE), memory read when all are up: Kamailio's core.shmmem "used"/"real_used" growth,
-# Sable's proportional set size growth; the servers' own count of active dialogs alongside.
+# the proportional set size growth of every process of each server; the servers' own count of active dialogs alongside.
 # Usage: bench/run-dlg-mem.sh [CALLS] [RATE]   (defaults 10000, 500). Build first:
 # `cargo build --release -p sable -p sablectl`.
 # Ports: SIP_PORT (server, 5060), UAS_PORT (5070), UAC_PORT (5080), and CTL (the control
@@ -46,15 +46,19 @@ rm -f "$sock"
 kamailio -f "$cfg" -P "$dir/k.pid" -m 1024 -M 16 -E -e >/dev/null 2>"$dir/kamailio.log" &
 sleep 1.5
 main=$(cat "$dir/k.pid")
+kpids="$main $(pgrep -d' ' -P "$main")"
 set -- $(shm); ub=$1; rb=$2
+kpb=$(pss_of $kpids)
 hold
 set -- $(shm); ua=$1; ra=$2
+kpa=$(pss_of $kpids)
 kact=$(kamcmd -s "unix:$sock" stats.get_statistics dialog: 2>/dev/null | awk -F'= ' '/active_dialogs/{print $2}')
 sleep "$settle"
 set -- $(shm); us=$1; rs=$2
+kps=$(pss_of $kpids)
 release
 kill "$main"; sleep 1
-echo "kamailio: active_dialogs=$kact core.shmmem used +$(( (ua - ub) / n )) bytes/dialog, real_used +$(( (ra - rb) / n )) bytes/dialog; after ${settle} s more: used +$(( (us - ub) / n )), real_used +$(( (rs - rb) / n ))"
+echo "kamailio: active_dialogs=$kact core.shmmem used +$(( (ua - ub) / n )) bytes/dialog, real_used +$(( (ra - rb) / n )) bytes/dialog; after ${settle} s more: used +$(( (us - ub) / n )), real_used +$(( (rs - rb) / n )); PSS of all processes +$(( (kpa - kpb) * 1024 / n )) bytes/dialog, after ${settle} s more +$(( (kps - kpb) * 1024 / n ))"
 
 rm -f "$sock"
 "$sable" -f "$cfg" >/dev/null 2>"$dir/sable.log" &
