@@ -1258,6 +1258,14 @@ impl Tm {
                         tracing::debug!("tm: send to {}: {e}", dest.0.addr);
                     }
                 }
+                // Timer K only takes a completed non-INVITE machine to Terminated, which
+                // tm cannot tell apart (both absorb a retransmitted reply, neither acts):
+                // the transaction's own wait timer frees it and the machine with it, so K
+                // is not waited for (one timer entry fewer per non-INVITE branch).
+                ClientAction::Schedule {
+                    timer: sable_transaction::Timer::TimerK,
+                    ..
+                } => {}
                 ClientAction::Schedule { timer, at } => {
                     let what = if cancel {
                         TimerWhat::Cancel(idx, timer)
