@@ -756,6 +756,25 @@ fn tm_d_serial_forking_sable() {
     sable_test(D, expect_d);
 }
 
+/// D again, the failure route busy for a while after its t_relay(): the 486 of the branch
+/// it sent runs its onreply_route meanwhile, and the next failure route must still find
+/// the contact list as the first one left it (uas3 next, not uas2 again).
+const D_BUSY: Scenario = Scenario {
+    name: "d_serial_forking_busy",
+    cfg: "d_serial_forking_busy.cfg",
+    ..D
+};
+
+#[test]
+fn tm_d_serial_forking_busy_failure_route_kamailio() {
+    kamailio_test(D_BUSY, expect_d);
+}
+
+#[test]
+fn tm_d_serial_forking_busy_failure_route_sable() {
+    sable_test(D_BUSY, expect_d);
+}
+
 // ---------------------------------------------------------------------------------------
 // E. Timers: no answer (408), and INVITE retransmissions.
 

@@ -259,6 +259,12 @@ pub struct Tx {
     /// The timer wheel's slots holding this transaction's distant deadlines, dropped when
     /// it is freed (a lock of its own: timers are armed with `state` held).
     armed: Mutex<Armed>,
+    /// Held while a reply or failure route runs on the transaction's script state (AVPs,
+    /// XAVPs, flags are copied in, and back when the route ends): a reply to a branch the
+    /// failure route just sent must not load the state before that route wrote it back,
+    /// and then write the old state back over it. Re-entrant: a route that ends another
+    /// branch may lead to the failure route on the same thread.
+    script: parking_lot::ReentrantMutex<()>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -816,6 +822,7 @@ impl Tm {
             lifetime: self.lifetime_of(invite),
             local: None,
             armed: Mutex::default(),
+            script: parking_lot::ReentrantMutex::new(()),
             state: Mutex::new(TxState {
                 on_reply: ctx.tm.on_reply,
                 on_failure: ctx.tm.on_failure,

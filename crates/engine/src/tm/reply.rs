@@ -7,7 +7,7 @@ use crate::context::MsgCtx;
 use crate::core::Core;
 use sable_script::{RouteId, RouteMask, Value};
 use sable_sip::{HeaderName, Message, Method};
-use sable_transaction::Millis;
+use sable_transaction::{Millis, Timer};
 use std::sync::Arc;
 
 impl Tm {
@@ -59,7 +59,18 @@ impl Tm {
             }
             return true;
         };
+        // The request's retransmission timer (A or E), which a reply may disarm.
+        let retransmit = if tx.invite {
+            Timer::TimerA
+        } else {
+            Timer::TimerE
+        };
+        let armed = client.deadline(retransmit);
         let actions = client.on_response(&ctx.msg, now);
+        if let Some(at) = armed.filter(|_| client.deadline(retransmit).is_none()) {
+            self.timers
+                .cancel(at, tx.id, TimerWhat::Client(idx, retransmit));
+        }
         let dest = (br.hop.clone(), br.local);
         let delivered = self.run_client(core, &tx, (&dest.0, dest.1), idx, false, actions);
         if !delivered.contains(&code) {
@@ -99,9 +110,11 @@ impl Tm {
             ctx.tm.tx = Some(tx.clone());
             ctx.tm.branch = Some(idx);
             ctx.tm.reply_code = code;
+            let script = tx.script.lock();
             tx.load_script_state(ctx);
             let result = tx.program.run(route, ctx);
             tx.keep_script_state(ctx);
+            drop(script);
             ctx.route = saved;
             ctx.tm.tx = None;
             // A drop stops a provisional reply; a final one goes on anyway.
@@ -346,6 +359,7 @@ impl Tm {
         vars: &mut Vec<Value>,
     ) {
         let taken = std::mem::take(vars);
+        let _script = tx.script.lock();
         let back = tx.with_request_ctx(core, RouteMask::FAILURE, taken, |ctx| {
             ctx.tm.branch = Some(best);
             ctx.tm.reply_code = code;

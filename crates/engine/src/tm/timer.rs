@@ -146,6 +146,23 @@ impl Wheel {
         }
     }
 
+    /// Drops the one entry `what` of `tx` due at `at`, if it is still waiting (its slot is
+    /// the deadline's: a deadline is never in the past when it is armed).
+    fn cancel(&mut self, at: Millis, tx: u64, what: TimerWhat) {
+        if tick_of(at) < self.cursor {
+            return;
+        }
+        if let Some(slot) = self.slots.get_mut(slot_of(tick_of(at))) {
+            if let Some(k) = slot
+                .iter()
+                .position(|e| e.tx == tx && e.what == what && e.at == at)
+            {
+                slot.swap_remove(k);
+                self.len -= 1;
+            }
+        }
+    }
+
     /// Drops every entry of `tx` from the given slots.
     fn forget(&mut self, tx: u64, slots: &[u16]) {
         for &index in slots {
@@ -238,6 +255,13 @@ impl TimerQueue {
             self.wake.notify_one();
         }
         slot
+    }
+
+    /// Drops the entry `what` of `tx` armed for `at` if it has not fired (a retransmission
+    /// timer the machine disarmed): it would only fire stale, touching a transaction that
+    /// has gone cold.
+    pub(crate) fn cancel(&self, at: Millis, tx: u64, what: TimerWhat) {
+        self.wheel.lock().cancel(at, tx, what);
     }
 
     /// Drops the entries of `tx` still waiting in `slots` (a freed transaction's).
@@ -406,6 +430,27 @@ mod tests {
             vec![1, 2],
             "the near entry and the other transaction's"
         );
+    }
+
+    #[test]
+    fn a_cancelled_entry_never_fires_and_others_stay() {
+        let q = TimerQueue::default();
+        let e = TimerWhat::Client(0, Timer::TimerE);
+        q.push(Millis(500), 1, e);
+        q.push(Millis(500), 2, e);
+        q.push(Millis(500), 1, TimerWhat::Fr(0, 0));
+        q.cancel(Millis(500), 1, e);
+        // Cancelling what is not there (another deadline, already gone) does nothing.
+        q.cancel(Millis(1_000), 1, e);
+        q.cancel(Millis(500), 1, e);
+        assert_eq!(q.len(), 2);
+        let due: Vec<_> = q.due(Millis(500)).iter().map(|x| (x.tx, x.what)).collect();
+        assert_eq!(due, vec![(2, e), (1, TimerWhat::Fr(0, 0))]);
+        // A deadline the clock went past is not looked for.
+        q.push(Millis(900), 3, e);
+        assert_eq!(q.due(Millis(950)).len(), 1);
+        q.cancel(Millis(900), 3, e);
+        assert!(q.is_empty());
     }
 
     #[test]
