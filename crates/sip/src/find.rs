@@ -5,7 +5,8 @@
 //! `[u8; 16]`, which the compiler turns into one vector compare per needle and one mask test
 //! (SSE2 on x86-64, NEON on AArch64) without any `unsafe`; only the chunk holding a hit is then
 //! searched exactly, eight octets at a time (see [`zero_octets`]). Fewer than sixteen octets
-//! left are searched one by one.
+//! left at the end of a haystack of sixteen or more are searched as its last sixteen octets
+//! with the ones already searched shifted out; a shorter haystack octet by octet.
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -55,19 +56,36 @@ macro_rules! finder {
         $(#[$doc])*
         #[inline(always)]
         pub(crate) fn $name(hay: &[u8], from: usize, $($n: u8),+) -> Option<usize> {
+            let flags = |w: u64| 0 $(| eq_octets(w, $n))+;
+            let mut chunks = hay.get(from..)?.chunks_exact(16);
             let mut p = from;
-            while let Some(chunk) = hay.get(p..).and_then(<[u8]>::first_chunk::<16>) {
-                if false $(| has(chunk, $n))+ {
-                    let (lo, hi) = halves(chunk);
-                    let flags = |w: u64| 0 $(| eq_octets(w, $n))+;
-                    return Some(p + first_flag(flags(lo), flags(hi)));
+            for chunk in &mut chunks {
+                if let Ok(c) = <&[u8; 16]>::try_from(chunk) {
+                    if false $(| has(c, $n))+ {
+                        let (lo, hi) = halves(c);
+                        return Some(p + first_flag(flags(lo), flags(hi)));
+                    }
                 }
                 p += 16;
             }
-            hay.get(p..)?
-                .iter()
-                .position(|&b| false $(|| b == $n)+)
-                .map(|q| p + q)
+            let tail = chunks.remainder();
+            if tail.is_empty() {
+                return None;
+            }
+            match hay.last_chunk::<16>() {
+                // The tail ends the haystack: search the last sixteen octets with the ones
+                // before the tail shifted out. Zeros come in at the top: every caller's
+                // needles are printable characters, never zero.
+                Some(last) => {
+                    let w = u128::from_le_bytes(*last) >> (8 * (16 - tail.len()));
+                    let (lo, hi) = (flags(w as u64), flags((w >> 64) as u64));
+                    (lo | hi != 0).then(|| p + first_flag(lo, hi))
+                }
+                None => tail
+                    .iter()
+                    .position(|&b| false $(|| b == $n)+)
+                    .map(|q| p + q),
+            }
         }
     };
 }

@@ -250,13 +250,18 @@ fn start_error(what: &'static str, at: usize) -> ParseError {
 /// `pos`.
 #[inline(always)]
 fn line_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let lf = find1(buf, pos, b'\n')?;
+    find1(buf, pos, b'\n').map(|lf| line_end_at(buf, pos, lf))
+}
+
+/// [`line_end`] for the LF at `lf`, the first one at or after `pos`.
+#[inline(always)]
+fn line_end_at(buf: &[u8], pos: usize, lf: usize) -> (usize, usize) {
     let content_end = if lf > pos && buf.get(lf - 1) == Some(&b'\r') {
         lf - 1
     } else {
         lf
     };
-    Some((content_end, lf + 1))
+    (content_end, lf + 1)
 }
 
 /// Checks `SIP-Version` (case-insensitive `SIP/2.0`): 505 for another well-formed version.
@@ -481,17 +486,21 @@ impl<'a> Message<'a> {
             // of a list header is searched together with its first comma: a line without any
             // is one value and is not split.
             let mut may_split = false;
-            let mut from = value_start;
-            if name.is_list() {
-                if let Some(c) = find2(buf, from, b',', b'\n') {
-                    if buf.get(c) == Some(&b',') {
+            let lf = if name.is_list() {
+                match find2(buf, value_start, b',', b'\n') {
+                    Some(c) if buf.get(c) == Some(&b',') => {
                         may_split = true;
                         // (A CR right after the comma still ends the line's content.)
-                        from = c + 1;
+                        find1(buf, c + 1, b'\n').map(|lf| (c + 1, lf))
                     }
+                    // No comma: the search stopped at the line end.
+                    other => other.map(|lf| (value_start, lf)),
                 }
-            }
-            let Some((mut content_end, mut next)) = line_end(buf, from) else {
+            } else {
+                find1(buf, value_start, b'\n').map(|lf| (value_start, lf))
+            };
+            let Some((mut content_end, mut next)) = lf.map(|(from, lf)| line_end_at(buf, from, lf))
+            else {
                 return self.unterminated_line(line_start, name_end, lenient);
             };
             while matches!(buf.get(next), Some(b' ' | b'\t')) {
