@@ -518,7 +518,6 @@ impl<'a> Message<'a> {
             let name_len = u16::try_from(name_bytes.len())
                 .map_err(|_| ParseError::new(ParseErrorKind::BadHeaderName, line_start))?;
             let line_span = Span::new(line_start, next);
-            let raw_value = buf.get(value_start..content_end).unwrap_or_default();
 
             if name == HeaderName::ContentLength && !lenient {
                 if self.content_length.is_some() {
@@ -527,6 +526,7 @@ impl<'a> Message<'a> {
                             .in_header(name_bytes, 0),
                     );
                 }
+                let raw_value = buf.get(value_start..content_end).unwrap_or_default();
                 let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
                     ParseError::new(ParseErrorKind::InvalidContentLength, value_start)
                         .in_header(name_bytes, 0)
@@ -541,17 +541,18 @@ impl<'a> Message<'a> {
                     name_len,
                     line_span,
                     value_start,
-                    raw_value,
+                    buf.get(value_start..content_end).unwrap_or_default(),
                 );
             } else {
-                Self::push_value(
-                    &mut self.headers,
+                let (start, end) = trimmed(buf, value_start, content_end);
+                self.headers.push(HeaderValue {
                     name,
                     name_len,
-                    line_span,
-                    value_start,
-                    raw_value,
-                );
+                    value: Span::new(start, end),
+                    line: line_span,
+                    index_in_line: 0,
+                    values_in_line: 1,
+                });
             }
             // The bound is checked per line, once the line's values are known: a line that
             // looked like a list and turned out to be one value (an unclosed quote) must not
@@ -596,26 +597,6 @@ impl<'a> Message<'a> {
             ParseErrorKind::HeaderWithoutColon,
             line_start,
         ))
-    }
-
-    #[inline(always)]
-    fn push_value(
-        headers: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
-        name: HeaderName,
-        name_len: u16,
-        line: Span,
-        at: usize,
-        piece: &[u8],
-    ) {
-        let (start, end) = trimmed(piece, 0, piece.len());
-        headers.push(HeaderValue {
-            name,
-            name_len,
-            value: Span::new(at + start, at + end),
-            line,
-            index_in_line: 0,
-            values_in_line: 1,
-        });
     }
 
     fn parse_start_line(
