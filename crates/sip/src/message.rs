@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 
 use crate::auth::Credentials;
 use crate::error::{ParseError, ParseErrorKind, Result};
-use crate::find::{find1, find2, find3};
+use crate::find::{find1, find2, find2_near, find3};
 use crate::header::{HeaderName, HeaderValue};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
@@ -458,7 +458,7 @@ impl<'a> Message<'a> {
             let line_start = pos;
             // The name ends at the first colon of the line (white space before the colon is
             // not part of it); a line without one is not a header line.
-            let colon = match find2(buf, line_start, b':', b'\n') {
+            let colon = match find2_near(buf, line_start, b':', b'\n') {
                 Some(c) if buf.get(c) == Some(&b':') => c,
                 stop => {
                     if lenient {

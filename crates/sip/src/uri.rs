@@ -824,7 +824,7 @@ impl<'a> SipUri<'a> {
         let mut user = None;
         let mut password = None;
         // userinfo: present iff there is an '@' (nothing else in a SIP URI may hold one).
-        if let Some(at) = memchr::memchr(b'@', sub(s, i, s.len())).map(|p| p + i) {
+        if let Some(at) = crate::find::find1(s, i, b'@') {
             let ue = scan_escaped(s, i, USER)?;
             if ue == i {
                 return Err(unexpected(s, i, "empty user"));
