@@ -325,6 +325,17 @@ pub struct HeaderValue {
 }
 
 impl HeaderValue {
+    /// A placeholder for unused slots of the inline index: all zeros, so that filling an
+    /// array of them is a memset.
+    pub(crate) const ZEROED: HeaderValue = HeaderValue {
+        name: HeaderName::Via,
+        name_len: 0,
+        value: Span { start: 0, end: 0 },
+        line: Span { start: 0, end: 0 },
+        index_in_line: 0,
+        values_in_line: 0,
+    };
+
     /// Span of the header name as written.
     #[inline]
     pub fn name_span(&self) -> Span {

@@ -14,8 +14,6 @@
 use std::cell::OnceCell;
 use std::ops::Range;
 
-use smallvec::SmallVec;
-
 use crate::auth::Credentials;
 use crate::error::{ParseError, ParseErrorKind, Result};
 use crate::find::{find1, find2, find2_near, find3};
@@ -103,7 +101,7 @@ pub struct Message<'a> {
     start_line_span: Span,
     /// Request-URI (empty span for responses).
     uri_span: Span,
-    headers: SmallVec<[HeaderValue; INLINE_HEADERS]>,
+    headers: Index,
     /// Offset of the empty line ending the header section (where appended headers go).
     headers_end: usize,
     /// True when the header section was closed by an empty line (a datagram may end without).
@@ -111,6 +109,90 @@ pub struct Message<'a> {
     body: Span,
     content_length: Option<u32>,
     cache: Cache<'a>,
+}
+
+/// The header index: up to [`INLINE_HEADERS`] values in place, every value on the heap
+/// beyond. A plain array and a count rather than a `SmallVec`: in the parse loop a push is
+/// a store and an increment, where `SmallVec::push` stays a call.
+#[derive(Debug)]
+struct Index {
+    inline: [HeaderValue; INLINE_HEADERS],
+    /// Values in `inline` (stays at [`INLINE_HEADERS`] once spilled).
+    len: usize,
+    /// Empty, or every value once there are more than [`INLINE_HEADERS`].
+    heap: Vec<HeaderValue>,
+}
+
+impl Index {
+    #[inline(always)]
+    fn new() -> Index {
+        Index {
+            inline: [HeaderValue::ZEROED; INLINE_HEADERS],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, value: HeaderValue) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = value;
+                self.len += 1;
+            }
+            None => self.push_spilled(value),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_spilled(&mut self, value: HeaderValue) {
+        if self.heap.is_empty() {
+            self.heap.reserve(2 * INLINE_HEADERS);
+            self.heap.extend_from_slice(&self.inline);
+        }
+        self.heap.push(value);
+    }
+
+    #[inline(always)]
+    fn as_slice(&self) -> &[HeaderValue] {
+        if self.heap.is_empty() {
+            self.inline.get(..self.len).unwrap_or_default()
+        } else {
+            &self.heap
+        }
+    }
+
+    #[inline(always)]
+    fn as_mut_slice(&mut self) -> &mut [HeaderValue] {
+        if self.heap.is_empty() {
+            self.inline.get_mut(..self.len).unwrap_or_default()
+        } else {
+            &mut self.heap
+        }
+    }
+
+    /// Number of values.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        if self.heap.is_empty() {
+            self.len
+        } else {
+            self.heap.len()
+        }
+    }
+
+    /// Keeps the first `len` values.
+    fn truncate(&mut self, len: usize) {
+        if self.heap.is_empty() {
+            self.len = self.len.min(len);
+        } else {
+            self.heap.truncate(len);
+            if self.heap.is_empty() {
+                self.len = 0;
+            }
+        }
+    }
 }
 
 /// Typed views every proxy reads on every message: kept inline, so reading them allocates
@@ -162,7 +244,7 @@ fn trimmed(raw: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
 /// stays one value, whose typed view (and `validate()`) reports the fault.
 #[inline(never)]
 fn push_pieces(
-    values: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
+    values: &mut Index,
     name: HeaderName,
     name_len: u16,
     line: Span,
@@ -218,7 +300,7 @@ fn push_pieces(
     let count = values.len() - first;
     if count > 1 {
         let count16 = u16::try_from(count).unwrap_or(u16::MAX);
-        for (k, h) in values.iter_mut().skip(first).enumerate() {
+        for (k, h) in values.as_mut_slice().iter_mut().skip(first).enumerate() {
             h.index_in_line = u16::try_from(k).unwrap_or(u16::MAX);
             h.values_in_line = count16;
         }
@@ -349,7 +431,7 @@ impl<'a> Message<'a> {
             message: Span::default(),
             start_line_span: Span::default(),
             uri_span: Span::default(),
-            headers: SmallVec::new(),
+            headers: Index::new(),
             headers_end: 0,
             has_empty_line: false,
             body: Span::default(),
@@ -781,12 +863,12 @@ impl<'a> Message<'a> {
 
     /// Every header value in message order.
     pub fn headers(&self) -> &[HeaderValue] {
-        &self.headers
+        self.headers.as_slice()
     }
 
     /// True when the header index lives on the heap (more than [`INLINE_HEADERS`] values).
     pub fn headers_spilled(&self) -> bool {
-        self.headers.spilled()
+        !self.headers.heap.is_empty()
     }
 
     /// The value octets of an index entry.
@@ -803,12 +885,12 @@ impl<'a> Message<'a> {
 
     /// The first value of a known header.
     pub fn header(&self, name: HeaderName) -> Option<&HeaderValue> {
-        self.headers.iter().find(|h| h.name == name)
+        self.headers().iter().find(|h| h.name == name)
     }
 
     /// Every value of a known header, in order.
     pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &HeaderValue> + '_ {
-        self.headers.iter().filter(move |h| h.name == name)
+        self.headers().iter().filter(move |h| h.name == name)
     }
 
     /// Every value of a header given by name as a script would (case-insensitive, compact
@@ -818,7 +900,7 @@ impl<'a> Message<'a> {
         name: &'s [u8],
     ) -> impl Iterator<Item = &'s HeaderValue> + use<'s, 'a> {
         let kind = HeaderName::from_bytes(name);
-        self.headers.iter().filter(move |h| {
+        self.headers().iter().filter(move |h| {
             h.name == kind && (kind != HeaderName::Other || self.name(h).eq_ignore_ascii_case(name))
         })
     }
