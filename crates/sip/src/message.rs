@@ -230,6 +230,10 @@ struct ColdCache<'a> {
 /// `(start, end)` of `raw[start..end]` without its leading and trailing LWS.
 #[inline(always)]
 fn trimmed(raw: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    // Most values follow one SP: step over it before the loop.
+    if start < end && raw.get(start) == Some(&b' ') {
+        start += 1;
+    }
     while start < end && raw.get(start).is_some_and(|&b| is_lws(b)) {
         start += 1;
     }
@@ -553,13 +557,11 @@ impl<'a> Message<'a> {
                     ));
                 }
             };
-            let mut name_end = colon;
-            while name_end > line_start
-                && matches!(buf.get(name_end - 1), Some(b' ' | b'\t' | b'\r'))
-            {
-                name_end -= 1;
+            let mut name_bytes = buf.get(line_start..colon).unwrap_or_default();
+            while let [name @ .., b' ' | b'\t' | b'\r'] = name_bytes {
+                name_bytes = name;
             }
-            let name_bytes = buf.get(line_start..name_end).unwrap_or_default();
+            let name_end = line_start + name_bytes.len();
             // A name that is not a token matches no known name (see `HeaderName::from_bytes`):
             // it is indexed as an extension header, which `validate()` refuses.
             let name = HeaderName::from_bytes(name_bytes);
@@ -689,6 +691,9 @@ impl<'a> Message<'a> {
         let lenient = strictness == Strictness::Reply;
         let http = strictness == Strictness::Http;
         let check_version = |v: &[u8], at: usize| {
+            if !http && v == b"SIP/2.0" {
+                return Ok(());
+            }
             if http {
                 return if v == b"HTTP/1.1" || v == b"HTTP/1.0" {
                     Ok(())
@@ -701,20 +706,27 @@ impl<'a> Message<'a> {
                 other => other,
             }
         };
+        // `SIP/` in any letter case: OR-ing 0x20 into the three letters folds them (and only
+        // 's' and 'S' give 's'...); the '/' is compared as it is.
         let is_response = line.len() > 4
-            && line
-                .get(..4)
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+            && line.first_chunk::<4>().is_some_and(|p| {
+                u32::from_le_bytes(*p) | 0x0020_2020 == u32::from_le_bytes(*b"sip/")
+            })
             && line.get(4).is_some_and(u8::is_ascii_digit);
         if is_response && http {
             return Err(start_error("an HTTP response on a SIP port", base));
         }
         if is_response {
-            let sp1 = memchr::memchr(b' ', line)
-                .ok_or_else(|| start_error("expected SP after the SIP-Version", base))?;
+            // (The first SP of a line starting with the usual version is the one after it.)
+            let sp1 = if line.get(..8) == Some(b"SIP/2.0 ") {
+                7
+            } else {
+                memchr::memchr(b' ', line)
+                    .ok_or_else(|| start_error("expected SP after the SIP-Version", base))?
+            };
             check_version(line.get(..sp1).unwrap_or_default(), base)?;
             let rest = line.get(sp1 + 1..).unwrap_or_default();
-            let (code_text, reason) = match memchr::memchr(b' ', rest) {
+            let (code_text, reason) = match rest.iter().position(|&b| b == b' ') {
                 Some(p) => (
                     rest.get(..p).unwrap_or_default(),
                     rest.get(p + 1..).unwrap_or_default(),
@@ -740,14 +752,26 @@ impl<'a> Message<'a> {
             return Ok((StartLine::Response { code, reason }, Span::default()));
         }
 
-        let sp1 = memchr::memchr(b' ', line)
-            .ok_or_else(|| start_error("expected SP after the method", base))?;
+        // The method is read as the run of token octets: followed by SP, it is well formed;
+        // anything else is reported as before (first the missing SP, then the method).
+        let token_end = line
+            .iter()
+            .position(|&b| !is_token_char(b))
+            .unwrap_or(line.len());
+        let sp1 = if token_end > 0 && line.get(token_end) == Some(&b' ') {
+            token_end
+        } else {
+            let sp1 = memchr::memchr(b' ', line)
+                .ok_or_else(|| start_error("expected SP after the method", base))?;
+            let method = line.get(..sp1).unwrap_or_default();
+            if !method.iter().all(|&b| is_token_char(b)) || method.is_empty() {
+                return Err(ParseError::new(ParseErrorKind::BadMethod, base));
+            }
+            sp1
+        };
         let method = line.get(..sp1).unwrap_or_default();
-        if !method.iter().all(|&b| is_token_char(b)) || method.is_empty() {
-            return Err(ParseError::new(ParseErrorKind::BadMethod, base));
-        }
         let rest = line.get(sp1 + 1..).unwrap_or_default();
-        let sp2 = memchr::memchr(b' ', rest)
+        let sp2 = find1(rest, 0, b' ')
             .ok_or_else(|| start_error("expected SP after the Request-URI", base + sp1 + 1))?;
         let uri = rest.get(..sp2).unwrap_or_default();
         if uri.is_empty() {
