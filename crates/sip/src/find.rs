@@ -125,9 +125,77 @@ pub(crate) fn find2_near(hay: &[u8], from: usize, a: u8, b: u8) -> Option<usize>
     }
 }
 
+/// Flags the octets of `w` equal to `n`, every one exactly (0x80 in each; unlike
+/// [`eq_octets`], no borrow crosses octets, so flags above the lowest are true too).
+#[inline(always)]
+fn eq_octets_exact(w: u64, n: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(n));
+    !(((x & !HIGH).wrapping_add(!HIGH)) | x) & HIGH
+}
+
+/// Calls `f` with the index of every `n` in `hay`, in order, eight octets per step (every
+/// octet equal to `n` is flagged at once). No allocation, no call per octet.
+#[inline(always)]
+pub(crate) fn for_each1(hay: &[u8], n: u8, mut f: impl FnMut(usize)) {
+    let mut base = 0;
+    let mut words = hay.chunks_exact(8);
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        let mut flags = eq_octets_exact(w, n);
+        while flags != 0 {
+            f(base + (flags.trailing_zeros() / 8) as usize);
+            flags &= flags - 1;
+        }
+        base += 8;
+    }
+    let tail = words.remainder();
+    if tail.is_empty() {
+        return;
+    }
+    // The last one to seven octets: the last eight of `hay`, those already seen shifted out
+    // (zeros come in at the top, and a zero octet is flagged only for a zero needle, which
+    // no caller uses), or copied when `hay` is shorter than eight.
+    let w = match hay.last_chunk::<8>() {
+        Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - tail.len())),
+        None => {
+            let mut w = [0u8; 8];
+            for (o, &b) in w.iter_mut().zip(tail) {
+                *o = b;
+            }
+            u64::from_le_bytes(w)
+        }
+    };
+    let mut flags = eq_octets_exact(w, n) & ((1u64 << (8 * tail.len())) - 1);
+    while flags != 0 {
+        f(base + (flags.trailing_zeros() / 8) as usize);
+        flags &= flags - 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn for_each1_reports_every_needle_in_order() {
+        for len in 0..40 {
+            for pattern in [0usize, 1, 2, 3, 5, 7] {
+                let hay: Vec<u8> = (0..len)
+                    .map(|i| {
+                        if pattern > 0 && i % pattern == 0 {
+                            b','
+                        } else {
+                            [b'a', b'\x2d', b'\x2b', 0x80, b' '][i % 5]
+                        }
+                    })
+                    .collect();
+                let mut seen = Vec::new();
+                for_each1(&hay, b',', |i| seen.push(i));
+                let want: Vec<usize> = (0..len).filter(|&i| hay[i] == b',').collect();
+                assert_eq!(seen, want, "{len} {pattern}");
+            }
+        }
+    }
 
     #[test]
     fn finds_the_first_needle_at_every_position() {

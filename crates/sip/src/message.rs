@@ -268,6 +268,17 @@ fn push_pieces(
         });
     };
     let mut piece_start = 0;
+    if find2(raw, 0, b'"', b'<').is_none() {
+        // No quoted string and no URI (a token list such as Allow or Supported): every
+        // comma separates two values.
+        crate::find::for_each1(raw, b',', |j| {
+            push(piece_start, j);
+            piece_start = j + 1;
+        });
+        push(piece_start, raw.len());
+        set_positions(values, first);
+        return;
+    }
     let mut i = 0;
     while let Some(j) = find3(raw, i, b',', b'"', b'<') {
         match raw.get(j) {
@@ -301,6 +312,13 @@ fn push_pieces(
         index_in_line: 0,
         values_in_line: 1,
     });
+    set_positions(values, first);
+}
+
+/// Numbers the values of one line, `values[first..]` (their `index_in_line` and
+/// `values_in_line`).
+#[inline(always)]
+fn set_positions(values: &mut Index, first: usize) {
     let count = values.len() - first;
     if count > 1 {
         let count16 = u16::try_from(count).unwrap_or(u16::MAX);
