@@ -116,6 +116,8 @@ impl<'a> NameAddr<'a> {
 
 /// One Contact value: `*` or an address with contact parameters (RFC 3261 §20.10,
 /// RFC 5626 `+sip.instance` and `reg-id`).
+// `*` is rare and boxing the address would cost an allocation per Contact value.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contact<'a> {
     /// `Contact: *` (only valid in a REGISTER with Expires: 0).

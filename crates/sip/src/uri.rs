@@ -481,7 +481,7 @@ static HOST_CLASS: [u8; 256] = {
 /// out an IPv4 address. `false` leaves the verdict (address, name or which fault) to the
 /// slower checks.
 #[inline]
-fn scan_host_name(s: &[u8], i: usize) -> (usize, bool) {
+pub(crate) fn scan_host_name(s: &[u8], i: usize) -> (usize, bool) {
     let mut j = i;
     let mut ok = true;
     // A '.' before the first octet: the first label starts there.
