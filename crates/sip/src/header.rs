@@ -109,6 +109,13 @@ impl HeaderName {
     /// and a comparison of at most three machine words.
     #[inline]
     pub fn from_bytes(name: &[u8]) -> HeaderName {
+        Self::lookup(name)
+    }
+
+    /// [`HeaderName::from_bytes`], always inlined: the message parser's copy (a call per
+    /// header line there costs more than the lookup's own work).
+    #[inline(always)]
+    pub(crate) fn lookup(name: &[u8]) -> HeaderName {
         let (first, last) = match name {
             [] => return HeaderName::Other,
             [c] => return Self::from_compact(*c),

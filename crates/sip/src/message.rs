@@ -582,7 +582,7 @@ impl<'a> Message<'a> {
             let name_end = line_start + name_bytes.len();
             // A name that is not a token matches no known name (see `HeaderName::from_bytes`):
             // it is indexed as an extension header, which `validate()` refuses.
-            let name = HeaderName::from_bytes(name_bytes);
+            let name = HeaderName::lookup(name_bytes);
             let value_start = colon + 1;
             // The end of this header line, folded continuation lines included. The line end
             // of a list header is searched together with its first comma: a line without any

@@ -482,29 +482,44 @@ static HOST_CLASS: [u8; 256] = {
 /// slower checks.
 #[inline]
 pub(crate) fn scan_host_name(s: &[u8], i: usize) -> (usize, bool) {
+    let class = |j: usize| {
+        s.get(j)
+            .and_then(|&b| HOST_CLASS.get(usize::from(b)))
+            .copied()
+            .unwrap_or(0)
+    };
     let mut j = i;
     let mut ok = true;
-    // A '.' before the first octet: the first label starts there.
-    let mut prev = H_DOT;
-    let mut label_first = 0;
-    while let Some(&b) = s.get(j) {
-        let c = HOST_CLASS.get(usize::from(b)).copied().unwrap_or(0);
-        if c == 0 {
+    let mut last_label_first = 0;
+    // One label per round: its first octet, the rest of it (letters, digits, '-': the tight
+    // loop), then the '.' after it, if any.
+    loop {
+        let first = class(j);
+        if first == 0 {
+            // The end: an empty host, or a name ending with '.' (allowed).
             break;
         }
-        if prev == H_DOT {
-            // An empty label, or one starting with '-'.
-            ok &= c != H_DOT && c != H_DASH;
-            label_first = c;
-        } else if c == H_DOT {
-            // A label ending with '-'.
-            ok &= prev != H_DASH;
+        // An empty label, or one starting with '-'.
+        ok &= first != H_DOT && first != H_DASH;
+        last_label_first = first;
+        let mut last = first;
+        j += 1;
+        loop {
+            let c = class(j);
+            if c == 0 || c == H_DOT {
+                break;
+            }
+            last = c;
+            j += 1;
         }
-        prev = c;
+        // A label ending with '-'.
+        ok &= last != H_DASH;
+        if class(j) != H_DOT {
+            break;
+        }
         j += 1;
     }
-    // A name ending with '-' has a last label ending with it.
-    (j, ok && prev != H_DASH && label_first == H_LETTER)
+    (j, ok && last_label_first == H_LETTER)
 }
 
 /// True when `s[start..end]` is hex digits followed by a run of hex digits and colons that
