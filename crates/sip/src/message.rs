@@ -298,6 +298,12 @@ fn push_pieces(
             // '<': commas up to the matching '>' belong to the URI; an unclosed '<' hides
             // every comma after it.
             _ => match find1(raw, j, b'>') {
+                // The usual `<uri>, <uri>`: the comma right after the '>' needs no search.
+                Some(q) if raw.get(q + 1) == Some(&b',') => {
+                    push(piece_start, q + 1);
+                    piece_start = q + 2;
+                    i = q + 2;
+                }
                 Some(q) => i = q + 1,
                 None => break,
             },
@@ -660,7 +666,8 @@ impl<'a> Message<'a> {
             // looked like a list and turned out to be one value (an unclosed quote) must not
             // be refused on its tentative split (found by fuzzing). Memory stays bounded by the
             // message size until then.
-            if self.headers.len() > MAX_HEADERS {
+            // (Only a spilled index can be over the bound.)
+            if self.headers.heap.len() > MAX_HEADERS {
                 return Err(ParseError::new(
                     ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
                     line_start,
