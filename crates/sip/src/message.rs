@@ -14,11 +14,9 @@
 use std::cell::OnceCell;
 use std::ops::Range;
 
-use smallvec::SmallVec;
-
 use crate::auth::Credentials;
 use crate::error::{ParseError, ParseErrorKind, Result};
-use crate::find::{find1, find2, find3};
+use crate::find::{find1, find2, find2_near, find3};
 use crate::header::{HeaderName, HeaderValue};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
@@ -103,7 +101,7 @@ pub struct Message<'a> {
     start_line_span: Span,
     /// Request-URI (empty span for responses).
     uri_span: Span,
-    headers: SmallVec<[HeaderValue; INLINE_HEADERS]>,
+    headers: Index,
     /// Offset of the empty line ending the header section (where appended headers go).
     headers_end: usize,
     /// True when the header section was closed by an empty line (a datagram may end without).
@@ -111,6 +109,90 @@ pub struct Message<'a> {
     body: Span,
     content_length: Option<u32>,
     cache: Cache<'a>,
+}
+
+/// The header index: up to [`INLINE_HEADERS`] values in place, every value on the heap
+/// beyond. A plain array and a count rather than a `SmallVec`: in the parse loop a push is
+/// a store and an increment, where `SmallVec::push` stays a call.
+#[derive(Debug)]
+struct Index {
+    inline: [HeaderValue; INLINE_HEADERS],
+    /// Values in `inline` (stays at [`INLINE_HEADERS`] once spilled).
+    len: usize,
+    /// Empty, or every value once there are more than [`INLINE_HEADERS`].
+    heap: Vec<HeaderValue>,
+}
+
+impl Index {
+    #[inline(always)]
+    fn new() -> Index {
+        Index {
+            inline: [HeaderValue::ZEROED; INLINE_HEADERS],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, value: HeaderValue) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = value;
+                self.len += 1;
+            }
+            None => self.push_spilled(value),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_spilled(&mut self, value: HeaderValue) {
+        if self.heap.is_empty() {
+            self.heap.reserve(2 * INLINE_HEADERS);
+            self.heap.extend_from_slice(&self.inline);
+        }
+        self.heap.push(value);
+    }
+
+    #[inline(always)]
+    fn as_slice(&self) -> &[HeaderValue] {
+        if self.heap.is_empty() {
+            self.inline.get(..self.len).unwrap_or_default()
+        } else {
+            &self.heap
+        }
+    }
+
+    #[inline(always)]
+    fn as_mut_slice(&mut self) -> &mut [HeaderValue] {
+        if self.heap.is_empty() {
+            self.inline.get_mut(..self.len).unwrap_or_default()
+        } else {
+            &mut self.heap
+        }
+    }
+
+    /// Number of values.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        if self.heap.is_empty() {
+            self.len
+        } else {
+            self.heap.len()
+        }
+    }
+
+    /// Keeps the first `len` values.
+    fn truncate(&mut self, len: usize) {
+        if self.heap.is_empty() {
+            self.len = self.len.min(len);
+        } else {
+            self.heap.truncate(len);
+            if self.heap.is_empty() {
+                self.len = 0;
+            }
+        }
+    }
 }
 
 /// Typed views every proxy reads on every message: kept inline, so reading them allocates
@@ -148,6 +230,10 @@ struct ColdCache<'a> {
 /// `(start, end)` of `raw[start..end]` without its leading and trailing LWS.
 #[inline(always)]
 fn trimmed(raw: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    // Most values follow one SP: step over it before the loop.
+    if start < end && raw.get(start) == Some(&b' ') {
+        start += 1;
+    }
     while start < end && raw.get(start).is_some_and(|&b| is_lws(b)) {
         start += 1;
     }
@@ -162,7 +248,7 @@ fn trimmed(raw: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
 /// stays one value, whose typed view (and `validate()`) reports the fault.
 #[inline(never)]
 fn push_pieces(
-    values: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
+    values: &mut Index,
     name: HeaderName,
     name_len: u16,
     line: Span,
@@ -182,6 +268,17 @@ fn push_pieces(
         });
     };
     let mut piece_start = 0;
+    if find2(raw, 0, b'"', b'<').is_none() {
+        // No quoted string and no URI (a token list such as Allow or Supported): every
+        // comma separates two values.
+        crate::find::for_each1(raw, b',', |j| {
+            push(piece_start, j);
+            piece_start = j + 1;
+        });
+        push(piece_start, raw.len());
+        set_positions(values, first);
+        return;
+    }
     let mut i = 0;
     while let Some(j) = find3(raw, i, b',', b'"', b'<') {
         match raw.get(j) {
@@ -201,6 +298,12 @@ fn push_pieces(
             // '<': commas up to the matching '>' belong to the URI; an unclosed '<' hides
             // every comma after it.
             _ => match find1(raw, j, b'>') {
+                // The usual `<uri>, <uri>`: the comma right after the '>' needs no search.
+                Some(q) if raw.get(q + 1) == Some(&b',') => {
+                    push(piece_start, q + 1);
+                    piece_start = q + 2;
+                    i = q + 2;
+                }
                 Some(q) => i = q + 1,
                 None => break,
             },
@@ -215,10 +318,17 @@ fn push_pieces(
         index_in_line: 0,
         values_in_line: 1,
     });
+    set_positions(values, first);
+}
+
+/// Numbers the values of one line, `values[first..]` (their `index_in_line` and
+/// `values_in_line`).
+#[inline(always)]
+fn set_positions(values: &mut Index, first: usize) {
     let count = values.len() - first;
     if count > 1 {
         let count16 = u16::try_from(count).unwrap_or(u16::MAX);
-        for (k, h) in values.iter_mut().skip(first).enumerate() {
+        for (k, h) in values.as_mut_slice().iter_mut().skip(first).enumerate() {
             h.index_in_line = u16::try_from(k).unwrap_or(u16::MAX);
             h.values_in_line = count16;
         }
@@ -250,13 +360,18 @@ fn start_error(what: &'static str, at: usize) -> ParseError {
 /// `pos`.
 #[inline(always)]
 fn line_end(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let lf = find1(buf, pos, b'\n')?;
+    find1(buf, pos, b'\n').map(|lf| line_end_at(buf, pos, lf))
+}
+
+/// [`line_end`] for the LF at `lf`, the first one at or after `pos`.
+#[inline(always)]
+fn line_end_at(buf: &[u8], pos: usize, lf: usize) -> (usize, usize) {
     let content_end = if lf > pos && buf.get(lf - 1) == Some(&b'\r') {
         lf - 1
     } else {
         lf
     };
-    Some((content_end, lf + 1))
+    (content_end, lf + 1)
 }
 
 /// Checks `SIP-Version` (case-insensitive `SIP/2.0`): 505 for another well-formed version.
@@ -344,7 +459,7 @@ impl<'a> Message<'a> {
             message: Span::default(),
             start_line_span: Span::default(),
             uri_span: Span::default(),
-            headers: SmallVec::new(),
+            headers: Index::new(),
             headers_end: 0,
             has_empty_line: false,
             body: Span::default(),
@@ -453,7 +568,7 @@ impl<'a> Message<'a> {
             let line_start = pos;
             // The name ends at the first colon of the line (white space before the colon is
             // not part of it); a line without one is not a header line.
-            let colon = match find2(buf, line_start, b':', b'\n') {
+            let colon = match find2_near(buf, line_start, b':', b'\n') {
                 Some(c) if buf.get(c) == Some(&b':') => c,
                 stop => {
                     if lenient {
@@ -466,32 +581,34 @@ impl<'a> Message<'a> {
                     ));
                 }
             };
-            let mut name_end = colon;
-            while name_end > line_start
-                && matches!(buf.get(name_end - 1), Some(b' ' | b'\t' | b'\r'))
-            {
-                name_end -= 1;
+            let mut name_bytes = buf.get(line_start..colon).unwrap_or_default();
+            while let [name @ .., b' ' | b'\t' | b'\r'] = name_bytes {
+                name_bytes = name;
             }
-            let name_bytes = buf.get(line_start..name_end).unwrap_or_default();
+            let name_end = line_start + name_bytes.len();
             // A name that is not a token matches no known name (see `HeaderName::from_bytes`):
             // it is indexed as an extension header, which `validate()` refuses.
-            let name = HeaderName::from_bytes(name_bytes);
+            let name = HeaderName::lookup(name_bytes);
             let value_start = colon + 1;
             // The end of this header line, folded continuation lines included. The line end
             // of a list header is searched together with its first comma: a line without any
             // is one value and is not split.
             let mut may_split = false;
-            let mut from = value_start;
-            if name.is_list() {
-                if let Some(c) = find2(buf, from, b',', b'\n') {
-                    if buf.get(c) == Some(&b',') {
+            let lf = if name.is_list() {
+                match find2(buf, value_start, b',', b'\n') {
+                    Some(c) if buf.get(c) == Some(&b',') => {
                         may_split = true;
                         // (A CR right after the comma still ends the line's content.)
-                        from = c + 1;
+                        find1(buf, c + 1, b'\n').map(|lf| (c + 1, lf))
                     }
+                    // No comma: the search stopped at the line end.
+                    other => other.map(|lf| (value_start, lf)),
                 }
-            }
-            let Some((mut content_end, mut next)) = line_end(buf, from) else {
+            } else {
+                find1(buf, value_start, b'\n').map(|lf| (value_start, lf))
+            };
+            let Some((mut content_end, mut next)) = lf.map(|(from, lf)| line_end_at(buf, from, lf))
+            else {
                 return self.unterminated_line(line_start, name_end, lenient);
             };
             while matches!(buf.get(next), Some(b' ' | b'\t')) {
@@ -509,7 +626,6 @@ impl<'a> Message<'a> {
             let name_len = u16::try_from(name_bytes.len())
                 .map_err(|_| ParseError::new(ParseErrorKind::BadHeaderName, line_start))?;
             let line_span = Span::new(line_start, next);
-            let raw_value = buf.get(value_start..content_end).unwrap_or_default();
 
             if name == HeaderName::ContentLength && !lenient {
                 if self.content_length.is_some() {
@@ -518,6 +634,7 @@ impl<'a> Message<'a> {
                             .in_header(name_bytes, 0),
                     );
                 }
+                let raw_value = buf.get(value_start..content_end).unwrap_or_default();
                 let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
                     ParseError::new(ParseErrorKind::InvalidContentLength, value_start)
                         .in_header(name_bytes, 0)
@@ -532,23 +649,25 @@ impl<'a> Message<'a> {
                     name_len,
                     line_span,
                     value_start,
-                    raw_value,
+                    buf.get(value_start..content_end).unwrap_or_default(),
                 );
             } else {
-                Self::push_value(
-                    &mut self.headers,
+                let (start, end) = trimmed(buf, value_start, content_end);
+                self.headers.push(HeaderValue {
                     name,
                     name_len,
-                    line_span,
-                    value_start,
-                    raw_value,
-                );
+                    value: Span::new(start, end),
+                    line: line_span,
+                    index_in_line: 0,
+                    values_in_line: 1,
+                });
             }
             // The bound is checked per line, once the line's values are known: a line that
             // looked like a list and turned out to be one value (an unclosed quote) must not
             // be refused on its tentative split (found by fuzzing). Memory stays bounded by the
             // message size until then.
-            if self.headers.len() > MAX_HEADERS {
+            // (Only a spilled index can be over the bound.)
+            if self.headers.heap.len() > MAX_HEADERS {
                 return Err(ParseError::new(
                     ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
                     line_start,
@@ -589,26 +708,6 @@ impl<'a> Message<'a> {
         ))
     }
 
-    #[inline(always)]
-    fn push_value(
-        headers: &mut SmallVec<[HeaderValue; INLINE_HEADERS]>,
-        name: HeaderName,
-        name_len: u16,
-        line: Span,
-        at: usize,
-        piece: &[u8],
-    ) {
-        let (start, end) = trimmed(piece, 0, piece.len());
-        headers.push(HeaderValue {
-            name,
-            name_len,
-            value: Span::new(at + start, at + end),
-            line,
-            index_in_line: 0,
-            values_in_line: 1,
-        });
-    }
-
     fn parse_start_line(
         line: &'a [u8],
         base: usize,
@@ -617,6 +716,9 @@ impl<'a> Message<'a> {
         let lenient = strictness == Strictness::Reply;
         let http = strictness == Strictness::Http;
         let check_version = |v: &[u8], at: usize| {
+            if !http && v == b"SIP/2.0" {
+                return Ok(());
+            }
             if http {
                 return if v == b"HTTP/1.1" || v == b"HTTP/1.0" {
                     Ok(())
@@ -629,20 +731,27 @@ impl<'a> Message<'a> {
                 other => other,
             }
         };
+        // `SIP/` in any letter case: OR-ing 0x20 into the three letters folds them (and only
+        // 's' and 'S' give 's'...); the '/' is compared as it is.
         let is_response = line.len() > 4
-            && line
-                .get(..4)
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+            && line.first_chunk::<4>().is_some_and(|p| {
+                u32::from_le_bytes(*p) | 0x0020_2020 == u32::from_le_bytes(*b"sip/")
+            })
             && line.get(4).is_some_and(u8::is_ascii_digit);
         if is_response && http {
             return Err(start_error("an HTTP response on a SIP port", base));
         }
         if is_response {
-            let sp1 = memchr::memchr(b' ', line)
-                .ok_or_else(|| start_error("expected SP after the SIP-Version", base))?;
+            // (The first SP of a line starting with the usual version is the one after it.)
+            let sp1 = if line.get(..8) == Some(b"SIP/2.0 ") {
+                7
+            } else {
+                memchr::memchr(b' ', line)
+                    .ok_or_else(|| start_error("expected SP after the SIP-Version", base))?
+            };
             check_version(line.get(..sp1).unwrap_or_default(), base)?;
             let rest = line.get(sp1 + 1..).unwrap_or_default();
-            let (code_text, reason) = match memchr::memchr(b' ', rest) {
+            let (code_text, reason) = match rest.iter().position(|&b| b == b' ') {
                 Some(p) => (
                     rest.get(..p).unwrap_or_default(),
                     rest.get(p + 1..).unwrap_or_default(),
@@ -668,14 +777,26 @@ impl<'a> Message<'a> {
             return Ok((StartLine::Response { code, reason }, Span::default()));
         }
 
-        let sp1 = memchr::memchr(b' ', line)
-            .ok_or_else(|| start_error("expected SP after the method", base))?;
+        // The method is read as the run of token octets: followed by SP, it is well formed;
+        // anything else is reported as before (first the missing SP, then the method).
+        let token_end = line
+            .iter()
+            .position(|&b| !is_token_char(b))
+            .unwrap_or(line.len());
+        let sp1 = if token_end > 0 && line.get(token_end) == Some(&b' ') {
+            token_end
+        } else {
+            let sp1 = memchr::memchr(b' ', line)
+                .ok_or_else(|| start_error("expected SP after the method", base))?;
+            let method = line.get(..sp1).unwrap_or_default();
+            if !method.iter().all(|&b| is_token_char(b)) || method.is_empty() {
+                return Err(ParseError::new(ParseErrorKind::BadMethod, base));
+            }
+            sp1
+        };
         let method = line.get(..sp1).unwrap_or_default();
-        if !method.iter().all(|&b| is_token_char(b)) || method.is_empty() {
-            return Err(ParseError::new(ParseErrorKind::BadMethod, base));
-        }
         let rest = line.get(sp1 + 1..).unwrap_or_default();
-        let sp2 = memchr::memchr(b' ', rest)
+        let sp2 = find1(rest, 0, b' ')
             .ok_or_else(|| start_error("expected SP after the Request-URI", base + sp1 + 1))?;
         let uri = rest.get(..sp2).unwrap_or_default();
         if uri.is_empty() {
@@ -791,12 +912,12 @@ impl<'a> Message<'a> {
 
     /// Every header value in message order.
     pub fn headers(&self) -> &[HeaderValue] {
-        &self.headers
+        self.headers.as_slice()
     }
 
     /// True when the header index lives on the heap (more than [`INLINE_HEADERS`] values).
     pub fn headers_spilled(&self) -> bool {
-        self.headers.spilled()
+        !self.headers.heap.is_empty()
     }
 
     /// The value octets of an index entry.
@@ -813,12 +934,12 @@ impl<'a> Message<'a> {
 
     /// The first value of a known header.
     pub fn header(&self, name: HeaderName) -> Option<&HeaderValue> {
-        self.headers.iter().find(|h| h.name == name)
+        self.headers().iter().find(|h| h.name == name)
     }
 
     /// Every value of a known header, in order.
     pub fn headers_named(&self, name: HeaderName) -> impl Iterator<Item = &HeaderValue> + '_ {
-        self.headers.iter().filter(move |h| h.name == name)
+        self.headers().iter().filter(move |h| h.name == name)
     }
 
     /// Every value of a header given by name as a script would (case-insensitive, compact
@@ -828,7 +949,7 @@ impl<'a> Message<'a> {
         name: &'s [u8],
     ) -> impl Iterator<Item = &'s HeaderValue> + use<'s, 'a> {
         let kind = HeaderName::from_bytes(name);
-        self.headers.iter().filter(move |h| {
+        self.headers().iter().filter(move |h| {
             h.name == kind && (kind != HeaderName::Other || self.name(h).eq_ignore_ascii_case(name))
         })
     }

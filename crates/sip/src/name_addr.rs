@@ -69,9 +69,8 @@ impl<'a> NameAddr<'a> {
             }
         }
         let uri_start = laquot + 1;
-        let rel_end = memchr::memchr(b'>', s.get(uri_start..).unwrap_or_default())
-            .ok_or_else(|| bad("missing '>'", laquot))?;
-        let uri_end = uri_start + rel_end;
+        let uri_end =
+            crate::find::find1(s, uri_start, b'>').ok_or_else(|| bad("missing '>'", laquot))?;
         let uri = Uri::parse(s.get(uri_start..uri_end).unwrap_or_default())
             .map_err(|e| e.shifted(uri_start))?;
         let p_start = uri_end + 1;
@@ -86,8 +85,7 @@ impl<'a> NameAddr<'a> {
     }
 
     fn parse_addr_spec(s: &'a [u8], start: usize) -> Result<NameAddr<'a>> {
-        let rest = s.get(start..).unwrap_or_default();
-        let end = memchr::memchr(b';', rest).map_or(s.len(), |p| start + p);
+        let end = crate::find::find1(s, start, b';').unwrap_or(s.len());
         let uri_text = trim_lws(s.get(start..end).unwrap_or_default());
         if uri_text.contains(&b'?') {
             return Err(bad("a URI with headers must be enclosed in '<...>'", start));
@@ -118,6 +116,8 @@ impl<'a> NameAddr<'a> {
 
 /// One Contact value: `*` or an address with contact parameters (RFC 3261 §20.10,
 /// RFC 5626 `+sip.instance` and `reg-id`).
+// `*` is rare and boxing the address would cost an allocation per Contact value.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Contact<'a> {
     /// `Contact: *` (only valid in a REGISTER with Expires: 0).

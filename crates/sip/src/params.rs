@@ -12,6 +12,11 @@ use crate::scan::{is_token_char, quoted_string_end, skip_lws};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Params<'a> {
     raw: &'a [u8],
+    /// The first parameter, found while validating (the one looked up most: `tag`, `branch`):
+    /// offsets into `raw` of its name (start, end), of its value (start, end; both 0 for a
+    /// flag) and of what follows it. All 0 when there is none or an offset exceeds 16 bits.
+    /// A function of `raw`, so the derived equality still compares the text.
+    first: [u16; 5],
 }
 
 /// One parameter: name as written, value as written (quotes included), if any.
@@ -27,13 +32,24 @@ impl<'a> Params<'a> {
     /// Validates `raw`, which must be empty or start (after LWS) with `;`.
     pub fn parse(raw: &'a [u8]) -> Result<Params<'a>> {
         let mut pos = 0;
-        while scan_one(raw, &mut pos)?.is_some() {}
-        Ok(Params { raw })
+        let mut first = [0u16; 5];
+        if let Some(((ns, ne), value)) = scan_spans(raw, &mut pos)? {
+            let (vs, ve) = value.unwrap_or((0, 0));
+            let offsets = [ns, ne, vs, ve, pos].map(|o| u16::try_from(o).ok());
+            if let [Some(a), Some(b), Some(c), Some(d), Some(e)] = offsets {
+                first = [a, b, c, d, e];
+            }
+            while scan_spans(raw, &mut pos)?.is_some() {}
+        }
+        Ok(Params { raw, first })
     }
 
     /// No parameters.
     pub fn empty() -> Params<'a> {
-        Params { raw: b"" }
+        Params {
+            raw: b"",
+            first: [0; 5],
+        }
     }
 
     /// The text as written.
@@ -57,8 +73,19 @@ impl<'a> Params<'a> {
     /// Looks a parameter up by name, case-insensitively: `None` when absent, `Some(None)` for
     /// a flag, `Some(Some(value))` otherwise (quotes kept).
     pub fn get(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
-        self.iter()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
+        let [ns, ne, vs, ve, next] = self.first.map(usize::from);
+        let mut rest = self.iter();
+        if ne != 0 {
+            if self
+                .raw
+                .get(ns..ne)
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            {
+                return Some(if vs == 0 { None } else { self.raw.get(vs..ve) });
+            }
+            rest.pos = next;
+        }
+        rest.find(|p| p.name.eq_ignore_ascii_case(name))
             .map(|p| p.value)
     }
 
@@ -108,7 +135,19 @@ fn is_value_char(b: u8) -> bool {
 }
 
 /// Reads one `; name [= value]` at `*pos`; `Ok(None)` at the end.
+#[inline]
 fn scan_one<'a>(raw: &'a [u8], pos: &mut usize) -> Result<Option<Param<'a>>> {
+    Ok(scan_spans(raw, pos)?.map(|((ns, ne), value)| Param {
+        name: raw.get(ns..ne).unwrap_or_default(),
+        value: value.and_then(|(vs, ve)| raw.get(vs..ve)),
+    }))
+}
+
+/// A parameter's name span and value span, if any.
+type Spans = ((usize, usize), Option<(usize, usize)>);
+
+/// [`scan_one`] giving offsets into `raw`.
+fn scan_spans(raw: &[u8], pos: &mut usize) -> Result<Option<Spans>> {
     let mut i = skip_lws(raw, *pos);
     match raw.get(i) {
         None => {
@@ -126,7 +165,7 @@ fn scan_one<'a>(raw: &'a [u8], pos: &mut usize) -> Result<Option<Param<'a>>> {
     if i == name_start {
         return Err(bad("empty parameter name", name_start));
     }
-    let name = raw.get(name_start..i).unwrap_or_default();
+    let name = (name_start, i);
     let after_name = skip_lws(raw, i);
     let mut value = None;
     if raw.get(after_name) == Some(&b'=') {
@@ -143,7 +182,7 @@ fn scan_one<'a>(raw: &'a [u8], pos: &mut usize) -> Result<Option<Param<'a>>> {
         if v_end == v_start {
             return Err(bad("empty parameter value", v_start));
         }
-        value = raw.get(v_start..v_end);
+        value = Some((v_start, v_end));
         i = v_end;
     } else {
         i = after_name;
@@ -155,7 +194,7 @@ fn scan_one<'a>(raw: &'a [u8], pos: &mut usize) -> Result<Option<Param<'a>>> {
         Some(_) => return Err(bad("unexpected octet in parameter", next)),
     }
     *pos = next;
-    Ok(Some(Param { name, value }))
+    Ok(Some((name, value)))
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ const PARAM: u128 = UNRESERVED | bits(b"[]/:&+$");
 /// `hname` / `hvalue` characters besides escapes: `hnv-unreserved / unreserved`.
 const HNV: u128 = UNRESERVED | bits(b"[]/?:+$");
 /// Characters of a `hostname` or an `IPv4address`.
+#[cfg(test)]
 const HOSTNAME: u128 = ALNUM | bits(b"-.");
 /// Characters inside an IPv6 reference.
 const IPV6: u128 = HEXDIG | bits(b":.");
@@ -424,11 +425,14 @@ fn parse_host_at(s: &[u8], i: usize) -> Result<(Host<'_>, usize)> {
             close + 1,
         ));
     }
-    let end = scan_plain(s, i, HOSTNAME);
+    let (end, surely_name) = scan_host_name(s, i);
     if end == i {
         return Err(unexpected(s, i, "empty host"));
     }
     let text = sub(s, i, end);
+    if surely_name {
+        return Ok((Host::Name(text), end));
+    }
     if let Some(addr) = parse_ipv4(text) {
         return Ok((Host::Ipv4 { text, addr }, end));
     }
@@ -442,6 +446,80 @@ fn parse_host_at(s: &[u8], i: usize) -> Result<(Host<'_>, usize)> {
             }
         }
     }
+}
+
+/// Octet classes of a host name, for [`scan_host_name`]: 0 outside the `HOSTNAME` set,
+/// then letter, digit, `-`, `.`.
+const H_LETTER: u8 = 1;
+const H_DASH: u8 = 3;
+const H_DOT: u8 = 4;
+// Evaluated at compile time: an index out of bounds is a compile error, never a panic.
+#[allow(clippy::indexing_slicing)]
+static HOST_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0u8;
+    while b < 128 {
+        table[b as usize] = if b.is_ascii_alphabetic() {
+            H_LETTER
+        } else if b.is_ascii_digit() {
+            2
+        } else if b == b'-' {
+            H_DASH
+        } else if b == b'.' {
+            H_DOT
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
+
+/// One pass over the run of `HOSTNAME` octets at `i`: where it ends, and whether it is
+/// certainly a well-formed host name (every label non-empty and without a leading or
+/// trailing `-`, the last one, a final `.` aside, starting with a letter), which also rules
+/// out an IPv4 address. `false` leaves the verdict (address, name or which fault) to the
+/// slower checks.
+#[inline]
+pub(crate) fn scan_host_name(s: &[u8], i: usize) -> (usize, bool) {
+    let class = |j: usize| {
+        s.get(j)
+            .and_then(|&b| HOST_CLASS.get(usize::from(b)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut j = i;
+    let mut ok = true;
+    let mut last_label_first = 0;
+    // One label per round: its first octet, the rest of it (letters, digits, '-': the tight
+    // loop), then the '.' after it, if any.
+    loop {
+        let first = class(j);
+        if first == 0 {
+            // The end: an empty host, or a name ending with '.' (allowed).
+            break;
+        }
+        // An empty label, or one starting with '-'.
+        ok &= first != H_DOT && first != H_DASH;
+        last_label_first = first;
+        let mut last = first;
+        j += 1;
+        loop {
+            let c = class(j);
+            if c == 0 || c == H_DOT {
+                break;
+            }
+            last = c;
+            j += 1;
+        }
+        // A label ending with '-'.
+        ok &= last != H_DASH;
+        if class(j) != H_DOT {
+            break;
+        }
+        j += 1;
+    }
+    (j, ok && last_label_first == H_LETTER)
 }
 
 /// True when `s[start..end]` is hex digits followed by a run of hex digits and colons that
@@ -761,7 +839,7 @@ impl<'a> SipUri<'a> {
         let mut user = None;
         let mut password = None;
         // userinfo: present iff there is an '@' (nothing else in a SIP URI may hold one).
-        if let Some(at) = memchr::memchr(b'@', sub(s, i, s.len())).map(|p| p + i) {
+        if let Some(at) = crate::find::find1(s, i, b'@') {
             let ue = scan_escaped(s, i, USER)?;
             if ue == i {
                 return Err(unexpected(s, i, "empty user"));
@@ -1235,6 +1313,40 @@ impl fmt::Display for OtherUri<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_name_scan_agrees_with_the_slow_checks() {
+        for b in 0..=255u8 {
+            assert_eq!(HOST_CLASS[usize::from(b)] != 0, in_set(HOSTNAME, b), "{b}");
+        }
+        // Every text of up to six octets over letter, digit, '-', '.', plus an octet that
+        // ends the run: a host the one-pass scan calls a name is one for the full checks.
+        let alphabet = [b'a', b'7', b'-', b'.'];
+        let mut count = 0;
+        for len in 1..=6u32 {
+            for mut k in 0..4usize.pow(len) {
+                let mut text = Vec::new();
+                for _ in 0..len {
+                    text.push(alphabet[k % 4]);
+                    k /= 4;
+                }
+                text.push(b';');
+                let (end, surely) = scan_host_name(&text, 0);
+                assert_eq!(end, text.len() - 1);
+                let host = &text[..end];
+                let slow = parse_ipv4(host).is_none() && check_hostname(host).is_ok();
+                if surely {
+                    assert!(slow, "{:?}", String::from_utf8_lossy(host));
+                    count += 1;
+                } else {
+                    // (The scan's verdict is exact here: the full checks refuse it too, or
+                    // find an IPv4 address.)
+                    assert!(!slow, "{:?}", String::from_utf8_lossy(host));
+                }
+            }
+        }
+        assert!(count > 100);
+    }
 
     fn sip(s: &str) -> SipUri<'_> {
         match SipUri::parse(s.as_bytes()) {

@@ -66,6 +66,8 @@ impl<'a> Via<'a> {
         }
         let host_start = skip_lws(s, i);
         let mut host_end = host_start;
+        // A host name the one-pass scan vouches for needs no second look.
+        let mut known = None;
         if s.get(host_start) == Some(&b'[') {
             while let Some(&b) = s.get(host_end) {
                 host_end += 1;
@@ -74,15 +76,17 @@ impl<'a> Via<'a> {
                 }
             }
         } else {
-            while s
-                .get(host_end)
-                .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-            {
-                host_end += 1;
+            let (end, surely_name) = crate::uri::scan_host_name(s, host_start);
+            host_end = end;
+            if surely_name {
+                known = Some(Host::Name(s.get(host_start..host_end).unwrap_or_default()));
             }
         }
-        let host_text = s.get(host_start..host_end).unwrap_or_default();
-        let host = Host::parse(host_text).map_err(|e| e.shifted(host_start))?;
+        let host = match known {
+            Some(host) => host,
+            None => Host::parse(s.get(host_start..host_end).unwrap_or_default())
+                .map_err(|e| e.shifted(host_start))?,
+        };
         let mut j = skip_lws(s, host_end);
         let mut port = None;
         let mut sent_by_end = host_end;
