@@ -333,6 +333,13 @@ fn cseq_param(p: &Params, k: usize) -> Result<u32, RpcError> {
     v.ok_or_else(|| RpcError::invalid_params(format!("parameter {}: a CSeq number", k + 1)))
 }
 
+/// The transaction layer, for an RPC method (500 when tm did not start).
+fn running_tm(core: &Core) -> Result<&Arc<Tm>, RpcError> {
+    core.tm
+        .get()
+        .ok_or_else(|| RpcError::new(500, "tm is not running"))
+}
+
 impl Module for TmModule {
     fn name(&self) -> &'static str {
         "tm"
@@ -432,9 +439,7 @@ impl Module for TmModule {
             ["struct"],
             MethodKind::Value,
             move |_: &Params| -> Result<Json, RpcError> {
-                let tm =
-                    c.tm.get()
-                        .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let tm = running_tm(&c)?;
                 Ok(tm.stats.to_json())
             },
         );
@@ -445,9 +450,7 @@ impl Module for TmModule {
             ["struct"],
             MethodKind::Value,
             move |_: &Params| -> Result<Json, RpcError> {
-                let tm =
-                    c.tm.get()
-                        .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let tm = running_tm(&c)?;
                 Ok(tm.memory())
             },
         );
@@ -458,9 +461,7 @@ impl Module for TmModule {
             ["array"],
             MethodKind::List,
             move |_: &Params| -> Result<Json, RpcError> {
-                let tm =
-                    c.tm.get()
-                        .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let tm = running_tm(&c)?;
                 Ok(Json::Array(tm.all().iter().map(|t| t.describe()).collect()))
             },
         );
@@ -471,10 +472,7 @@ impl Module for TmModule {
             ["string", "string", "string", "string", "string", "string"],
             MethodKind::Value,
             move |p: &Params| -> Result<Json, RpcError> {
-                let tm = c
-                    .tm
-                    .get()
-                    .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let tm = running_tm(&c)?;
                 let dot = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty() && *v != ".").map(str::to_owned);
                 let req = UacRequest {
                     method: p.str(0)?.to_owned(),
@@ -496,9 +494,7 @@ impl Module for TmModule {
             ["string", "string", "string"],
             MethodKind::Value,
             move |p: &Params| -> Result<Json, RpcError> {
-                let tm =
-                    c.tm.get()
-                        .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let tm = running_tm(&c)?;
                 let cseq = cseq_param(p, 1)?;
                 let tx = tm
                     .find_by_callid(p.str(0)?, cseq)
@@ -514,10 +510,7 @@ impl Module for TmModule {
             ["string", "int", "string", "string", "string", "string", "string"],
             MethodKind::Value,
             move |p: &Params| -> Result<Json, RpcError> {
-                let tm = c
-                    .tm
-                    .get()
-                    .ok_or_else(|| RpcError::new(500, "tm is not running"))?;
+                let tm = running_tm(&c)?;
                 let code = u16::try_from(p.int(0)?)
                     .ok()
                     .filter(|c| (100..=699).contains(c))

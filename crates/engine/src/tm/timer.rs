@@ -317,6 +317,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
+    /// A repeatable random source: `rand(n)` gives a number below `n`.
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
     #[test]
     fn due_entries_come_out_in_deadline_order() {
         let q = TimerQueue::default();
@@ -490,13 +500,7 @@ mod tests {
     /// gives once the freed transactions' distant entries are taken out of it.
     #[test]
     fn forgetting_matches_a_reference_on_a_virtual_clock() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut rand = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rand = xorshift(0x2545_f491_4f6c_dd1d_u64);
         let q = TimerQueue::default();
         // (at, id, slot)
         let mut pending: Vec<(u64, u64, u16)> = Vec::new();
@@ -546,13 +550,7 @@ mod tests {
     /// exactly once, at the first look at or after its deadline, as a heap would give it.
     #[test]
     fn matches_a_sorted_reference_on_a_virtual_clock() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut rand = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rand = xorshift(0x9e37_79b9_7f4a_7c15_u64);
         let q = TimerQueue::default();
         let mut pending: Vec<(u64, u64)> = Vec::new(); // (at, id)
         let mut now = 0u64;
