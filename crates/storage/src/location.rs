@@ -332,7 +332,7 @@ fn apply_changes(
     inserts_as_upserts: bool,
 ) -> Result<(), (&'static str, rusqlite::Error)> {
     let tx = conn.transaction().map_err(|source| ("begin", source))?;
-    let upserts = UpsertSql::new(table);
+    let mut upserts = Upserter::new(&tx, table);
     let mut rest = changes;
     while let Some(first) = rest.first() {
         let done = match first {
@@ -347,7 +347,7 @@ fn apply_changes(
             }
             Change::Insert(row) | Change::Upsert(row) => {
                 rest = rest.get(1..).unwrap_or_default();
-                upsert_with(&tx, &upserts, row)
+                upserts.upsert(row)
             }
             Change::Delete { ruid } => {
                 rest = rest.get(1..).unwrap_or_default();
@@ -361,6 +361,7 @@ fn apply_changes(
         // Dropping `tx` on the way out rolls the whole batch back.
         done.map_err(|source| ("batch", source))?;
     }
+    drop(upserts);
     tx.commit().map_err(|source| ("commit", source))
 }
 
@@ -369,17 +370,17 @@ fn upsert(
     table: &TableName,
     row: &LocationRow,
 ) -> Result<(), rusqlite::Error> {
-    upsert_with(conn, &UpsertSql::new(table), row)
+    Upserter::new(conn, table).upsert(row)
 }
 
 /// The statements of an upsert into one table (built once per batch).
 struct UpsertSql {
     /// `INSERT ... ON CONFLICT (ruid) DO UPDATE`, every column.
     upsert: String,
-    /// The update of [`REFRESHED_COLUMNS`] by `ruid`, `RETURNING` the other indexed ones.
+    /// The rowid and the indexed columns but `ruid` and `expires` of the row with a `ruid`.
+    probe: String,
+    /// The update of [`REFRESHED_COLUMNS`] by rowid.
     refresh: String,
-    /// The update of the other indexed columns by `ruid`.
-    reindex: String,
 }
 
 impl UpsertSql {
@@ -392,21 +393,18 @@ impl UpsertSql {
             .join(", ");
         UpsertSql {
             upsert: upsert_sql(table),
-            refresh: format!(
-                "UPDATE OR FAIL \"{table}\" SET {sets} WHERE ruid = ?1 \
-                 RETURNING username, domain, contact, server_id, connection_id"
+            probe: format!(
+                "SELECT id, username, domain, contact, server_id, connection_id \
+                 FROM \"{table}\" WHERE ruid = ?1"
             ),
-            reindex: format!(
-                "UPDATE OR FAIL \"{table}\" SET username = ?2, domain = ?3, contact = ?4, \
-                 server_id = ?5, connection_id = ?6 WHERE ruid = ?1"
-            ),
+            refresh: format!("UPDATE OR FAIL \"{table}\" SET {sets} WHERE id = ?1"),
         }
     }
 }
 
-/// The columns an existing row's update writes first ([`refresh`]): all but the `ruid` and
-/// the columns of the indexes other than `location_expires_idx`, so that SQLite updates
-/// one index of the five.
+/// The columns a refresh of an existing row writes ([`Upserter::upsert`]): all but the `ruid`
+/// and the columns of the indexes other than `location_expires_idx`, so that SQLite
+/// updates one index of the five.
 const REFRESHED_COLUMNS: [&str; 16] = [
     "received",
     "path",
@@ -426,62 +424,91 @@ const REFRESHED_COLUMNS: [&str; 16] = [
     "partition",
 ];
 
-/// Upserts one row, the cheap way for a row already there (a refreshed binding): an
-/// update of [`REFRESHED_COLUMNS`] by `ruid`, which gives back the indexed columns it left
-/// alone; only when one of them differs (a binding whose Contact or TCP connection
-/// changed) are they updated too. No row with the `ruid`: the plain upsert.
-fn upsert_with(
-    conn: &rusqlite::Connection,
-    sql: &UpsertSql,
-    row: &LocationRow,
-) -> Result<(), rusqlite::Error> {
-    let mut statement = conn.prepare_cached(&sql.refresh)?;
-    let methods = methods_value(row);
-    let values: [&dyn ToSql; 17] = [
-        &row.ruid,
-        &row.received,
-        &row.path,
-        &julian_day(row.expires),
-        &row.q,
-        &row.callid,
-        &row.cseq,
-        &julian_day(row.last_modified),
-        &word_to_sql(row.flags),
-        &word_to_sql(row.cflags),
-        &row.user_agent,
-        &row.socket,
-        &methods,
-        &row.instance,
-        &word_to_sql(row.reg_id),
-        &row.keepalive,
-        &row.partition,
-    ];
-    let mut rows = statement.query(values.as_slice())?;
-    let Some(found) = rows.next()? else {
-        drop(rows);
-        let mut statement = conn.prepare_cached(&sql.upsert)?;
-        bind_row(&mut statement, 0, row)?;
-        return statement.raw_execute().map(drop);
-    };
-    let same = found.get_ref(0)?.as_str_or_null()? == Some(row.username.as_str())
-        && found.get_ref(1)?.as_str_or_null()? == row.domain.as_deref()
-        && found.get_ref(2)?.as_str_or_null()? == Some(row.contact.as_str())
-        && found.get::<_, i64>(3)? == i64::from(row.server_id)
-        && found.get::<_, i64>(4)? == i64::from(row.connection_id);
-    drop(rows);
-    if same {
-        return Ok(());
+/// The statements of upserts into one table, prepared on first use and held for a batch
+/// (the statement cache would hash each statement's text at every row).
+struct Upserter<'c> {
+    conn: &'c rusqlite::Connection,
+    sql: UpsertSql,
+    probe: Option<rusqlite::CachedStatement<'c>>,
+    refresh: Option<rusqlite::CachedStatement<'c>>,
+    upsert: Option<rusqlite::CachedStatement<'c>>,
+}
+
+/// The statement in `slot`, prepared first if it is not there yet.
+fn held<'s, 'c>(
+    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+) -> Result<&'s mut rusqlite::CachedStatement<'c>, rusqlite::Error> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql)?);
     }
-    conn.prepare_cached(&sql.reindex)?
-        .execute(rusqlite::params![
-            row.ruid,
-            row.username,
-            row.domain,
-            row.contact,
-            row.server_id,
-            row.connection_id
-        ])
-        .map(drop)
+    slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+}
+
+impl<'c> Upserter<'c> {
+    fn new(conn: &'c rusqlite::Connection, table: &TableName) -> Upserter<'c> {
+        Upserter {
+            conn,
+            sql: UpsertSql::new(table),
+            probe: None,
+            refresh: None,
+            upsert: None,
+        }
+    }
+
+    /// Upserts one row, the cheap way for a row already there whose indexed columns are
+    /// unchanged (a refreshed binding): a look-up of the row by `ruid`, then an update by
+    /// rowid of [`REFRESHED_COLUMNS`] only, which leaves four of the five indexes alone.
+    /// No such row, or a binding whose Contact or TCP connection changed: the upsert of
+    /// every column. (One statement `UPDATE ... RETURNING` would save the look-up, but
+    /// SQLite opens a temporary table for each run of it, which costs more.)
+    fn upsert(&mut self, row: &LocationRow) -> Result<(), rusqlite::Error> {
+        let unchanged = {
+            let probe = held(&mut self.probe, self.conn, &self.sql.probe)?;
+            let mut rows = probe.query([&row.ruid])?;
+            match rows.next()? {
+                Some(found)
+                    if found.get_ref(1)?.as_str_or_null()? == Some(row.username.as_str())
+                        && found.get_ref(2)?.as_str_or_null()? == row.domain.as_deref()
+                        && found.get_ref(3)?.as_str_or_null()? == Some(row.contact.as_str())
+                        && found.get::<_, i64>(4)? == i64::from(row.server_id)
+                        && found.get::<_, i64>(5)? == i64::from(row.connection_id) =>
+                {
+                    Some(found.get::<_, i64>(0)?)
+                }
+                _ => None,
+            }
+        };
+        let Some(id) = unchanged else {
+            let statement = held(&mut self.upsert, self.conn, &self.sql.upsert)?;
+            bind_row(statement, 0, row)?;
+            return statement.raw_execute().map(drop);
+        };
+        let methods = methods_value(row);
+        let values: [&dyn ToSql; 17] = [
+            &id,
+            &row.received,
+            &row.path,
+            &julian_day(row.expires),
+            &row.q,
+            &row.callid,
+            &row.cseq,
+            &julian_day(row.last_modified),
+            &word_to_sql(row.flags),
+            &word_to_sql(row.cflags),
+            &row.user_agent,
+            &row.socket,
+            &methods,
+            &row.instance,
+            &word_to_sql(row.reg_id),
+            &row.keepalive,
+            &row.partition,
+        ];
+        held(&mut self.refresh, self.conn, &self.sql.refresh)?
+            .execute(values.as_slice())
+            .map(drop)
+    }
 }
 
 fn methods_value(row: &LocationRow) -> Value {
@@ -959,6 +986,43 @@ mod tests {
         assert!(error.to_string().contains("refused"), "{error}");
         let rows = db.load_location(&table).unwrap();
         assert_eq!(rows, vec![row("keep", "alice", 100)]);
+    }
+
+    #[test]
+    fn refreshes_write_every_column_whether_indexed_ones_changed_or_not() {
+        let (_path, mut db) = new_db("refresh");
+        let table = TableName::location();
+        db.apply_batch(
+            &table,
+            &[
+                Change::Insert(Box::new(row("same", "alice", 100))),
+                Change::Insert(Box::new(row("moved", "bob", 100))),
+            ],
+        )
+        .unwrap();
+        // One refreshed with only unindexed columns (and expires) changed, one whose
+        // Contact, connection and server changed, one not in the table yet.
+        let mut same = full_row();
+        same.ruid = "same".to_owned();
+        same.username = "alice".to_owned();
+        same.domain = None;
+        same.contact = row("same", "alice", 0).contact;
+        same.connection_id = 0;
+        same.server_id = 0;
+        let mut moved = full_row();
+        moved.ruid = "moved".to_owned();
+        let mut fresh = full_row();
+        fresh.ruid = "fresh".to_owned();
+        db.apply_batch(
+            &table,
+            &[
+                Change::Upsert(Box::new(same.clone())),
+                Change::Upsert(Box::new(moved.clone())),
+                Change::Upsert(Box::new(fresh.clone())),
+            ],
+        )
+        .unwrap();
+        assert_eq!(db.load_location(&table).unwrap(), vec![same, moved, fresh]);
     }
 
     #[test]
