@@ -654,7 +654,10 @@ impl Usrloc {
             pending.insert(key, (aor.to_owned(), state));
         } else if self.store.is_some() {
             let change = match kind {
-                UlEventKind::Insert | UlEventKind::Update => {
+                UlEventKind::Insert => {
+                    sable_storage::Change::Insert(Box::new(row_of(contact, self.cfg.use_domain)))
+                }
+                UlEventKind::Update => {
                     sable_storage::Change::Upsert(Box::new(row_of(contact, self.cfg.use_domain)))
                 }
                 UlEventKind::Delete | UlEventKind::Expire => sable_storage::Change::Delete {
