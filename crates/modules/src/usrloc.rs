@@ -355,10 +355,32 @@ pub fn unix_now() -> u64 {
 struct Store {
     db: Mutex<sable_storage::Database>,
     /// db_mode 2: the bindings changed since the last write-back, by (table, ruid): their
-    /// AOR, and whether they went. Their state is read from the table when written, so a
-    /// binding refreshed several times in one interval is written once.
-    pending: Mutex<HashMap<(String, String), (String, bool)>>,
+    /// AOR, and what happened to them. Their state is read from the table when written, so
+    /// a binding refreshed several times in one interval is written once.
+    pending: Mutex<HashMap<(String, String), (String, Pending)>>,
     write_back: bool,
+}
+
+/// What a db_mode 2 write-back does with a binding changed since the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Pending {
+    /// Removed (or expired): delete its row.
+    Gone,
+    /// Changed, and maybe in the database already: upsert its row.
+    Changed,
+    /// Made since the last write-back (with a new ruid): insert its row.
+    New,
+}
+
+impl Pending {
+    /// The state after an event, given the state noted so far in this interval.
+    fn after(noted: Option<Pending>, kind: &UlEventKind) -> Pending {
+        match (noted, kind) {
+            (_, UlEventKind::Delete | UlEventKind::Expire) => Pending::Gone,
+            (_, UlEventKind::Insert) | (Some(Pending::New), UlEventKind::Update) => Pending::New,
+            (_, UlEventKind::Update) => Pending::Changed,
+        }
+    }
 }
 
 /// The row of a binding.
@@ -395,6 +417,16 @@ fn row_of(c: &Contact, use_domain: bool) -> sable_storage::LocationRow {
         connection_id: i32::try_from(c.tcpconn_id.max(0)).unwrap_or(0),
         keepalive: 0,
         partition: 0,
+    }
+}
+
+/// The order of a write-back's changes: the kind, then the ruid.
+fn change_key(change: &sable_storage::Change) -> (u8, &str) {
+    match change {
+        sable_storage::Change::DeleteAor { username, .. } => (0, username),
+        sable_storage::Change::Delete { ruid } => (1, ruid),
+        sable_storage::Change::Upsert(row) => (2, &row.ruid),
+        sable_storage::Change::Insert(row) => (3, &row.ruid),
     }
 }
 
@@ -522,19 +554,21 @@ impl Usrloc {
         }
         let mut by_table: Vec<(String, Vec<sable_storage::Change>)> = Vec::new();
         let domains = self.domains.read().clone();
-        for ((t, ruid), (aor, gone)) in pending {
+        for ((t, ruid), (aor, state)) in pending {
             // What the binding is now: written as it is, or deleted if it is gone since.
-            let row = if gone {
+            let row = if state == Pending::Gone {
                 None
             } else {
+                let wanted = Ruid::parse(&ruid);
                 domains.get(&t).and_then(|d| {
                     d.with_record(&aor, |r| {
-                        r.and_then(|r| r.contacts.iter().find(|c| c.ruid().is(&ruid)))
+                        r.and_then(|r| r.contacts.iter().find(|c| c.ruid() == wanted))
                             .map(|c| row_of(c, self.cfg.use_domain))
                     })
                 })
             };
             let c = match row {
+                Some(row) if state == Pending::New => sable_storage::Change::Insert(Box::new(row)),
                 Some(row) => sable_storage::Change::Upsert(Box::new(row)),
                 None => sable_storage::Change::Delete { ruid },
             };
@@ -544,10 +578,15 @@ impl Usrloc {
             }
         }
         let mut db = store.db.lock();
-        for (t, changes) in by_table {
+        for (t, mut changes) in by_table {
             let Ok(table) = sable_storage::TableName::new(&t) else {
                 continue;
             };
+            // One change per binding, so their order does not matter: deletes, upserts,
+            // then inserts (which SQLite takes many to a statement), each by ruid, so that
+            // SQLite inserts into the ruid index (and, ruids being made in sequence, the
+            // table) near where it inserted the last row instead of all over it.
+            changes.sort_unstable_by(|a, b| change_key(a).cmp(&change_key(b)));
             if let Err(e) = db.apply_batch(&table, &changes) {
                 tracing::error!(
                     "usrloc: database write-back of {} changes failed: {e}",
@@ -608,15 +647,17 @@ impl Usrloc {
         contact: &Contact,
         ctx: Option<&MsgCtx<'_>>,
     ) {
-        let gone = matches!(kind, UlEventKind::Delete | UlEventKind::Expire);
         if let Some(store) = self.store.as_ref().filter(|s| s.write_back) {
-            store.pending.lock().insert(
-                (domain.to_owned(), contact.ruid().to_string()),
-                (aor.to_owned(), gone),
-            );
+            let key = (domain.to_owned(), contact.ruid().to_string());
+            let mut pending = store.pending.lock();
+            let state = Pending::after(pending.get(&key).map(|(_, state)| *state), &kind);
+            pending.insert(key, (aor.to_owned(), state));
         } else if self.store.is_some() {
             let change = match kind {
-                UlEventKind::Insert | UlEventKind::Update => {
+                UlEventKind::Insert => {
+                    sable_storage::Change::Insert(Box::new(row_of(contact, self.cfg.use_domain)))
+                }
+                UlEventKind::Update => {
                     sable_storage::Change::Upsert(Box::new(row_of(contact, self.cfg.use_domain)))
                 }
                 UlEventKind::Delete | UlEventKind::Expire => sable_storage::Change::Delete {
@@ -1219,5 +1260,30 @@ impl Module for UsrlocModule {
                 Ok(json!({}))
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_state_follows_the_events_of_an_interval() {
+        use Pending::*;
+        use UlEventKind::*;
+        let after = |events: &[UlEventKind]| {
+            events
+                .iter()
+                .fold(None, |noted, kind| Some(Pending::after(noted, kind)))
+        };
+        // Made and refreshed since the last write-back: still a plain insert.
+        assert_eq!(after(&[Insert, Update, Update]), Some(New));
+        // Refreshed only: it may be in the database already.
+        assert_eq!(after(&[Update]), Some(Changed));
+        // Removed, whatever came before. An insert after a removal (fresh ruids make none)
+        // is an insert; apply_batch turns it into an upsert should the row be there.
+        assert_eq!(after(&[Insert, Delete]), Some(Gone));
+        assert_eq!(after(&[Update, Expire]), Some(Gone));
+        assert_eq!(after(&[Delete, Insert]), Some(New));
     }
 }

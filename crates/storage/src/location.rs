@@ -14,9 +14,10 @@
 //! stores them, through a C `int`: 4294967295 is written as -1. Both forms are read back.
 
 use rusqlite::types::Value;
-use rusqlite::{params, Row};
+use rusqlite::{Row, ToSql};
 
 use crate::database::database_error;
+use crate::schema::LOCATION_COLUMNS;
 use crate::{Database, StorageError, TableName};
 
 /// One contact, as stored in a usrloc table (every column but `id`).
@@ -71,6 +72,11 @@ pub struct LocationRow {
 /// One change of a write-back batch ([`Database::apply_batch`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// Insert a contact the caller knows is not in the table yet (usrloc: a binding made
+    /// since the last write-back). Cheaper than [`Change::Upsert`]: runs of them go many
+    /// rows to a statement, without a statement journal. Should the `ruid` be in the table
+    /// after all, the batch is rolled back and applied again with these as upserts.
+    Insert(Box<LocationRow>),
     /// Insert the contact, or replace the one with the same `ruid`.
     Upsert(Box<LocationRow>),
     /// Remove the contact with this `ruid`.
@@ -144,29 +150,34 @@ impl Database {
 
     /// Applies the changes in order in ONE transaction (db_mode 2: the timer's write-back).
     /// Either all of them are committed or, on any error, none.
+    ///
+    /// Runs of inserts go [`ROWS_PER_STATEMENT`] rows to an `INSERT OR FAIL` statement,
+    /// prepared once per batch: SQLite runs its statement start and end once per group of
+    /// rows, and keeps its cursors, so rows that sort after the last one (rowids, expiry
+    /// times, connection ids) are appended without a search. `OR FAIL`: a failing row stops
+    /// the statement without undoing the rows before it, so SQLite keeps no statement
+    /// journal; the whole transaction is rolled back anyway. Should an insert meet a
+    /// `ruid` already in the table (a caller mistaken about a binding being new), the batch
+    /// is applied again with its inserts as upserts. Upserts and deletes go one row to a
+    /// statement (a statement that may update several rows needs a statement journal).
     pub fn apply_batch(
         &mut self,
         table: &TableName,
         changes: &[Change],
     ) -> Result<(), StorageError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|source| database_error(&self.path, table.as_str(), "begin", source))?;
-        let sql = upsert_sql(table);
-        for change in changes {
-            let done = match change {
-                Change::Upsert(row) => upsert_with(&tx, &sql, row),
-                Change::Delete { ruid } => delete_ruid(&tx, table, ruid).map(drop),
-                Change::DeleteAor { username, domain } => {
-                    delete_aor(&tx, table, username, domain.as_deref()).map(drop)
-                }
-            };
-            // Dropping `tx` on the way out rolls the whole batch back.
-            done.map_err(|source| database_error(&self.path, table.as_str(), "batch", source))?;
-        }
-        tx.commit()
-            .map_err(|source| database_error(&self.path, table.as_str(), "commit", source))
+        let first = apply_changes(&mut self.conn, table, changes, false);
+        let result = match first {
+            Err((_, ref source))
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+                    && changes.iter().any(|c| matches!(c, Change::Insert(_))) =>
+            {
+                apply_changes(&mut self.conn, table, changes, true)
+            }
+            other => other,
+        };
+        result.map_err(|(operation, source)| {
+            database_error(&self.path, table.as_str(), operation, source)
+        })
     }
 
     /// Every contact of the table, in insertion order (usrloc's preload at start-up).
@@ -303,67 +314,319 @@ impl Database {
     }
 }
 
+/// How many rows the insert statements of a batch carry: as many of the largest as fit,
+/// then of the next size. Three statements per table at most, each prepared once per batch
+/// (and kept in the connection's statement cache).
+const ROWS_PER_STATEMENT: [usize; 3] = [32, 4, 1];
+
+/// The number of columns an insert binds per row.
+const BOUND_COLUMNS: usize = LOCATION_COLUMNS.len();
+
+/// One transaction of [`Database::apply_batch`]; with `inserts_as_upserts`, every
+/// [`Change::Insert`] is applied as a [`Change::Upsert`]. On error: the operation and
+/// SQLite's error, the transaction rolled back.
+fn apply_changes(
+    conn: &mut rusqlite::Connection,
+    table: &TableName,
+    changes: &[Change],
+    inserts_as_upserts: bool,
+) -> Result<(), (&'static str, rusqlite::Error)> {
+    let tx = conn.transaction().map_err(|source| ("begin", source))?;
+    let mut upserts = Upserter::new(&tx, table);
+    let mut rest = changes;
+    while let Some(first) = rest.first() {
+        let done = match first {
+            Change::Insert(_) if !inserts_as_upserts => {
+                let run = rest
+                    .iter()
+                    .take_while(|change| matches!(change, Change::Insert(_)))
+                    .count();
+                let (inserts, after) = rest.split_at(run);
+                rest = after;
+                insert_rows(&tx, table, inserts)
+            }
+            Change::Insert(row) | Change::Upsert(row) => {
+                rest = rest.get(1..).unwrap_or_default();
+                upserts.upsert(row)
+            }
+            Change::Delete { ruid } => {
+                rest = rest.get(1..).unwrap_or_default();
+                delete_ruid(&tx, table, ruid).map(drop)
+            }
+            Change::DeleteAor { username, domain } => {
+                rest = rest.get(1..).unwrap_or_default();
+                delete_aor(&tx, table, username, domain.as_deref()).map(drop)
+            }
+        };
+        // Dropping `tx` on the way out rolls the whole batch back.
+        done.map_err(|source| ("batch", source))?;
+    }
+    drop(upserts);
+    tx.commit().map_err(|source| ("commit", source))
+}
+
 fn upsert(
     conn: &rusqlite::Connection,
     table: &TableName,
     row: &LocationRow,
 ) -> Result<(), rusqlite::Error> {
-    upsert_with(conn, &upsert_sql(table), row)
+    Upserter::new(conn, table).upsert(row)
 }
 
-/// The upsert statement of a table (built once per batch).
+/// The statements of an upsert into one table (built once per batch).
+struct UpsertSql {
+    /// `INSERT ... ON CONFLICT (ruid) DO UPDATE`, every column.
+    upsert: String,
+    /// The rowid and the indexed columns but `ruid` and `expires` of the row with a `ruid`.
+    probe: String,
+    /// The update of [`REFRESHED_COLUMNS`] by rowid.
+    refresh: String,
+}
+
+impl UpsertSql {
+    fn new(table: &TableName) -> UpsertSql {
+        let sets = REFRESHED_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(index, column)| format!("\"{column}\" = ?{}", index + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        UpsertSql {
+            upsert: upsert_sql(table),
+            probe: format!(
+                "SELECT id, username, domain, contact, server_id, connection_id \
+                 FROM \"{table}\" WHERE ruid = ?1"
+            ),
+            refresh: format!("UPDATE OR FAIL \"{table}\" SET {sets} WHERE id = ?1"),
+        }
+    }
+}
+
+/// The columns a refresh of an existing row writes ([`Upserter::upsert`]): all but the `ruid`
+/// and the columns of the indexes other than `location_expires_idx`, so that SQLite
+/// updates one index of the five.
+const REFRESHED_COLUMNS: [&str; 16] = [
+    "received",
+    "path",
+    "expires",
+    "q",
+    "callid",
+    "cseq",
+    "last_modified",
+    "flags",
+    "cflags",
+    "user_agent",
+    "socket",
+    "methods",
+    "instance",
+    "reg_id",
+    "keepalive",
+    "partition",
+];
+
+/// The statements of upserts into one table, prepared on first use and held for a batch
+/// (the statement cache would hash each statement's text at every row).
+struct Upserter<'c> {
+    conn: &'c rusqlite::Connection,
+    sql: UpsertSql,
+    probe: Option<rusqlite::CachedStatement<'c>>,
+    refresh: Option<rusqlite::CachedStatement<'c>>,
+    upsert: Option<rusqlite::CachedStatement<'c>>,
+}
+
+/// The statement in `slot`, prepared first if it is not there yet.
+fn held<'s, 'c>(
+    slot: &'s mut Option<rusqlite::CachedStatement<'c>>,
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+) -> Result<&'s mut rusqlite::CachedStatement<'c>, rusqlite::Error> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql)?);
+    }
+    slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+}
+
+impl<'c> Upserter<'c> {
+    fn new(conn: &'c rusqlite::Connection, table: &TableName) -> Upserter<'c> {
+        Upserter {
+            conn,
+            sql: UpsertSql::new(table),
+            probe: None,
+            refresh: None,
+            upsert: None,
+        }
+    }
+
+    /// Upserts one row, the cheap way for a row already there whose indexed columns are
+    /// unchanged (a refreshed binding): a look-up of the row by `ruid`, then an update by
+    /// rowid of [`REFRESHED_COLUMNS`] only, which leaves four of the five indexes alone.
+    /// No such row, or a binding whose Contact or TCP connection changed: the upsert of
+    /// every column. (One statement `UPDATE ... RETURNING` would save the look-up, but
+    /// SQLite opens a temporary table for each run of it, which costs more.)
+    fn upsert(&mut self, row: &LocationRow) -> Result<(), rusqlite::Error> {
+        let unchanged = {
+            let probe = held(&mut self.probe, self.conn, &self.sql.probe)?;
+            let mut rows = probe.query([&row.ruid])?;
+            match rows.next()? {
+                Some(found)
+                    if found.get_ref(1)?.as_str_or_null()? == Some(row.username.as_str())
+                        && found.get_ref(2)?.as_str_or_null()? == row.domain.as_deref()
+                        && found.get_ref(3)?.as_str_or_null()? == Some(row.contact.as_str())
+                        && found.get::<_, i64>(4)? == i64::from(row.server_id)
+                        && found.get::<_, i64>(5)? == i64::from(row.connection_id) =>
+                {
+                    Some(found.get::<_, i64>(0)?)
+                }
+                _ => None,
+            }
+        };
+        let Some(id) = unchanged else {
+            let statement = held(&mut self.upsert, self.conn, &self.sql.upsert)?;
+            bind_row(statement, 0, row)?;
+            return statement.raw_execute().map(drop);
+        };
+        let methods = methods_value(row);
+        let values: [&dyn ToSql; 17] = [
+            &id,
+            &row.received,
+            &row.path,
+            &julian_day(row.expires),
+            &row.q,
+            &row.callid,
+            &row.cseq,
+            &julian_day(row.last_modified),
+            &word_to_sql(row.flags),
+            &word_to_sql(row.cflags),
+            &row.user_agent,
+            &row.socket,
+            &methods,
+            &row.instance,
+            &word_to_sql(row.reg_id),
+            &row.keepalive,
+            &row.partition,
+        ];
+        held(&mut self.refresh, self.conn, &self.sql.refresh)?
+            .execute(values.as_slice())
+            .map(drop)
+    }
+}
+
+fn methods_value(row: &LocationRow) -> Value {
+    row.methods.map_or(Value::Null, |methods| {
+        Value::Integer(i64::from(word_to_sql(methods)))
+    })
+}
+
+/// The columns of a `location` table but `id`, quoted and comma-separated.
+fn column_list() -> String {
+    LOCATION_COLUMNS
+        .iter()
+        .map(|column| format!("\"{column}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(?1, ..., ?22), (?23, ...)`: the parameters of `rows` rows.
+fn values_list(rows: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let first = row * BOUND_COLUMNS + 1;
+            let marks = (first..first + BOUND_COLUMNS)
+                .map(|index| format!("?{index}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({marks})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The upsert statement of a table (one row; built once per batch).
 fn upsert_sql(table: &TableName) -> String {
+    let updates = LOCATION_COLUMNS
+        .iter()
+        .filter(|column| **column != "ruid")
+        .map(|column| format!("\"{column}\" = excluded.\"{column}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "INSERT INTO \"{table}\" (ruid, username, domain, contact, received, path, expires, q, \
-         callid, cseq, last_modified, flags, cflags, user_agent, socket, methods, instance, \
-         reg_id, server_id, connection_id, keepalive, \"partition\") \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-         ?18, ?19, ?20, ?21, ?22) \
-         ON CONFLICT (ruid) DO UPDATE SET username = excluded.username, \
-         domain = excluded.domain, contact = excluded.contact, received = excluded.received, \
-         path = excluded.path, expires = excluded.expires, q = excluded.q, \
-         callid = excluded.callid, cseq = excluded.cseq, \
-         last_modified = excluded.last_modified, flags = excluded.flags, \
-         cflags = excluded.cflags, user_agent = excluded.user_agent, \
-         socket = excluded.socket, methods = excluded.methods, instance = excluded.instance, \
-         reg_id = excluded.reg_id, server_id = excluded.server_id, \
-         connection_id = excluded.connection_id, keepalive = excluded.keepalive, \
-         \"partition\" = excluded.\"partition\""
+        "INSERT INTO \"{table}\" ({}) VALUES {} ON CONFLICT (ruid) DO UPDATE SET {updates}",
+        column_list(),
+        values_list(1)
     )
 }
 
-fn upsert_with(
+/// The insert statement of a table for `rows` rows.
+fn insert_sql(table: &TableName, rows: usize) -> String {
+    format!(
+        "INSERT OR FAIL INTO \"{table}\" ({}) VALUES {}",
+        column_list(),
+        values_list(rows)
+    )
+}
+
+/// Inserts a run of [`Change::Insert`]s (anything else in `changes` is skipped), in order.
+fn insert_rows(
     conn: &rusqlite::Connection,
-    sql: &str,
+    table: &TableName,
+    changes: &[Change],
+) -> Result<(), rusqlite::Error> {
+    let mut rows = changes.iter().filter_map(|change| match change {
+        Change::Insert(row) => Some(&**row),
+        _ => None,
+    });
+    let mut left = rows.clone().count();
+    for size in ROWS_PER_STATEMENT {
+        if left < size {
+            continue;
+        }
+        let mut statement = conn.prepare_cached(&insert_sql(table, size))?;
+        while left >= size {
+            for (index, row) in rows.by_ref().take(size).enumerate() {
+                bind_row(&mut statement, index * BOUND_COLUMNS, row)?;
+            }
+            statement.raw_execute()?;
+            left -= size;
+        }
+    }
+    Ok(())
+}
+
+/// Binds one row's values to parameters `base + 1 ..= base + 22`, in
+/// [`LOCATION_COLUMNS`] order.
+fn bind_row(
+    statement: &mut rusqlite::Statement<'_>,
+    base: usize,
     row: &LocationRow,
 ) -> Result<(), rusqlite::Error> {
-    let methods = row.methods.map_or(Value::Null, |methods| {
-        Value::Integer(i64::from(word_to_sql(methods)))
-    });
-    conn.prepare_cached(sql)?.execute(params![
-        row.ruid,
-        row.username,
-        row.domain,
-        row.contact,
-        row.received,
-        row.path,
-        julian_day(row.expires),
-        row.q,
-        row.callid,
-        row.cseq,
-        julian_day(row.last_modified),
-        word_to_sql(row.flags),
-        word_to_sql(row.cflags),
-        row.user_agent,
-        row.socket,
-        methods,
-        row.instance,
-        word_to_sql(row.reg_id),
-        row.server_id,
-        row.connection_id,
-        row.keepalive,
-        row.partition,
-    ])?;
+    let methods = methods_value(row);
+    let values: [&dyn ToSql; BOUND_COLUMNS] = [
+        &row.ruid,
+        &row.username,
+        &row.domain,
+        &row.contact,
+        &row.received,
+        &row.path,
+        &julian_day(row.expires),
+        &row.q,
+        &row.callid,
+        &row.cseq,
+        &julian_day(row.last_modified),
+        &word_to_sql(row.flags),
+        &word_to_sql(row.cflags),
+        &row.user_agent,
+        &row.socket,
+        &methods,
+        &row.instance,
+        &word_to_sql(row.reg_id),
+        &row.server_id,
+        &row.connection_id,
+        &row.keepalive,
+        &row.partition,
+    ];
+    for (offset, value) in values.into_iter().enumerate() {
+        statement.raw_bind_parameter(base + offset + 1, value)?;
+    }
     Ok(())
 }
 
@@ -615,6 +878,151 @@ mod tests {
         db.apply_batch(&table, &[Change::Upsert(Box::new(row("c1", "carol", 100)))])
             .unwrap();
         assert_eq!(ruids(&db), ["b1", "b2", "c1"]);
+    }
+
+    #[test]
+    fn long_batches_keep_the_order_of_their_changes() {
+        let (_path, mut db) = new_db("long_batch");
+        let table = TableName::location();
+        // 70 inserts (two 32-row statements, a 4-row one, two single rows), a delete, then
+        // 40 upserts in which rows of the inserts are replaced, twice each.
+        let mut changes: Vec<Change> = (0..70)
+            .map(|i| Change::Insert(Box::new(row(&format!("r{i}"), &format!("u{i}"), 100))))
+            .collect();
+        changes.push(Change::Delete {
+            ruid: "r3".to_owned(),
+        });
+        for i in 0..40 {
+            let mut changed = row(&format!("r{}", i % 20), &format!("u{}", i % 20), 200);
+            changed.cseq = i;
+            changes.push(Change::Upsert(Box::new(changed)));
+        }
+        changes.push(Change::Upsert(Box::new(full_row())));
+        db.apply_batch(&table, &changes).unwrap();
+        let rows = db.load_location(&table).unwrap();
+        assert_eq!(rows.len(), 71);
+        // r3 was deleted, then written again after the others of its run: it comes last
+        // but one, with the second of its two later changes.
+        let mut expected: Vec<LocationRow> = (0..70)
+            .filter(|i| *i != 3)
+            .map(|i| {
+                let mut r = row(&format!("r{i}"), &format!("u{i}"), 100);
+                if i < 20 {
+                    r.expires = 200;
+                    r.cseq = i + 20;
+                }
+                r
+            })
+            .collect();
+        let mut r3 = row("r3", "u3", 200);
+        r3.cseq = 23;
+        expected.push(r3);
+        expected.push(full_row());
+        assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn an_insert_of_a_row_already_there_replaces_it() {
+        let (_path, mut db) = new_db("insert_again");
+        let table = TableName::location();
+        db.upsert_contact(&table, &row("old", "alice", 100))
+            .unwrap();
+        let mut again = row("old", "alice", 300);
+        again.cseq = 9;
+        // The second run of inserts holds a ruid of the table: the batch is applied again
+        // with the inserts as upserts, whole.
+        let changes = [
+            Change::Insert(Box::new(row("n1", "bob", 100))),
+            Change::Delete {
+                ruid: "nobody".to_owned(),
+            },
+            Change::Insert(Box::new(row("n2", "carol", 100))),
+            Change::Insert(Box::new(again.clone())),
+            Change::Insert(Box::new(row("n3", "dave", 100))),
+        ];
+        db.apply_batch(&table, &changes).unwrap();
+        let rows = db.load_location(&table).unwrap();
+        let ruids: Vec<&str> = rows.iter().map(|r| r.ruid.as_str()).collect();
+        assert_eq!(ruids, ["old", "n1", "n2", "n3"]);
+        assert_eq!(rows[0], again);
+        // Twice the same new ruid in one batch: the later wins as well.
+        db.apply_batch(
+            &table,
+            &[
+                Change::Insert(Box::new(row("twice", "erin", 100))),
+                Change::Insert(Box::new(row("twice", "erin", 200))),
+            ],
+        )
+        .unwrap();
+        let rows = db.load_location(&table).unwrap();
+        assert_eq!(rows.last(), Some(&row("twice", "erin", 200)));
+    }
+
+    #[test]
+    fn a_failed_run_of_inserts_rolls_the_batch_back() {
+        let (_path, mut db) = new_db("insert_fail");
+        let table = TableName::location();
+        db.upsert_contact(&table, &row("keep", "alice", 100))
+            .unwrap();
+        db.conn
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON location WHEN NEW.ruid = 'boom'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .unwrap();
+        // The failing row is the 40th of the run (in the second 32-row statement).
+        let mut changes = vec![Change::Delete {
+            ruid: "keep".to_owned(),
+        }];
+        changes.extend((0..50).map(|i| {
+            let ruid = if i == 39 {
+                "boom".to_owned()
+            } else {
+                format!("n{i}")
+            };
+            Change::Insert(Box::new(row(&ruid, "bob", 100)))
+        }));
+        let error = db.apply_batch(&table, &changes).unwrap_err();
+        assert!(error.to_string().contains("refused"), "{error}");
+        let rows = db.load_location(&table).unwrap();
+        assert_eq!(rows, vec![row("keep", "alice", 100)]);
+    }
+
+    #[test]
+    fn refreshes_write_every_column_whether_indexed_ones_changed_or_not() {
+        let (_path, mut db) = new_db("refresh");
+        let table = TableName::location();
+        db.apply_batch(
+            &table,
+            &[
+                Change::Insert(Box::new(row("same", "alice", 100))),
+                Change::Insert(Box::new(row("moved", "bob", 100))),
+            ],
+        )
+        .unwrap();
+        // One refreshed with only unindexed columns (and expires) changed, one whose
+        // Contact, connection and server changed, one not in the table yet.
+        let mut same = full_row();
+        same.ruid = "same".to_owned();
+        same.username = "alice".to_owned();
+        same.domain = None;
+        same.contact = row("same", "alice", 0).contact;
+        same.connection_id = 0;
+        same.server_id = 0;
+        let mut moved = full_row();
+        moved.ruid = "moved".to_owned();
+        let mut fresh = full_row();
+        fresh.ruid = "fresh".to_owned();
+        db.apply_batch(
+            &table,
+            &[
+                Change::Upsert(Box::new(same.clone())),
+                Change::Upsert(Box::new(moved.clone())),
+                Change::Upsert(Box::new(fresh.clone())),
+            ],
+        )
+        .unwrap();
+        assert_eq!(db.load_location(&table).unwrap(), vec![same, moved, fresh]);
     }
 
     #[test]
