@@ -354,11 +354,43 @@ pub fn unix_now() -> u64 {
 /// The location database of a usrloc with db_mode > 0.
 struct Store {
     db: Mutex<sable_storage::Database>,
-    /// db_mode 2: the bindings changed since the last write-back, by (table, ruid): their
+    /// db_mode 2: the bindings changed since the last write-back, per table and ruid: their
     /// AOR, and what happened to them. Their state is read from the table when written, so
     /// a binding refreshed several times in one interval is written once.
-    pending: Mutex<HashMap<(String, String), (String, Pending)>>,
+    pending: Mutex<Vec<(String, PendingTable)>>,
     write_back: bool,
+}
+
+/// One table's bindings changed since the last write-back: the AOR (the one allocation per
+/// binding noted) and what happened.
+type PendingTable = HashMap<RuidKey, (Box<str>, Pending), std::hash::BuildHasherDefault<Fnv>>;
+
+/// A binding's ruid as a key of [`PendingTable`]: the numbers of the usual form (no
+/// allocation, no text to hash), else the text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum RuidKey {
+    Uloc { time: u64, pid: u32, counter: u64 },
+    Text(Box<str>),
+}
+
+impl RuidKey {
+    fn of(ruid: Ruid<'_>) -> RuidKey {
+        match ruid {
+            Ruid::Uloc { time, pid, counter } => RuidKey::Uloc { time, pid, counter },
+            Ruid::Text(t) => RuidKey::Text(t.into()),
+        }
+    }
+
+    fn ruid(&self) -> Ruid<'_> {
+        match self {
+            RuidKey::Uloc { time, pid, counter } => Ruid::Uloc {
+                time: *time,
+                pid: *pid,
+                counter: *counter,
+            },
+            RuidKey::Text(t) => Ruid::Text(t),
+        }
+    }
 }
 
 /// What a db_mode 2 write-back does with a binding changed since the last one.
@@ -549,33 +581,38 @@ impl Usrloc {
             return;
         };
         let pending = std::mem::take(&mut *store.pending.lock());
-        if pending.is_empty() {
+        if pending.iter().all(|(_, m)| m.is_empty()) {
             return;
         }
         let mut by_table: Vec<(String, Vec<sable_storage::Change>)> = Vec::new();
         let domains = self.domains.read().clone();
-        for ((t, ruid), (aor, state)) in pending {
-            // What the binding is now: written as it is, or deleted if it is gone since.
-            let row = if state == Pending::Gone {
-                None
-            } else {
-                let wanted = Ruid::parse(&ruid);
-                domains.get(&t).and_then(|d| {
-                    d.with_record(&aor, |r| {
-                        r.and_then(|r| r.contacts.iter().find(|c| c.ruid() == wanted))
-                            .map(|c| row_of(c, self.cfg.use_domain))
+        for (t, noted) in pending {
+            let d = domains.get(&t);
+            let mut changes = Vec::with_capacity(noted.len());
+            for (key, (aor, state)) in noted {
+                // What the binding is now: written as it is, or deleted if it is gone since.
+                let wanted = key.ruid();
+                let row = if state == Pending::Gone {
+                    None
+                } else {
+                    d.and_then(|d| {
+                        d.with_record(&aor, |r| {
+                            r.and_then(|r| r.contacts.iter().find(|c| c.ruid() == wanted))
+                                .map(|c| row_of(c, self.cfg.use_domain))
+                        })
                     })
-                })
-            };
-            let c = match row {
-                Some(row) if state == Pending::New => sable_storage::Change::Insert(Box::new(row)),
-                Some(row) => sable_storage::Change::Upsert(Box::new(row)),
-                None => sable_storage::Change::Delete { ruid },
-            };
-            match by_table.iter_mut().find(|(n, _)| *n == t) {
-                Some((_, v)) => v.push(c),
-                None => by_table.push((t, vec![c])),
+                };
+                changes.push(match row {
+                    Some(row) if state == Pending::New => {
+                        sable_storage::Change::Insert(Box::new(row))
+                    }
+                    Some(row) => sable_storage::Change::Upsert(Box::new(row)),
+                    None => sable_storage::Change::Delete {
+                        ruid: wanted.to_string(),
+                    },
+                });
             }
+            by_table.push((t, changes));
         }
         let mut db = store.db.lock();
         for (t, mut changes) in by_table {
@@ -648,10 +685,23 @@ impl Usrloc {
         ctx: Option<&MsgCtx<'_>>,
     ) {
         if let Some(store) = self.store.as_ref().filter(|s| s.write_back) {
-            let key = (domain.to_owned(), contact.ruid().to_string());
+            let key = RuidKey::of(contact.ruid());
             let mut pending = store.pending.lock();
-            let state = Pending::after(pending.get(&key).map(|(_, state)| *state), &kind);
-            pending.insert(key, (aor.to_owned(), state));
+            let k = match pending.iter().position(|(t, _)| t == domain) {
+                Some(k) => k,
+                None => {
+                    pending.push((domain.to_owned(), PendingTable::default()));
+                    pending.len() - 1
+                }
+            };
+            if let Some((_, noted)) = pending.get_mut(k) {
+                match noted.get_mut(&key) {
+                    Some((_, state)) => *state = Pending::after(Some(*state), &kind),
+                    None => {
+                        noted.insert(key, (aor.into(), Pending::after(None, &kind)));
+                    }
+                }
+            }
         } else if self.store.is_some() {
             let change = match kind {
                 UlEventKind::Insert => {
@@ -957,7 +1007,7 @@ impl Module for UsrlocModule {
                 .map_err(|e| format!("usrloc: {e}"))?;
             ul.store = Some(Store {
                 db: Mutex::new(db),
-                pending: Mutex::new(HashMap::new()),
+                pending: Mutex::new(Vec::new()),
                 write_back: self.cfg.db_mode == 2,
             });
         }
@@ -1266,6 +1316,24 @@ impl Module for UsrlocModule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_keys_give_the_ruid_back() {
+        for text in ["uloc-6561a0b3-1f2e-7", "uloc-0012-1-1", "from-kamailio-xyz"] {
+            let key = RuidKey::of(Ruid::parse(text));
+            assert_eq!(key.ruid().to_string(), text);
+            assert_eq!(key.ruid(), Ruid::parse(text));
+        }
+        // The usual form is kept as its numbers, any other text as it is.
+        assert!(matches!(
+            RuidKey::of(Ruid::parse("uloc-6561a0b3-1f2e-7")),
+            RuidKey::Uloc { counter: 7, .. }
+        ));
+        assert!(matches!(
+            RuidKey::of(Ruid::parse("uloc-0012-1-1")),
+            RuidKey::Text(_)
+        ));
+    }
 
     #[test]
     fn pending_state_follows_the_events_of_an_interval() {
