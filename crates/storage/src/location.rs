@@ -13,7 +13,7 @@
 //! Unsigned 32-bit words (`flags`, `cflags`, `methods`, `reg_id`) are stored as Kamailio
 //! stores them, through a C `int`: 4294967295 is written as -1. Both forms are read back.
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value};
 use rusqlite::{Row, ToSql};
 
 use crate::database::database_error;
@@ -379,14 +379,15 @@ struct UpsertSql {
     upsert: String,
     /// The rowid and the indexed columns but `ruid` and `expires` of the row with a `ruid`.
     probe: String,
-    /// The update of [`REFRESHED_COLUMNS`] by rowid.
+    /// The update by rowid of the columns a refresh writes ([`NOT_REFRESHED`]).
     refresh: String,
 }
 
 impl UpsertSql {
     fn new(table: &TableName) -> UpsertSql {
-        let sets = REFRESHED_COLUMNS
+        let sets = LOCATION_COLUMNS
             .iter()
+            .filter(|column| refreshed(column))
             .enumerate()
             .map(|(index, column)| format!("\"{column}\" = ?{}", index + 2))
             .collect::<Vec<_>>()
@@ -402,27 +403,22 @@ impl UpsertSql {
     }
 }
 
-/// The columns a refresh of an existing row writes ([`Upserter::upsert`]): all but the `ruid`
-/// and the columns of the indexes other than `location_expires_idx`, so that SQLite
-/// updates one index of the five.
-const REFRESHED_COLUMNS: [&str; 16] = [
-    "received",
-    "path",
-    "expires",
-    "q",
-    "callid",
-    "cseq",
-    "last_modified",
-    "flags",
-    "cflags",
-    "user_agent",
-    "socket",
-    "methods",
-    "instance",
-    "reg_id",
-    "keepalive",
-    "partition",
+/// The columns a refresh of an existing row leaves as they are: `ruid` and the columns of
+/// the indexes other than `location_expires_idx`, so that SQLite updates one index of the
+/// five. It writes every other column of [`LOCATION_COLUMNS`], in that order.
+const NOT_REFRESHED: [&str; 6] = [
+    "ruid",
+    "username",
+    "domain",
+    "contact",
+    "server_id",
+    "connection_id",
 ];
+
+/// Whether a refresh writes `column`.
+fn refreshed(column: &str) -> bool {
+    !NOT_REFRESHED.contains(&column)
+}
 
 /// The statements of upserts into one table, prepared on first use and held for a batch
 /// (the statement cache would hash each statement's text at every row).
@@ -459,7 +455,8 @@ impl<'c> Upserter<'c> {
 
     /// Upserts one row, the cheap way for a row already there whose indexed columns are
     /// unchanged (a refreshed binding): a look-up of the row by `ruid`, then an update by
-    /// rowid of [`REFRESHED_COLUMNS`] only, which leaves four of the five indexes alone.
+    /// rowid of the columns a refresh writes only ([`NOT_REFRESHED`]), which leaves four of
+    /// the five indexes alone.
     /// No such row, or a binding whose Contact or TCP connection changed: the upsert of
     /// every column. (One statement `UPDATE ... RETURNING` would save the look-up, but
     /// SQLite opens a temporary table for each run of it, which costs more.)
@@ -485,29 +482,17 @@ impl<'c> Upserter<'c> {
             bind_row(statement, 0, row)?;
             return statement.raw_execute().map(drop);
         };
-        let methods = methods_value(row);
-        let values: [&dyn ToSql; 17] = [
-            &id,
-            &row.received,
-            &row.path,
-            &julian_day(row.expires),
-            &row.q,
-            &row.callid,
-            &row.cseq,
-            &julian_day(row.last_modified),
-            &word_to_sql(row.flags),
-            &word_to_sql(row.cflags),
-            &row.user_agent,
-            &row.socket,
-            &methods,
-            &row.instance,
-            &word_to_sql(row.reg_id),
-            &row.keepalive,
-            &row.partition,
-        ];
-        held(&mut self.refresh, self.conn, &self.sql.refresh)?
-            .execute(values.as_slice())
-            .map(drop)
+        let values = row_values(row)?;
+        let statement = held(&mut self.refresh, self.conn, &self.sql.refresh)?;
+        statement.raw_bind_parameter(1, id)?;
+        let written = LOCATION_COLUMNS
+            .iter()
+            .zip(&values)
+            .filter(|(column, _)| refreshed(column));
+        for (k, (_, value)) in written.enumerate() {
+            statement.raw_bind_parameter(k + 2, value)?;
+        }
+        statement.raw_execute().map(drop)
     }
 }
 
@@ -599,35 +584,39 @@ fn bind_row(
     base: usize,
     row: &LocationRow,
 ) -> Result<(), rusqlite::Error> {
-    let methods = methods_value(row);
-    let values: [&dyn ToSql; BOUND_COLUMNS] = [
-        &row.ruid,
-        &row.username,
-        &row.domain,
-        &row.contact,
-        &row.received,
-        &row.path,
-        &julian_day(row.expires),
-        &row.q,
-        &row.callid,
-        &row.cseq,
-        &julian_day(row.last_modified),
-        &word_to_sql(row.flags),
-        &word_to_sql(row.cflags),
-        &row.user_agent,
-        &row.socket,
-        &methods,
-        &row.instance,
-        &word_to_sql(row.reg_id),
-        &row.server_id,
-        &row.connection_id,
-        &row.keepalive,
-        &row.partition,
-    ];
-    for (offset, value) in values.into_iter().enumerate() {
+    for (offset, value) in row_values(row)?.iter().enumerate() {
         statement.raw_bind_parameter(base + offset + 1, value)?;
     }
     Ok(())
+}
+
+/// One row's values, in [`LOCATION_COLUMNS`] order (text borrowed from the row; times as
+/// Julian days and words through C `int`, as Kamailio stores them).
+fn row_values(row: &LocationRow) -> Result<[ToSqlOutput<'_>; BOUND_COLUMNS], rusqlite::Error> {
+    Ok([
+        row.ruid.to_sql()?,
+        row.username.to_sql()?,
+        row.domain.to_sql()?,
+        row.contact.to_sql()?,
+        row.received.to_sql()?,
+        row.path.to_sql()?,
+        ToSqlOutput::from(julian_day(row.expires)),
+        row.q.to_sql()?,
+        row.callid.to_sql()?,
+        row.cseq.to_sql()?,
+        ToSqlOutput::from(julian_day(row.last_modified)),
+        ToSqlOutput::from(word_to_sql(row.flags)),
+        ToSqlOutput::from(word_to_sql(row.cflags)),
+        row.user_agent.to_sql()?,
+        row.socket.to_sql()?,
+        ToSqlOutput::Owned(methods_value(row)),
+        row.instance.to_sql()?,
+        ToSqlOutput::from(word_to_sql(row.reg_id)),
+        row.server_id.to_sql()?,
+        row.connection_id.to_sql()?,
+        row.keepalive.to_sql()?,
+        row.partition.to_sql()?,
+    ])
 }
 
 fn delete_ruid(
