@@ -902,11 +902,12 @@ fn the_usrloc(core: &Core) -> Result<Arc<Usrloc>, RpcError> {
         .ok_or_else(|| RpcError::new(500, "usrloc is not running"))
 }
 
+/// An existing table (an RPC never creates one, unlike [`Usrloc::domain`]).
 fn table(ul: &Usrloc, name: &str) -> Result<Arc<Domain>, RpcError> {
-    if !ul.domains.read().contains_key(name) {
-        return Err(RpcError::new(500, format!("Table not found: {name}")));
-    }
-    ul.domain(name)
+    ul.domains
+        .read()
+        .get(name)
+        .cloned()
         .ok_or_else(|| RpcError::new(500, format!("Table not found: {name}")))
 }
 
