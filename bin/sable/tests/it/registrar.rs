@@ -345,6 +345,12 @@ fn ul_rpcs_dump_lookup_and_remove() {
     let (code, _, err) = crate::control::ctl(&sock, &["rpc", "ul.lookup", "location", "nobody"]);
     assert_ne!(code, 0);
     assert!(err.contains("AOR not found"), "{err}");
+    // An unknown table is an error, and asking does not create it.
+    for _ in 0..2 {
+        let (code, _, err) = crate::control::ctl(&sock, &["rpc", "ul.lookup", "nosuch", "dave"]);
+        assert_ne!(code, 0);
+        assert!(err.contains("Table not found: nosuch"), "{err}");
+    }
     ctl(&[
         "rpc",
         "ul.add",
