@@ -221,17 +221,8 @@ impl Core {
 
     /// The host and port to write in a Via, Record-Route or Contact for a socket: its
     /// advertised address when it has one.
-    pub fn advertised(&self, s: &LocalSocket) -> (String, u16) {
-        match &s.advertise {
-            Some(a) => (a.host.clone(), a.port.unwrap_or(s.addr.port())),
-            None => {
-                let host = match s.addr.ip() {
-                    IpAddr::V4(v4) => v4.to_string(),
-                    IpAddr::V6(v6) => format!("[{v6}]"),
-                };
-                (host, s.addr.port())
-            }
-        }
+    pub fn advertised<'s>(&self, s: &'s LocalSocket) -> (&'s str, u16) {
+        s.advertised()
     }
 
     /// Sends bytes.

@@ -361,15 +361,15 @@ pub fn build_forwarded(
             let (in_host, in_port) = core.advertised(inbound);
             let mut both = rr.clone();
             both.params = format!(";r2=on{}", rr.params);
-            let top = record_route_value(&both, &host, port, hop.proto);
-            let below = record_route_value(&both, &in_host, in_port, inbound.proto);
+            let top = record_route_value(&both, host, port, hop.proto);
+            let below = record_route_value(&both, in_host, in_port, inbound.proto);
             // Inserts at one place keep their order: the top one first.
             edits
                 .add_record_route(&ctx.msg, top.as_bytes())
                 .and_then(|()| edits.add_record_route(&ctx.msg, below.as_bytes()))
                 .map_err(|e| format!("cannot add the Record-Route: {e}"))?;
         } else {
-            let value = record_route_value(rr, &host, port, hop.proto);
+            let value = record_route_value(rr, host, port, hop.proto);
             edits
                 .add_record_route(&ctx.msg, value.as_bytes())
                 .map_err(|e| format!("cannot add the Record-Route: {e}"))?;

@@ -18,6 +18,61 @@ pub fn hash64(data: &[u8]) -> u64 {
     h
 }
 
+/// A number written out in ASCII on the stack (see [`hex`], [`dec`]): what `format!` would
+/// write, without the formatting machinery, for the ids and tags of every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+/// `v` in lower-case hexadecimal, zero-padded to `width` digits (at most 16): `{v:0width$x}`.
+pub fn hex(v: u64, width: usize) -> Digits {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    let mut rest = v;
+    while d.start > 4 && (rest != 0 || d.start == 20 || 20 - d.start < width) {
+        d.start -= 1;
+        if let Some(slot) = d.buf.get_mut(d.start) {
+            *slot = DIGITS.get((rest & 0xf) as usize).copied().unwrap_or(b'0');
+        }
+        rest >>= 4;
+    }
+    d
+}
+
+/// `v` in decimal: `{v}`.
+pub fn dec(v: u64) -> Digits {
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    let mut rest = v;
+    loop {
+        d.start -= 1;
+        if let Some(slot) = d.buf.get_mut(d.start) {
+            *slot = b'0' + (rest % 10) as u8;
+        }
+        rest /= 10;
+        if rest == 0 || d.start == 0 {
+            return d;
+        }
+    }
+}
+
 /// The transport of a Via (`UDP`, `TCP`); `None` for ones Sable does not speak yet.
 pub fn via_proto(via: &Via<'_>) -> Option<Proto> {
     if via.transport.eq_ignore_ascii_case(b"UDP") {
@@ -172,6 +227,21 @@ pub fn next_hop_of_uri(text: &str) -> Result<NextHop, String> {
     let host = String::from_utf8_lossy(host_bytes);
     let addr = resolve(&host, sip.port().unwrap_or(5060))?;
     Ok(NextHop { proto, addr })
+}
+
+/// The next hop of a SIP URI whose host (or `maddr`) is an IP address: one that no DNS
+/// answer can change, so a caller may keep it. `None` for a name, or a URI
+/// [`next_hop_of_uri`] refuses.
+pub fn literal_next_hop_of_uri(text: &str) -> Option<NextHop> {
+    let uri = Uri::parse(text.trim().as_bytes()).ok()?;
+    let Uri::Sip(sip) = uri else {
+        return None;
+    };
+    let host = sip.maddr().unwrap_or(sip.host().as_bytes());
+    let bare = std::str::from_utf8(host).ok()?;
+    let bare = bare.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>().ok()?;
+    next_hop_of_uri(text).ok()
 }
 
 /// Parses a `forward("host[:port]")`-style destination: a SIP URI, or `host[:port]`.
@@ -337,6 +407,44 @@ pub fn stateless_to_tag(prefix: &str, req: &Message<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn literal_next_hops_are_ip_addresses_only() {
+        let hop = literal_next_hop_of_uri("sip:gw@192.0.2.7:5071;transport=tcp").unwrap();
+        assert_eq!(hop.proto, Proto::Tcp);
+        assert_eq!(hop.addr, "192.0.2.7:5071".parse().unwrap());
+        let hop = literal_next_hop_of_uri("sip:[2001:db8::1]").unwrap();
+        assert_eq!(hop.addr, "[2001:db8::1]:5060".parse().unwrap());
+        let hop = literal_next_hop_of_uri("sip:gw.example.com;maddr=192.0.2.9").unwrap();
+        assert_eq!(hop.addr, "192.0.2.9:5060".parse().unwrap());
+        assert_eq!(literal_next_hop_of_uri("sip:localhost:5060"), None);
+        assert_eq!(literal_next_hop_of_uri("sips:192.0.2.7"), None);
+        assert_eq!(literal_next_hop_of_uri("tel:+123"), None);
+    }
+
+    #[test]
+    fn hex_and_dec_write_what_format_writes() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut values = vec![0, 1, 9, 10, 15, 16, 255, 256, u64::MAX, u64::MAX - 1];
+        for _ in 0..2000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            values.push(rng >> (rng % 64));
+        }
+        for v in values {
+            for width in [0, 1, 8, 16] {
+                assert_eq!(
+                    hex(v, width).as_str(),
+                    format!("{v:0width$x}"),
+                    "{v} {width}"
+                );
+            }
+            assert_eq!(dec(v).as_str(), v.to_string());
+            assert_eq!(dec(v).as_bytes(), v.to_string().as_bytes());
+        }
+    }
+
     use super::*;
 
     const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\

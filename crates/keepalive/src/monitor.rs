@@ -3,6 +3,7 @@
 use crate::{Destination, KeepaliveError, Millis, State};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
 
 /// Kamailio's delay between adding a destination and its first probe (`KA_FIRST_TRY_DELAY`).
 pub const FIRST_PROBE_DELAY: Millis = Millis(500);
@@ -34,8 +35,9 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct Dest<T> {
     pub id: u64,
-    /// The URI as given (with `sip:` put in front when it had no scheme).
-    pub uri: String,
+    /// The URI as given (with `sip:` put in front when it had no scheme). Shared with the
+    /// probes and outcomes.
+    pub uri: Arc<str>,
     /// The normalised identity (see [`Destination::key`]).
     pub key: String,
     /// Who asked for the monitoring (`_params` for the module parameter; the RPC calls it
@@ -53,7 +55,7 @@ pub struct Dest<T> {
     /// Whether probes need TLS.
     pub tls: bool,
     /// The transport of the probes (lower case).
-    pub transport: String,
+    pub transport: Arc<str>,
     /// `delete_counter` ran out: never probed again (the record stays).
     pub stopped: bool,
     /// When the next probe is due.
@@ -76,17 +78,17 @@ pub enum Added {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
     pub id: u64,
-    pub uri: String,
+    pub uri: Arc<str>,
     pub tls: bool,
     /// Lower case: `udp`, `tcp`, `tls`...
-    pub transport: String,
+    pub transport: Arc<str>,
 }
 
 /// What a probe's result did to its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome<T> {
     pub id: u64,
-    pub uri: String,
+    pub uri: Arc<str>,
     pub state: State,
     /// The state differs from the one before (the first result always does).
     pub changed: bool,
@@ -177,7 +179,7 @@ impl<T: Clone> Monitor<T> {
             id,
             Dest {
                 id,
-                uri: d.uri,
+                uri: d.uri.into(),
                 key: d.key,
                 owner: owner.to_owned(),
                 flags,
@@ -188,7 +190,7 @@ impl<T: Clone> Monitor<T> {
                 last_down: 0,
                 interval,
                 tls: d.tls,
-                transport: d.transport,
+                transport: d.transport.into(),
                 stopped: false,
                 next_at,
                 data,
@@ -382,7 +384,7 @@ mod tests {
         assert!(m.due(Millis(499), 0).is_empty());
         let p = m.due(Millis(500), 0);
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].uri, "sip:192.0.2.5");
+        assert_eq!(&*p[0].uri, "sip:192.0.2.5");
         assert!(m.due(Millis(1499), 1).is_empty());
         assert_eq!(m.due(Millis(1500), 1).len(), 1);
         assert_eq!(m.next_deadline(), Some(Millis(2500)));
@@ -595,7 +597,7 @@ mod tests {
         let p: Vec<String> = (0..2000u64)
             .step_by(10)
             .flat_map(|t| m.due(Millis(t), 0))
-            .map(|p| p.uri)
+            .map(|p| p.uri.to_string())
             .collect();
         assert_eq!(p, ["sip:192.0.2.6"]);
         assert_eq!(m.flush(), 1);

@@ -14,6 +14,7 @@
 //! `del_destination`, `destination_state`) with Rust closures.
 
 use parking_lot::{Condvar, Mutex};
+use sable_engine::sip_util::{hex, literal_next_hop_of_uri, next_hop_of_uri, NextHop};
 use sable_engine::tm::UacCallback;
 use sable_engine::{
     function, int_param, required, str_param, Core, Module, MsgCtx, ParamError, Sip,
@@ -67,6 +68,9 @@ pub struct Hooks {
     /// Results of one destination are handled one at a time, so callbacks see its
     /// changes in the order they happened.
     serial: Arc<Mutex<()>>,
+    /// The next hop, when the URI names an IP address (resolved once, at the addition);
+    /// a host name is resolved for every probe.
+    hop: Option<NextHop>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -162,6 +166,9 @@ impl Keepalive {
             response,
             user_attr,
             serial: Arc::new(Mutex::new(())),
+            hop: Destination::parse(uri)
+                .ok()
+                .and_then(|d| literal_next_hop_of_uri(&d.uri)),
         };
         let added = {
             let mut m = self.monitor.lock();
@@ -212,8 +219,9 @@ impl Keepalive {
         self.monitor.lock().flush()
     }
 
-    /// Sends one probe through tm; its result comes back to [`Keepalive::finish`].
-    fn send(&self, core: &Arc<Core>, probe: sable_keepalive::Probe) {
+    /// Sends one probe through tm (to `hop` when the destination's is known already); its
+    /// result comes back to [`Keepalive::finish`].
+    fn send(&self, core: &Arc<Core>, probe: sable_keepalive::Probe, hop: Option<NextHop>) {
         let Some(tm) = core.tm.get() else {
             return;
         };
@@ -227,18 +235,30 @@ impl Keepalive {
         });
         let from = &self.ping_from;
         let uri = probe.uri;
-        let proto = probe.transport.to_ascii_uppercase();
+        let upper;
+        let proto = match &*probe.transport {
+            "udp" => "UDP",
+            "tcp" => "TCP",
+            "tls" => "TLS",
+            other => {
+                upper = other.to_ascii_uppercase();
+                upper.as_str()
+            }
+        };
         // The request is written here in one piece (tm adds nothing, and trusts it: the
         // destination's URI was parsed when it was added): OPTIONS to the destination,
         // To = the destination, From = ping_from with a tag of ours.
-        let sent = tm.uac_start_local(
-            core,
-            &uri,
-            "OPTIONS",
-            &uri,
-            |branch, via, out| write_probe(out, &uri, &proto, via, branch, from, tag),
-            Some(callback),
-        );
+        let sent = match hop.map_or_else(|| next_hop_of_uri(&uri), Ok) {
+            Ok(hop) => tm.uac_start_local(
+                core,
+                hop,
+                "OPTIONS",
+                &uri,
+                |branch, via, out| write_probe(out, &uri, proto, via, branch, from, tag),
+                Some(callback),
+            ),
+            Err(e) => Err(e),
+        };
         if let Err(e) = sent {
             // Not sent (TLS, no socket of that transport, no address): a failed probe.
             tracing::debug!("keepalive: probe to {uri} not sent: {e}");
@@ -291,15 +311,21 @@ impl Keepalive {
             };
             // Probes wait for the config to run and tm to be there (start-up).
             if core.program().is_some() && core.tm.get().is_some() {
-                let probes = {
+                let probes: Vec<_> = {
                     let mut m = ka.monitor.lock();
-                    m.due(ka.now(), unix_now())
+                    let due = m.due(ka.now(), unix_now());
+                    due.into_iter()
+                        .map(|p| {
+                            let hop = m.by_id(p.id).and_then(|d| d.data.hop.clone());
+                            (p, hop)
+                        })
+                        .collect()
                 };
                 // The round's UDP probes leave together (sendmmsg): one system call and one
                 // switch to the woken destinations per batch, not per probe.
                 let _batch = core.transport.udp_batch();
-                for p in probes {
-                    ka.send(&core, p);
+                for (p, hop) in probes {
+                    ka.send(&core, p, hop);
                 }
             }
             drop(core);
@@ -324,16 +350,38 @@ fn write_probe(
     from: &str,
     tag: u64,
 ) {
-    use std::io::Write;
-    let _ = write!(
-        out,
-        "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {via};branch={branch}\r\nFrom: <{from}>;tag=ka{tag:x}\r\nTo: <{uri}>\r\nCall-ID: ka{tag:x}-{branch}@{via}\r\nCSeq: 10 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
+    // Pieces appended in order (no formatting machinery: this runs for every probe).
+    let tag = hex(tag, 0);
+    for piece in [
+        "OPTIONS ",
+        uri,
+        " SIP/2.0\r\nVia: SIP/2.0/",
+        proto,
+        " ",
+        via,
+        ";branch=",
+        branch,
+        "\r\nFrom: <",
+        from,
+        ">;tag=ka",
+        tag.as_str(),
+        "\r\nTo: <",
+        uri,
+        ">\r\nCall-ID: ka",
+        tag.as_str(),
+        "-",
+        branch,
+        "@",
+        via,
+        "\r\nCSeq: 10 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        out.extend_from_slice(piece.as_bytes());
+    }
 }
 
 fn info(d: &sable_keepalive::Dest<Hooks>) -> DestinationInfo {
     DestinationInfo {
-        uri: d.uri.clone(),
+        uri: d.uri.to_string(),
         owner: d.owner.clone(),
         flags: d.flags,
         state: d.state,
@@ -527,7 +575,7 @@ impl Module for KeepaliveModule {
                     m.list()
                         .map(|d| {
                             json!({
-                                "uri": d.uri,
+                                "uri": &*d.uri,
                                 "owner": d.owner,
                                 "last checked": ctime_nl(d.last_checked),
                                 "last up": ctime_nl(d.last_up),

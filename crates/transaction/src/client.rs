@@ -6,6 +6,7 @@ use sable_sip::Message;
 
 use crate::error::TransactionError;
 use crate::timers::{Armed, Millis, Timer, Timers};
+use crate::Octets;
 
 /// Which client machine runs (RFC 3261 §17.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,7 +39,7 @@ pub enum ClientState {
 pub enum ClientAction {
     /// Send these octets to the transaction's destination: the request (first send and
     /// retransmissions) or the ACK of a non-2xx final (§17.1.1.3).
-    Send(Vec<u8>),
+    Send(Octets),
     /// Call [`ClientTransaction::on_timer`] with `timer` at `at` (or later). Re-arming a timer
     /// supersedes its earlier deadline; events for superseded deadlines are ignored.
     Schedule {
@@ -74,9 +75,9 @@ pub struct ClientTransaction {
     state: ClientState,
     reliable: bool,
     timers: Timers,
-    request: Vec<u8>,
+    request: Octets,
     /// The ACK sent for the non-2xx final, re-sent for each retransmission of it.
-    ack: Option<Vec<u8>>,
+    ack: Option<Octets>,
     /// The current Timer A or E interval.
     interval: Millis,
     armed: Armed,
@@ -87,7 +88,7 @@ impl ClientTransaction {
     /// when the transport is unreliable, Timer B/F (§17.1.1.2, §17.1.2.2).
     pub fn new(
         kind: ClientKind,
-        request: Vec<u8>,
+        request: impl Into<Octets>,
         reliable: bool,
         timers: &Timers,
         now: Millis,
@@ -113,7 +114,7 @@ impl ClientTransaction {
             state,
             reliable,
             timers: *timers,
-            request,
+            request: request.into(),
             ack: None,
             interval,
             armed: Armed::default(),
@@ -196,7 +197,8 @@ impl ClientTransaction {
         if needs_ack && self.ack.is_none() {
             self.ack = Message::parse(&self.request)
                 .ok()
-                .and_then(|request| build_ack(&request, response).ok());
+                .and_then(|request| build_ack(&request, response).ok())
+                .map(Octets::from);
         }
         self.on_response_code(code, now)
     }
@@ -434,7 +436,7 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(
             actions,
             vec![
-                ClientAction::Send(INVITE.to_vec()),
+                ClientAction::Send(INVITE.into()),
                 ClientAction::Schedule {
                     timer: Timer::TimerA,
                     at: Millis(1500)
@@ -453,7 +455,7 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(
             actions,
             vec![
-                ClientAction::Send(INVITE.to_vec()),
+                ClientAction::Send(INVITE.into()),
                 ClientAction::Schedule {
                     timer: Timer::TimerB,
                     at: Millis(33_000)

@@ -56,26 +56,8 @@ pub enum TransactionKey {
         method: Vec<u8>,
     },
     /// Server side, RFC 2543 fallback (§17.2.3, RFC 2543 §17): the request has no
-    /// RFC 3261 branch.
-    Rfc2543 {
-        /// Request-URI as written (an ACK or CANCEL repeats the INVITE's, §9.1, §17.1.1.3).
-        request_uri: Vec<u8>,
-        /// To tag. Only for methods other than INVITE: the ACK of an INVITE carries the tag
-        /// of the response, which the INVITE lacked, so INVITE keys leave it out and the
-        /// caller compares the ACK's To tag with the one it sent (§17.2.3).
-        to_tag: Option<Vec<u8>>,
-        /// From tag.
-        from_tag: Option<Vec<u8>>,
-        /// Call-ID.
-        call_id: Vec<u8>,
-        /// CSeq number.
-        cseq_number: u32,
-        /// The top Via: transport (upper-cased), sent-by (normalised) and the parameters as
-        /// written.
-        top_via: (String, SentBy, Vec<u8>),
-        /// The method of the transaction (INVITE for an ACK).
-        method: Vec<u8>,
-    },
+    /// RFC 3261 branch. Boxed: rare, and five times the size of the other keys.
+    Rfc2543(Box<Rfc2543Key>),
     /// Client side (§17.1.3): the branch this side put in its top Via and the CSeq method.
     Client {
         /// The branch, as written.
@@ -83,6 +65,28 @@ pub enum TransactionKey {
         /// The CSeq method (INVITE for an ACK; CANCEL for a CANCEL).
         method: Vec<u8>,
     },
+}
+
+/// The key of a request without an RFC 3261 branch (see [`TransactionKey::Rfc2543`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rfc2543Key {
+    /// Request-URI as written (an ACK or CANCEL repeats the INVITE's, §9.1, §17.1.1.3).
+    pub request_uri: Vec<u8>,
+    /// To tag. Only for methods other than INVITE: the ACK of an INVITE carries the tag
+    /// of the response, which the INVITE lacked, so INVITE keys leave it out and the
+    /// caller compares the ACK's To tag with the one it sent (§17.2.3).
+    pub to_tag: Option<Vec<u8>>,
+    /// From tag.
+    pub from_tag: Option<Vec<u8>>,
+    /// Call-ID.
+    pub call_id: Vec<u8>,
+    /// CSeq number.
+    pub cseq_number: u32,
+    /// The top Via: transport (upper-cased), sent-by (normalised) and the parameters as
+    /// written.
+    pub top_via: (String, SentBy, Vec<u8>),
+    /// The method of the transaction (INVITE for an ACK).
+    pub method: Vec<u8>,
 }
 
 fn method_of_transaction(method: Method<'_>) -> Vec<u8> {
@@ -181,7 +185,7 @@ impl TransactionKey {
             .to_vec();
         let cseq = msg.cseq().map_err(TransactionError::bad("CSeq"))?;
         let transport = String::from_utf8_lossy(via.transport).to_ascii_uppercase();
-        Ok(TransactionKey::Rfc2543 {
+        Ok(TransactionKey::Rfc2543(Box::new(Rfc2543Key {
             request_uri,
             to_tag,
             from_tag,
@@ -189,12 +193,12 @@ impl TransactionKey {
             cseq_number: cseq.number,
             top_via: (transport, SentBy::of(via), via.params.as_bytes().to_vec()),
             method: key_method,
-        })
+        })))
     }
 
     /// True for a key of the RFC 2543 fallback.
     pub fn is_rfc2543(&self) -> bool {
-        matches!(self, TransactionKey::Rfc2543 { .. })
+        matches!(self, TransactionKey::Rfc2543(_))
     }
 }
 

@@ -33,6 +33,11 @@ pub mod timers;
 
 pub use client::{build_ack, ClientAction, ClientKind, ClientState, ClientTransaction};
 pub use error::{KeyError, TransactionError};
-pub use key::{SentBy, TransactionKey};
+pub use key::{Rfc2543Key, SentBy, TransactionKey};
 pub use server::{ServerAction, ServerKind, ServerState, ServerTransaction};
 pub use timers::{Millis, Timer, Timers};
+
+/// Octets a machine sends and keeps to send again (a request, an ACK, a response): shared,
+/// so that handing them to the transport or keeping them for a retransmission copies
+/// nothing.
+pub type Octets = std::sync::Arc<[u8]>;

@@ -2,6 +2,7 @@
 //! amended by RFC 6026) and the non-INVITE machine (Figure 8).
 
 use crate::timers::{Armed, Millis, Timer, Timers};
+use crate::Octets;
 
 /// Which server machine runs (RFC 3261 §17.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,7 +36,7 @@ pub enum ServerState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerAction {
     /// Send these octets (a response) towards the request's source (§18.2.2).
-    Send(Vec<u8>),
+    Send(Octets),
     /// Call [`ServerTransaction::on_timer`] with `timer` at `at` (or later). Re-arming a
     /// timer supersedes its earlier deadline; events for superseded deadlines are ignored.
     Schedule {
@@ -64,7 +65,7 @@ pub struct ServerTransaction {
     reliable: bool,
     timers: Timers,
     /// The last response sent (provisional or final), with its code.
-    last_response: Option<(u16, Vec<u8>)>,
+    last_response: Option<(u16, Octets)>,
     /// The current Timer G interval.
     interval: Millis,
     armed: Armed,
@@ -172,13 +173,14 @@ impl ServerTransaction {
     pub fn on_tu_response(
         &mut self,
         code: u16,
-        response: Vec<u8>,
+        response: impl Into<Octets>,
         now: Millis,
     ) -> Vec<ServerAction> {
         let mut actions = Vec::new();
         if !(100..=699).contains(&code) {
             return actions;
         }
+        let response: Octets = response.into();
         match (self.kind, self.state) {
             (ServerKind::Invite, ServerState::Proceeding) => {
                 actions.push(ServerAction::Send(response.clone()));
@@ -346,12 +348,12 @@ mod tests {
         tx.on_tu_response(180, resp(180), Millis(1100));
         assert_eq!(
             tx.on_request_retransmission(Millis(1200)),
-            vec![ServerAction::Send(resp(180))]
+            vec![ServerAction::Send(resp(180).into())]
         );
         tx.on_tu_response(486, resp(486), Millis(1300));
         assert_eq!(
             tx.on_request_retransmission(Millis(1400)),
-            vec![ServerAction::Send(resp(486))]
+            vec![ServerAction::Send(resp(486).into())]
         );
         tx.on_ack(Millis(1500));
         assert!(tx.on_request_retransmission(Millis(1600)).is_empty());
@@ -364,7 +366,7 @@ mod tests {
         tx.on_tu_response(200, resp(200), Millis(1100));
         assert_eq!(
             tx.on_request_retransmission(Millis(1200)),
-            vec![ServerAction::Send(resp(200))]
+            vec![ServerAction::Send(resp(200).into())]
         );
     }
 
@@ -375,7 +377,7 @@ mod tests {
         assert_eq!(
             actions,
             vec![
-                ServerAction::Send(resp(486)),
+                ServerAction::Send(resp(486).into()),
                 ServerAction::Schedule {
                     timer: Timer::TimerG,
                     at: Millis(1500)
@@ -396,7 +398,7 @@ mod tests {
             now = at;
             assert_eq!(
                 tx.on_timer(Timer::TimerG, now).first(),
-                Some(&ServerAction::Send(resp(486)))
+                Some(&ServerAction::Send(resp(486).into()))
             );
         }
         assert_eq!(
@@ -446,7 +448,10 @@ mod tests {
         let mut tx = start(ServerKind::NonInvite, true);
         assert_eq!(
             tx.on_tu_response(200, resp(200), Millis(1000)),
-            vec![ServerAction::Send(resp(200)), ServerAction::Terminated]
+            vec![
+                ServerAction::Send(resp(200).into()),
+                ServerAction::Terminated
+            ]
         );
     }
 
@@ -456,7 +461,7 @@ mod tests {
         assert_eq!(
             tx.on_tu_response(200, resp(200), Millis(1000)),
             vec![
-                ServerAction::Send(resp(200)),
+                ServerAction::Send(resp(200).into()),
                 ServerAction::Schedule {
                     timer: Timer::TimerL,
                     at: Millis(33_000)
@@ -465,7 +470,7 @@ mod tests {
         );
         assert_eq!(
             tx.on_tu_response(200, resp(200), Millis(1500)),
-            vec![ServerAction::Send(resp(200))]
+            vec![ServerAction::Send(resp(200).into())]
         );
         assert_eq!(
             tx.on_transport_error(Millis(1600)),
@@ -484,7 +489,7 @@ mod tests {
         assert_eq!(
             tx.on_tu_response(404, resp(404), Millis(1000)),
             vec![
-                ServerAction::Send(resp(404)),
+                ServerAction::Send(resp(404).into()),
                 ServerAction::Schedule {
                     timer: Timer::TimerJ,
                     at: Millis(33_000)

@@ -19,16 +19,24 @@ use crate::stats::{add, bump};
 /// is 1024; 64 keeps the bursts short).
 pub const MAX_BATCH: usize = 64;
 
-/// The datagrams queued on one thread.
+/// The datagrams queued on one thread. The vectors stay with the thread between batches
+/// (a prober opens one every round).
 struct Pending {
-    shared: Arc<Shared>,
+    /// The transport of the open batch; `None` when no batch is open.
+    shared: Option<Arc<Shared>>,
     /// (listen socket index, destination, range in `buf`).
     items: Vec<(usize, SocketAddr, usize, usize)>,
     buf: Vec<u8>,
 }
 
 thread_local! {
-    static BATCH: RefCell<Option<Pending>> = const { RefCell::new(None) };
+    static BATCH: RefCell<Pending> = const {
+        RefCell::new(Pending {
+            shared: None,
+            items: Vec::new(),
+            buf: Vec::new(),
+        })
+    };
 }
 
 /// While this guard lives, UDP datagrams sent on this thread through the transport it came
@@ -44,14 +52,12 @@ impl UdpBatch {
     pub(crate) fn begin(shared: &Arc<Shared>) -> UdpBatch {
         let outer = BATCH.with(|b| {
             let mut b = b.borrow_mut();
-            if b.is_some() {
+            if b.shared.is_some() {
                 return false;
             }
-            *b = Some(Pending {
-                shared: shared.clone(),
-                items: Vec::with_capacity(MAX_BATCH),
-                buf: Vec::with_capacity(MAX_BATCH * 512),
-            });
+            b.shared = Some(shared.clone());
+            b.items.reserve(MAX_BATCH);
+            b.buf.reserve(MAX_BATCH * 512);
             true
         });
         UdpBatch { outer }
@@ -63,9 +69,11 @@ impl Drop for UdpBatch {
         if !self.outer {
             return;
         }
-        if let Some(mut p) = BATCH.with(|b| b.borrow_mut().take()) {
-            flush(&mut p);
-        }
+        BATCH.with(|b| {
+            let mut b = b.borrow_mut();
+            flush(&mut b);
+            b.shared = None;
+        });
     }
 }
 
@@ -74,10 +82,12 @@ impl Drop for UdpBatch {
 pub(crate) fn queue(shared: &Shared, index: usize, dst: SocketAddr, data: &[u8]) -> bool {
     BATCH.with(|b| {
         let mut b = b.borrow_mut();
-        let Some(p) = b.as_mut() else {
-            return false;
-        };
-        if !std::ptr::eq(Arc::as_ptr(&p.shared), shared) {
+        let p = &mut *b;
+        if !p
+            .shared
+            .as_ref()
+            .is_some_and(|open| std::ptr::eq(Arc::as_ptr(open), shared))
+        {
             return false;
         }
         let start = p.buf.len();
@@ -92,20 +102,22 @@ pub(crate) fn queue(shared: &Shared, index: usize, dst: SocketAddr, data: &[u8])
 
 /// Sends what is queued, socket by socket (runs of the same listen socket go in one call).
 fn flush(p: &mut Pending) {
+    let Some(shared) = p.shared.as_ref() else {
+        return;
+    };
     let mut rest = p.items.as_slice();
     while let Some(&(index, ..)) = rest.first() {
         let run = rest.iter().take_while(|i| i.0 == index).count();
         let (now, later) = rest.split_at(run);
-        let socket = p
-            .shared
+        let socket = shared
             .udp_send
             .read()
             .get(index)
             .and_then(Option::as_ref)
             .cloned();
         match socket {
-            Some(s) => send_run(&p.shared, &s, now, &p.buf),
-            None => add(&p.shared.stats.send_errors, run as u64),
+            Some(s) => send_run(shared, &s, now, &p.buf),
+            None => add(&shared.stats.send_errors, run as u64),
         }
         rest = later;
     }

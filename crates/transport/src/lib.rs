@@ -58,7 +58,7 @@
 //! ```
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,6 +186,48 @@ pub struct LocalSocket {
     pub addr: SocketAddr,
     /// The configured advertised address, if any.
     pub advertise: Option<Advertise>,
+    /// The host written for this socket in a Via, Record-Route or Contact: the advertised
+    /// one, else the bound IP (IPv6 in brackets). Made once here, not per message.
+    pub host: Arc<str>,
+    /// `host:port` as [`LocalSocket::advertised`] gives them: a Via's sent-by.
+    pub sent_by: Arc<str>,
+}
+
+impl LocalSocket {
+    /// A socket bound at `addr` (its `host` derived from `advertise` or `addr`).
+    pub fn new(index: usize, proto: Proto, addr: SocketAddr, advertise: Option<Advertise>) -> Self {
+        let host: Arc<str> = match &advertise {
+            Some(a) => a.host.as_str().into(),
+            None => match addr.ip() {
+                IpAddr::V4(v4) => v4.to_string().into(),
+                IpAddr::V6(v6) => format!("[{v6}]").into(),
+            },
+        };
+        let port = advertise
+            .as_ref()
+            .and_then(|a| a.port)
+            .unwrap_or(addr.port());
+        let sent_by = format!("{host}:{port}").into();
+        LocalSocket {
+            index,
+            proto,
+            addr,
+            advertise,
+            host,
+            sent_by,
+        }
+    }
+
+    /// The host and port to write in a Via, Record-Route or Contact: the advertised address
+    /// when there is one.
+    pub fn advertised(&self) -> (&str, u16) {
+        let port = self
+            .advertise
+            .as_ref()
+            .and_then(|a| a.port)
+            .unwrap_or(self.addr.port());
+        (&self.host, port)
+    }
 }
 
 /// Names one TCP connection for as long as it is open; never reused within a transport.
@@ -302,12 +344,36 @@ mod tests {
     use super::*;
 
     fn sock(index: usize, proto: Proto, addr: &str) -> LocalSocket {
-        LocalSocket {
-            index,
-            proto,
-            addr: addr.parse().unwrap(),
-            advertise: None,
-        }
+        LocalSocket::new(index, proto, addr.parse().unwrap(), None)
+    }
+
+    #[test]
+    fn socket_host_and_sent_by_are_made_once() {
+        let s = sock(0, Proto::Udp, "192.0.2.1:5070");
+        assert_eq!(s.advertised(), ("192.0.2.1", 5070));
+        assert_eq!(&*s.sent_by, "192.0.2.1:5070");
+        let s = sock(1, Proto::Udp, "[2001:db8::1]:5060");
+        assert_eq!(s.advertised(), ("[2001:db8::1]", 5060));
+        assert_eq!(&*s.sent_by, "[2001:db8::1]:5060");
+        let adv = |port| Advertise {
+            host: "sip.example.com".to_owned(),
+            port,
+        };
+        let s = LocalSocket::new(
+            2,
+            Proto::Tcp,
+            "10.0.0.1:5060".parse().unwrap(),
+            Some(adv(None)),
+        );
+        assert_eq!(s.advertised(), ("sip.example.com", 5060));
+        let s = LocalSocket::new(
+            3,
+            Proto::Tcp,
+            "10.0.0.1:5060".parse().unwrap(),
+            Some(adv(Some(5080))),
+        );
+        assert_eq!(s.advertised(), ("sip.example.com", 5080));
+        assert_eq!(&*s.sent_by, "sip.example.com:5080");
     }
 
     #[test]

@@ -101,12 +101,7 @@ impl Transport {
                 }
             };
             tracing::debug!(proto = %spec.proto, %addr, "bound");
-            sockets.push(LocalSocket {
-                index,
-                proto: spec.proto,
-                addr,
-                advertise: spec.advertise,
-            });
+            sockets.push(LocalSocket::new(index, spec.proto, addr, spec.advertise));
         }
 
         let shared = Arc::new(Shared {

@@ -37,7 +37,7 @@ use sable_transaction::{
 };
 use sable_transport::{Proto, SendFlags};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -194,7 +194,7 @@ struct UacBranch {
     /// The machine of the request sent (it holds the octets, for retransmissions and the
     /// CANCEL); `None` once the branch gave up.
     client: Option<ClientTransaction>,
-    cancel: Option<ClientTransaction>,
+    cancel: Option<Box<ClientTransaction>>,
     /// A provisional reply arrived.
     provisional: bool,
     /// Any reply arrived.
@@ -226,7 +226,7 @@ pub struct TxState {
     flags: u32,
     /// The Request-URI when the transaction was relayed (`$ru` of failure_route).
     ruri: String,
-    forwarding: Forwarding,
+    forwarding: Option<Box<Forwarding>>,
     canceled: bool,
     /// A failure route runs now (on another copy of the state).
     in_failure: bool,
@@ -244,8 +244,8 @@ pub struct Tx {
     key: TransactionKey,
     pub invite: bool,
     pub method: String,
-    /// The request as received.
-    request: Vec<u8>,
+    /// The request as received (a local one: as sent).
+    request: sable_transaction::Octets,
     recv: RecvInfo,
     reply_dst: SocketAddr,
     to_tag: String,
@@ -454,8 +454,10 @@ const BRANCH_PREFIX: &str = "z9hG4bKtm";
 pub struct Tm {
     pub cfg: TmConfig,
     pub stats: TmStats,
-    table: Vec<Mutex<HashMap<TransactionKey, Arc<Tx>>>>,
-    ids: Vec<Mutex<HashMap<u64, Arc<Tx>>>>,
+    table: Vec<Mutex<HashMap<TransactionKey, Arc<Tx>, KeyHasher>>>,
+    ids: Vec<Mutex<HashMap<u64, Arc<Tx>, KeyHasher>>>,
+    /// Picks a key's `table` bucket.
+    buckets: KeyHasher,
     timers: TimerQueue,
     epoch: Instant,
     next_id: AtomicU64,
@@ -471,23 +473,30 @@ impl std::fmt::Debug for Tm {
     }
 }
 
-fn bucket_of<K: Hash>(key: &K) -> usize {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    usize::try_from(h.finish() % BUCKETS as u64).unwrap_or(0)
+/// The hasher of the transaction tables. Keys carry branches from the network: a hash
+/// seeded at random per process keeps crafted branches from piling up in one bucket, as
+/// SipHash did, for a fraction of its cost (a reply, a request and a freed transaction
+/// each hash a key).
+type KeyHasher = foldhash::fast::RandomState;
+
+impl Tm {
+    /// The `table` bucket of `key`.
+    fn bucket_of(&self, key: &TransactionKey) -> usize {
+        usize::try_from(self.buckets.hash_one(key) % BUCKETS as u64).unwrap_or(0)
+    }
 }
 
-/// The bucket of a transaction id: ids are consecutive, so their low bits spread them
-/// evenly without hashing (a timer entry and every reply look one up).
 /// Gives a table bucket's spare capacity back once the transactions of a past peak are
 /// gone (a hash map keeps its largest size otherwise).
-fn trim_table<K: Eq + Hash, V>(map: &mut HashMap<K, V>) {
+fn trim_table<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
     const KEEP: usize = 16;
     if map.capacity() > KEEP && map.capacity() > 4 * map.len() {
         map.shrink_to((2 * map.len()).max(KEEP));
     }
 }
 
+/// The bucket of a transaction id: ids are consecutive, so their low bits spread them
+/// evenly without hashing (a timer entry and every reply look one up).
 fn id_bucket(id: u64) -> usize {
     usize::try_from(id % BUCKETS as u64).unwrap_or(0)
 }
@@ -558,11 +567,35 @@ fn drop_shadowed_timer_f(actions: &mut Vec<ClientAction>, invite: bool, fr_at: M
 }
 
 /// The `(transaction id, branch)` of a branch tm wrote.
+/// Read digit by digit (every reply comes through here).
 fn parse_branch(branch: &[u8]) -> Option<(u64, usize)> {
     let rest = branch.strip_prefix(BRANCH_PREFIX.as_bytes())?;
-    let text = std::str::from_utf8(rest).ok()?;
-    let (id, idx) = text.split_once('.')?;
-    Some((u64::from_str_radix(id, 16).ok()?, idx.parse().ok()?))
+    let dot = rest.iter().position(|&b| b == b'.')?;
+    let (id, idx) = rest.split_at(dot);
+    let idx = idx.get(1..)?;
+    if id.is_empty() || id.len() > 16 || idx.is_empty() {
+        return None;
+    }
+    let mut tx = 0u64;
+    for &b in id {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        tx = (tx << 4) | u64::from(digit);
+    }
+    let mut branch_idx = 0usize;
+    for &b in idx {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        branch_idx = branch_idx
+            .checked_mul(10)?
+            .checked_add(usize::from(b - b'0'))?;
+    }
+    Some((tx, branch_idx))
 }
 
 thread_local! {
@@ -594,6 +627,7 @@ impl Tm {
             stats: TmStats::default(),
             table: (0..BUCKETS).map(|_| Mutex::default()).collect(),
             ids: (0..BUCKETS).map(|_| Mutex::default()).collect(),
+            buckets: KeyHasher::default(),
             timers: TimerQueue::default(),
             epoch: Instant::now(),
             next_id: AtomicU64::new(seed & 0x0000_ffff_ffff_0000),
@@ -651,7 +685,8 @@ impl Tm {
                 now,
             ),
             final_code: 0,
-            branches: Vec::new(),
+            // Most transactions have one branch (a local one, always).
+            branches: Vec::with_capacity(1),
             on_reply: None,
             on_failure: None,
             on_branch: None,
@@ -659,7 +694,7 @@ impl Tm {
             xavps: XavpStore::new(),
             flags: 0,
             ruri,
-            forwarding: Forwarding::default(),
+            forwarding: None,
             canceled: false,
             in_failure: false,
             adding: false,
@@ -723,7 +758,7 @@ impl Tm {
     /// The transaction a request belongs to (`t_lookup_request`).
     pub fn lookup(&self, key: &TransactionKey) -> Option<Arc<Tx>> {
         self.table
-            .get(bucket_of(key))
+            .get(self.bucket_of(key))
             .and_then(|b| b.lock().get(key).cloned())
     }
 
@@ -746,7 +781,7 @@ impl Tm {
         if had_final {
             self.stats.waiting.sub(1);
         }
-        if let Some(b) = self.table.get(bucket_of(&tx.key)) {
+        if let Some(b) = self.table.get(self.bucket_of(&tx.key)) {
             let mut b = b.lock();
             b.remove(&tx.key);
             trim_table(&mut b);
@@ -813,7 +848,7 @@ impl Tm {
             key: key.clone(),
             invite,
             method: method.to_string(),
-            request: ctx.msg.buffer().to_vec(),
+            request: ctx.msg.buffer().into(),
             recv: ctx.recv.clone(),
             reply_dst,
             to_tag: stateless_to_tag(&core.sl_tag_prefix, &ctx.msg),
@@ -840,7 +875,7 @@ impl Tm {
             }),
         });
         {
-            let Some(bucket) = self.table.get(bucket_of(&key)) else {
+            let Some(bucket) = self.table.get(self.bucket_of(&key)) else {
                 return Err(NewTx::Refused("no table".to_owned()));
             };
             let mut b = bucket.lock();
@@ -968,13 +1003,13 @@ impl Tm {
         };
         {
             let mut st = tx.state.lock();
-            st.forwarding = Forwarding {
+            st.forwarding = Some(Box::new(Forwarding {
                 edits: ctx.edits.clone(),
                 record_route: ctx.record_route.clone(),
                 force_rport: ctx.force_rport,
                 local_rport: ctx.local_rport,
                 forward_flags: ctx.forward_flags,
-            };
+            }));
             st.ruri = ctx.ruri_text().into_owned();
         }
         if self.add_branches(ctx, &tx, target.as_ref()) > 0 {
@@ -1105,7 +1140,7 @@ impl Tm {
             &self.client_timers,
             now,
         );
-        br.cancel = Some(client);
+        br.cancel = Some(Box::new(client));
         self.run_client(core, tx, (&br.hop, br.local), idx, true, actions);
     }
 
@@ -1338,7 +1373,12 @@ impl Tm {
         let Ok(via) = req.top_via() else {
             return false;
         };
-        let force_rport = tx.state.lock().forwarding.force_rport;
+        let force_rport = tx
+            .state
+            .lock()
+            .forwarding
+            .as_ref()
+            .is_some_and(|f| f.force_rport);
         let top_via = via_with_received(via, tx.recv.src, force_rport);
         let bytes = build_reply(
             &req,
@@ -1503,6 +1543,18 @@ mod tests {
         assert_eq!(parse_branch(b.as_bytes()), Some((0xdead_beef, 3)));
         assert_eq!(parse_branch(b"z9hG4bKsl0123"), None);
         assert_eq!(parse_branch(b"z9hG4bKtmzz.1"), None);
+        for (text, want) in [
+            ("z9hG4bKtmffffffffffffffff.0", Some((u64::MAX, 0))),
+            ("z9hG4bKtm1ffffffffffffffff.0", None),
+            ("z9hG4bKtmAbC.12", Some((0xabc, 12))),
+            ("z9hG4bKtm.1", None),
+            ("z9hG4bKtm1.", None),
+            ("z9hG4bKtm1.2.3", None),
+            ("z9hG4bKtm1.x", None),
+            ("z9hG4bKtm1.99999999999999999999999", None),
+        ] {
+            assert_eq!(parse_branch(text.as_bytes()), want, "{text}");
+        }
     }
 
     #[test]
@@ -1528,5 +1580,19 @@ mod tests {
         assert!(text.contains("Reason: SIP;cause=200\r\n"));
         let m = Message::parse(text.as_bytes()).unwrap();
         m.validate().unwrap();
+    }
+}
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    /// A transaction is allocated for every request and freed seconds later on another
+    /// thread: under 1 KiB, glibc serves it from its per-thread caches and small bins
+    /// instead of the large-bin path (which first consolidates the fast bins).
+    #[test]
+    fn a_transaction_is_a_small_allocation() {
+        // The Arc's two counters, then the transaction.
+        let tx = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<super::Tx>();
+        assert!(tx <= 1000, "Tx is {tx} bytes");
+        assert!(std::mem::size_of::<super::UacBranch>() <= 512);
+        assert!(std::mem::size_of::<sable_transaction::TransactionKey>() <= 96);
     }
 }

@@ -122,7 +122,10 @@ impl Tm {
                 relay = false;
             }
         }
-        let bytes = {
+        let bytes = if tx.local.is_some() && ctx.edits.is_empty() {
+            // A local request's reply goes to its callback, not upstream: as received.
+            ctx.msg.buffer().to_vec()
+        } else {
             let mut edits = ctx.edits.clone();
             edits.remove_top_via(&ctx.msg);
             edits.to_vec(&ctx.msg)
@@ -185,7 +188,7 @@ impl Tm {
                     return;
                 };
                 let machine = if cancel {
-                    br.cancel.as_mut()
+                    br.cancel.as_deref_mut()
                 } else {
                     br.client.as_mut()
                 };
@@ -395,11 +398,13 @@ impl Tx {
             if st.ruri != original_uri {
                 ctx.new_uri = Some(st.ruri.clone());
             }
-            ctx.edits = st.forwarding.edits.clone();
-            ctx.record_route = st.forwarding.record_route.clone();
-            ctx.force_rport = st.forwarding.force_rport;
-            ctx.local_rport = st.forwarding.local_rport;
-            ctx.forward_flags = st.forwarding.forward_flags;
+            if let Some(f) = &st.forwarding {
+                ctx.edits = f.edits.clone();
+                ctx.record_route = f.record_route.clone();
+                ctx.force_rport = f.force_rport;
+                ctx.local_rport = f.local_rport;
+                ctx.forward_flags = f.forward_flags;
+            }
         }
         self.load_script_state(&mut ctx);
         ctx.tm.tx = Some(self.clone());

@@ -5,7 +5,7 @@
 use super::{TimerWhat, Tm, Tx, UacBranch, BRANCH_PREFIX};
 use crate::context::RecvInfo;
 use crate::core::Core;
-use crate::sip_util::{next_hop_of_uri, NextHop};
+use crate::sip_util::{hex, next_hop_of_uri, NextHop};
 use parking_lot::Mutex;
 use sable_sip::{HeaderName, Message};
 use sable_transaction::{ClientKind, ClientTransaction, Millis, TransactionKey};
@@ -158,8 +158,8 @@ impl Tm {
         build: impl FnOnce(&str, &str) -> Result<Vec<u8>, String>,
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
-        let p = self.prepare(core, hop_uri)?;
-        let bytes = build(&p.branch, &p.via)?;
+        let p = self.prepare(core, next_hop_of_uri(hop_uri)?)?;
+        let bytes = build(&p.branch, &p.socket.sent_by)?;
         let (method, ruri) = {
             let msg =
                 Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
@@ -167,55 +167,48 @@ impl Tm {
             let ruri = String::from_utf8_lossy(msg.slice(msg.request_uri_span())).into_owned();
             (method, ruri)
         };
-        self.launch(core, p.into_launch(bytes, method, ruri, callback, None))
+        self.launch(core, p.into_launch(bytes, method, ruri, callback, false))
     }
 
     /// Sends a request this server writes in one piece and knows to be well formed
-    /// (keepalive's OPTIONS): the light path of [`Tm::uac_start_with`]. `build` appends the
-    /// whole request to `out` (empty, with room reserved), given the branch and the
-    /// `host:port` of the socket towards `hop_uri`; the branch goes in its only Via. `method`
+    /// (keepalive's OPTIONS): the light path of [`Tm::uac_start_with`], to a next hop the
+    /// caller resolved. `build` appends the whole request to `out` (empty, with room
+    /// reserved), given the branch and the `host:port` of the socket towards `hop`; the
+    /// branch goes in its only Via. `method`
     /// and `ruri` are the request's own: they are not read back from the octets, which are
     /// neither parsed nor validated here (the caller's unit tests check what it writes).
     pub fn uac_start_local(
         &self,
         core: &Core,
-        hop_uri: &str,
+        hop: NextHop,
         method: &str,
         ruri: &str,
         build: impl FnOnce(&str, &str, &mut Vec<u8>),
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
-        let p = self.prepare(core, hop_uri)?;
+        let p = self.prepare(core, hop)?;
         let mut bytes = Vec::with_capacity(512);
-        build(&p.branch, &p.via, &mut bytes);
-        let key = TransactionKey::Client {
-            method: method.as_bytes().to_vec(),
-            branch: p.branch.as_bytes().to_vec(),
-        };
-        let launch = p.into_launch(
-            bytes,
-            method.to_owned(),
-            ruri.to_owned(),
-            callback,
-            Some(key),
-        );
+        build(&p.branch, &p.socket.sent_by, &mut bytes);
+        let launch = p.into_launch(bytes, method.to_owned(), ruri.to_owned(), callback, true);
         self.launch(core, launch)
     }
 
-    /// What a local request needs before it is written: its next hop, the socket towards
-    /// it (and the `host:port` for the Via), the program, a transaction id and its branch.
-    fn prepare(&self, core: &Core, hop_uri: &str) -> Result<Prepared, String> {
-        let hop = next_hop_of_uri(hop_uri)?;
+    /// What a local request needs before it is written: the socket towards its next hop
+    /// `hop` (and the `host:port` for the Via), the program, a transaction id and its
+    /// branch.
+    fn prepare(&self, core: &Core, hop: NextHop) -> Result<Prepared, String> {
         let (socket, program) = Self::sender(core, &hop)?;
-        let (host, port) = core.advertised(&socket);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut branch = String::with_capacity(BRANCH_PREFIX.len() + 18);
+        branch.push_str(BRANCH_PREFIX);
+        branch.push_str(hex(id, 0).as_str());
+        branch.push_str(".0");
         Ok(Prepared {
             hop,
             socket,
             program,
             id,
-            branch: format!("{BRANCH_PREFIX}{id:x}.0"),
-            via: format!("{host}:{port}"),
+            branch,
         })
     }
 
@@ -267,13 +260,15 @@ impl Tm {
             }
         };
         let invite = method == "INVITE";
+        // One copy of the request, shared by the transaction and its client machine.
+        let bytes = sable_transaction::Octets::from(bytes);
         let now = self.now();
         let reliable = hop.proto != Proto::Udp;
         let tx = Arc::new(Tx {
             id,
             key,
             invite,
-            method: method.clone(),
+            method,
             request: bytes.clone(),
             recv: RecvInfo {
                 proto: hop.proto,
@@ -375,26 +370,33 @@ struct Prepared {
     program: Arc<sable_script::Program<crate::Sip>>,
     id: u64,
     branch: String,
-    via: String,
 }
 
 impl Prepared {
     /// The transaction to start with the request written: its To tag for local replies
-    /// comes from the branch.
+    /// comes from the branch. `trusted`: the request is the caller's own, well formed; its
+    /// key is made here from `method` and the branch (else it is parsed from the octets).
     fn into_launch(
         self,
         bytes: Vec<u8>,
         method: String,
         ruri: String,
         callback: Option<UacCallback>,
-        key: Option<TransactionKey>,
+        trusted: bool,
     ) -> Launch {
+        let tag = hex(crate::sip_util::hash64(self.branch.as_bytes()), 16)
+            .as_str()
+            .to_owned();
+        let key = trusted.then(|| TransactionKey::Client {
+            method: method.as_bytes().to_vec(),
+            branch: self.branch.into_bytes(),
+        });
         Launch {
             id: self.id,
             bytes,
             method,
             ruri,
-            tag: format!("{:016x}", crate::sip_util::hash64(self.branch.as_bytes())),
+            tag,
             hop: self.hop,
             socket: self.socket,
             program: self.program,

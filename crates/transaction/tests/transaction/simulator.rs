@@ -213,7 +213,7 @@ impl Sim {
                     if bytes.starts_with(self.method.as_bytes()) {
                         self.outcome.requests_sent += 1;
                     }
-                    self.transmit(Event::ToServer, bytes);
+                    self.transmit(Event::ToServer, bytes.to_vec());
                 }
                 ClientAction::Schedule { timer, at } => self.at(at, Event::ClientTimer(timer)),
                 ClientAction::Deliver { code } => self.outcome.delivered.push(code),
@@ -230,7 +230,7 @@ impl Sim {
     fn server_actions(&mut self, actions: Vec<ServerAction>) {
         for action in actions {
             match action {
-                ServerAction::Send(bytes) => self.transmit(Event::ToClient, bytes),
+                ServerAction::Send(bytes) => self.transmit(Event::ToClient, bytes.to_vec()),
                 ServerAction::Schedule { timer, at } => self.at(at, Event::ServerTimer(timer)),
                 ServerAction::Terminated => self.outcome.server_terminated = true,
                 ServerAction::TimedOut | ServerAction::TransportError => {}
