@@ -382,6 +382,8 @@ fn serial_forking_walks_the_contacts_by_q() {
     u3.send(s.addr(), &answer(&r3, "SIP/2.0 200 OK", "s3"));
     let fin = caller.next();
     assert!(fin.starts_with("SIP/2.0 200 "), "{fin}");
+    // The log is read from the server's stderr by another thread: wait for the last line.
+    s.wait_log("serial failure 486, next", Duration::from_secs(5));
     let log = s.log_text();
     let first = log
         .find("serial failure 503, next")

@@ -800,6 +800,15 @@ impl Tm {
         }
     }
 
+    /// When a transaction that completed at `now` is freed: `wt_timer` later, rounded up
+    /// to a tenth of a second, so that the timer thread frees the transactions of a busy
+    /// tenth together instead of waking every tick for a few (the wait timer only has to
+    /// outlast late retransmissions; Kamailio runs it on a coarse timer as well).
+    fn wait_deadline(&self, now: Millis) -> Millis {
+        const GRAIN_MS: u64 = 100;
+        Millis((now.0 + self.cfg.wt_timer).div_ceil(GRAIN_MS) * GRAIN_MS)
+    }
+
     /// Arms `what` of `tx` at `at`, noting the slot of a distant deadline so that freeing
     /// the transaction takes it out of the wheel.
     fn arm(&self, tx: &Tx, at: Millis, what: TimerWhat) {
@@ -1416,7 +1425,7 @@ impl Tm {
                 if let Some(cb) = callback.lock().take() {
                     cb(code, reply_seen.as_deref());
                 }
-                self.arm(tx, Millis(now.0 + self.cfg.wt_timer), TimerWhat::Delete);
+                self.arm(tx, self.wait_deadline(now), TimerWhat::Delete);
             }
             return true;
         }
@@ -1455,7 +1464,7 @@ impl Tm {
             // Kamailio frees a transaction wt_timer after its final reply (an INVITE with a
             // negative one waits for the ACK first, through the server machine's timers).
             if !(tx.invite && code >= 300) {
-                self.arm(tx, Millis(now.0 + self.cfg.wt_timer), TimerWhat::Delete);
+                self.arm(tx, self.wait_deadline(now), TimerWhat::Delete);
             }
         }
         self.run_uas(core, tx, &mut st, actions);

@@ -219,7 +219,7 @@ impl Tm {
                 }
                 self.maybe_complete(core, tx, vars);
                 // A transaction nobody answered (t_newtran without a reply) goes too.
-                self.arm(tx, Millis(now.0 + self.cfg.wt_timer), TimerWhat::Delete);
+                self.arm(tx, self.wait_deadline(now), TimerWhat::Delete);
             }
             TimerWhat::Delete => {
                 let pending = {
