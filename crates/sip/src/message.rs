@@ -1223,7 +1223,13 @@ impl<'a> Message<'a> {
         self.call_id()?;
         self.from()?;
         self.to()?;
-        self.vias()?;
+        // Every Via must parse. The top one is kept (the transaction layer reads it); the
+        // others are checked without building the cached list, which `vias()` makes for
+        // whoever asks (it would parse the top one a second time).
+        self.top_via()?;
+        for h in self.headers_named(HeaderName::Via).skip(1) {
+            self.typed(h, Via::parse)?;
+        }
         for h in self.headers() {
             if h.name == HeaderName::Other && !is_token(self.name(h)) {
                 return Err(ParseError::new(
@@ -1514,6 +1520,32 @@ v=0\n";
         assert_eq!(e.kind(), ParseErrorKind::MissingHeader);
         assert_eq!(e.header(), Some("Call-ID"));
         assert_eq!(e.reason_phrase(), "Bad Request - missing Call-ID");
+    }
+
+    #[test]
+    fn validate_checks_every_via_not_only_the_top_one() {
+        let msg = |vias: &str| {
+            format!(
+                "SIP/2.0 200 OK\r\n{vias}From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\
+                 Call-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let good =
+            msg("Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b, SIP/2.0/TCP c\r\n");
+        let m = Message::parse(good.as_bytes()).unwrap();
+        m.validate().unwrap();
+        assert_eq!(m.vias().unwrap().len(), 3);
+        for bad in [
+            "Via: SIP/2.0/UDP a\r\nVia: SIP/2.0/UDP b, junk\r\n",
+            "Via: SIP/2.0/UDP a, SIP/2.0/UDP\r\n",
+            "Via: bad\r\nVia: SIP/2.0/UDP b\r\n",
+        ] {
+            let text = msg(bad);
+            let m = Message::parse(text.as_bytes()).unwrap();
+            let e = m.validate().unwrap_err();
+            assert_eq!(e.header(), Some("Via"), "{bad}");
+            assert!(m.vias().is_err(), "{bad}");
+        }
     }
 
     #[test]
