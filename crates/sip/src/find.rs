@@ -77,70 +77,9 @@ pub(crate) fn find2_near(hay: &[u8], from: usize, a: u8, b: u8) -> Option<usize>
     }
 }
 
-/// Calls `f` with the index of every `n` in `hay`, in order, sixteen octets per step (every
-/// octet equal to `n` is in the chunk's mask at once). No allocation, no call per octet.
-#[inline(always)]
-pub(crate) fn for_each1(hay: &[u8], n: u8, mut f: impl FnMut(usize)) {
-    let mut base = 0;
-    let mut chunks = hay.chunks_exact(16);
-    for chunk in &mut chunks {
-        if let Ok(c) = <&[u8; 16]>::try_from(chunk) {
-            let mut m = Chunk::load(c).eq(n);
-            while m != 0 {
-                f(base + m.trailing_zeros() as usize);
-                m &= m - 1;
-            }
-        }
-        base += 16;
-    }
-    let tail = chunks.remainder();
-    if tail.is_empty() {
-        return;
-    }
-    match hay.last_chunk::<16>() {
-        // The last one to fifteen octets: the last sixteen of `hay`, those already seen
-        // shifted out.
-        Some(last) => {
-            let mut m = Chunk::load(last).eq(n) >> (16 - tail.len());
-            while m != 0 {
-                f(base + m.trailing_zeros() as usize);
-                m &= m - 1;
-            }
-        }
-        None => {
-            for (i, &b) in tail.iter().enumerate() {
-                if b == n {
-                    f(base + i);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn for_each1_reports_every_needle_in_order() {
-        for len in 0..40 {
-            for pattern in [0usize, 1, 2, 3, 5, 7] {
-                let hay: Vec<u8> = (0..len)
-                    .map(|i| {
-                        if pattern > 0 && i % pattern == 0 {
-                            b','
-                        } else {
-                            [b'a', b'\x2d', b'\x2b', 0x80, b' '][i % 5]
-                        }
-                    })
-                    .collect();
-                let mut seen = Vec::new();
-                for_each1(&hay, b',', |i| seen.push(i));
-                let want: Vec<usize> = (0..len).filter(|&i| hay[i] == b',').collect();
-                assert_eq!(seen, want, "{len} {pattern}");
-            }
-        }
-    }
 
     #[test]
     fn finds_the_first_needle_at_every_position() {
