@@ -517,12 +517,12 @@ impl<'a> Message<'a> {
         line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")
     }
 
-    /// The message is created empty in the caller's frame and filled through a reference:
-    /// it is large (inline header index and typed-view cache), and building it inside an
-    /// out-of-line function would copy it once more on return.
+    /// The message is parsed into a [`Builder`] (everything but the typed-view cache) in the
+    /// caller's frame and moved into the result with an empty cache: the cache (about half of
+    /// the message) is then written in place rather than copied.
     #[inline(always)]
     fn parse_with(buf: &'a [u8], strictness: Strictness) -> Result<Message<'a>> {
-        let mut msg = Message {
+        let mut b = Builder {
             buf,
             start_line: StartLine::Response {
                 code: 0,
@@ -536,14 +536,42 @@ impl<'a> Message<'a> {
             has_empty_line: false,
             body: Span::default(),
             content_length: None,
-            cache: Cache::default(),
         };
-        match msg.fill(strictness) {
-            Ok(()) => Ok(msg),
+        match b.fill(strictness) {
+            Ok(()) => Ok(Message {
+                buf: b.buf,
+                start_line: b.start_line,
+                message: b.message,
+                start_line_span: b.start_line_span,
+                uri_span: b.uri_span,
+                headers: b.headers,
+                headers_end: b.headers_end,
+                has_empty_line: b.has_empty_line,
+                body: b.body,
+                content_length: b.content_length,
+                cache: Cache::default(),
+            }),
             Err(e) => Err(e),
         }
     }
+}
 
+/// A message being parsed: [`Message`] without its typed-view cache.
+#[derive(Debug)]
+struct Builder<'a> {
+    buf: &'a [u8],
+    start_line: StartLine<'a>,
+    message: Span,
+    start_line_span: Span,
+    uri_span: Span,
+    headers: Index,
+    headers_end: usize,
+    has_empty_line: bool,
+    body: Span,
+    content_length: Option<u32>,
+}
+
+impl<'a> Builder<'a> {
     /// Parses `self.buf` into `self` (see [`Message::parse_with`]).
     #[inline(never)]
     fn fill(&mut self, strictness: Strictness) -> Result<()> {
@@ -571,7 +599,7 @@ impl<'a> Message<'a> {
         let (sl_end, pos) = line_end(buf, msg_start)
             .ok_or(ParseError::new(ParseErrorKind::Truncated, buf.len()))?;
         let line = buf.get(msg_start..sl_end).unwrap_or_default();
-        let (start_line, uri_span) = Self::parse_start_line(line, msg_start, strictness)?;
+        let (start_line, uri_span) = Message::parse_start_line(line, msg_start, strictness)?;
         self.start_line = start_line;
         self.start_line_span = Span::new(msg_start, sl_end);
         self.uri_span = uri_span;
@@ -931,7 +959,9 @@ impl<'a> Message<'a> {
             line_start,
         ))
     }
+}
 
+impl<'a> Message<'a> {
     fn parse_start_line(
         line: &'a [u8],
         base: usize,
