@@ -145,6 +145,30 @@ impl Index {
         }
     }
 
+    /// [`Index::push`] of a line's only value, written field by field into its slot.
+    #[inline(always)]
+    fn push_one(&mut self, name: HeaderName, name_len: u16, value: Span, line: Span) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                slot.name = name;
+                slot.name_len = name_len;
+                slot.value = value;
+                slot.line = line;
+                slot.index_in_line = 0;
+                slot.values_in_line = 1;
+                self.len += 1;
+            }
+            None => self.push_spilled(HeaderValue {
+                name,
+                name_len,
+                value,
+                line,
+                index_in_line: 0,
+                values_in_line: 1,
+            }),
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn push_spilled(&mut self, value: HeaderValue) {
@@ -385,6 +409,174 @@ fn set_positions(values: &mut Index, first: usize) {
             h.values_in_line = count16;
         }
     }
+}
+
+/// One header line at `pos` when it is the usual kind (see [`Builder::index_headers`]):
+/// `Ok(Some(next line))`, or `Ok(None)` without any change to the message when the line
+/// is not (the empty line, a long name, a line without colon, folding, the buffer's end),
+/// for [`Builder::index_line`] to index or refuse.
+#[inline(always)]
+fn fast_line(
+    buf: &[u8],
+    pos: usize,
+    lenient: bool,
+    headers: &mut Index,
+    content_length: &mut Option<u32>,
+) -> Result<Option<usize>> {
+    let Some(c) = buf.get(pos..).and_then(<[u8]>::first_chunk::<16>) else {
+        return Ok(None);
+    };
+    // CR, LF (the empty line), SP and HT (continuation without a header) and controls.
+    if c[0] <= b' ' {
+        return Ok(None);
+    }
+    let v = Chunk::load(c);
+    let colons = v.eq(b':');
+    let lfs = v.eq(b'\n');
+    let k = colons.trailing_zeros();
+    // No colon in the chunk, or a line end before it.
+    if k >= 16 || lfs & ((1 << k) - 1) != 0 {
+        return Ok(None);
+    }
+    let k = k as usize;
+    // The name is what precedes the colon, trailing SP, HT and CR dropped.
+    let mut name_len = k;
+    while name_len > 0 && matches!(c.get(name_len - 1), Some(b' ' | b'\t' | b'\r')) {
+        name_len -= 1;
+    }
+    let name_bytes = c.get(..name_len).unwrap_or_default();
+    // A name that is not a token matches no known name (see `HeaderName::from_bytes`):
+    // it is indexed as an extension header, which `validate()` refuses.
+    let name = HeaderName::lookup(name_bytes);
+    let value_start = pos + k + 1;
+    // Line ends after the colon in this chunk (bit 0: the octet after the colon).
+    let rest_lfs = lfs >> (k + 1);
+    let (lf, may_split) = if name.is_list() {
+        // A list line is split only when it has a comma.
+        let commas = v.eq(b',') >> (k + 1);
+        if rest_lfs != 0 {
+            let at = rest_lfs.trailing_zeros();
+            (value_start + at as usize, commas & ((1 << at) - 1) != 0)
+        } else if commas != 0 {
+            match find1(buf, pos + 16, b'\n') {
+                Some(lf) => (lf, true),
+                None => return Ok(None),
+            }
+        } else {
+            match find2(buf, pos + 16, b',', b'\n') {
+                Some(j) if buf.get(j) == Some(&b',') => match find1(buf, j + 1, b'\n') {
+                    Some(lf) => (lf, true),
+                    None => return Ok(None),
+                },
+                Some(lf) => (lf, false),
+                None => return Ok(None),
+            }
+        }
+    } else if rest_lfs != 0 {
+        (value_start + rest_lfs.trailing_zeros() as usize, false)
+    } else {
+        match find1(buf, pos + 16, b'\n') {
+            Some(lf) => (lf, false),
+            None => return Ok(None),
+        }
+    };
+    let next = lf + 1;
+    // A folded line is left to the general path.
+    if matches!(buf.get(next), Some(b' ' | b'\t')) {
+        return Ok(None);
+    }
+    // (The octet before the LF is at least the colon: never out of the line.)
+    let content_end = if buf.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else {
+        lf
+    };
+    if name == HeaderName::ContentLength && !lenient {
+        // The usual value, one SP and one to nine digits, read here; anything else (and a
+        // second Content-Length) by the general reader, which reports the fault.
+        match (
+            content_length.is_none(),
+            short_number(buf, value_start, content_end),
+        ) {
+            (true, Some(n)) => *content_length = Some(n),
+            _ => read_content_length(
+                buf,
+                content_length,
+                pos,
+                name_bytes,
+                value_start,
+                content_end,
+            )?,
+        }
+    }
+    // (`name_len` < 16: it fits.)
+    let name_len = name_len as u16;
+    let line_span = Span::new(pos, next);
+    if may_split {
+        push_pieces(
+            headers,
+            name,
+            name_len,
+            line_span,
+            buf,
+            value_start,
+            content_end,
+        );
+        if headers.heap.len() > MAX_HEADERS {
+            return Err(ParseError::new(
+                ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
+                pos,
+            ));
+        }
+    } else {
+        let (start, end) = trimmed_value(buf, value_start, content_end);
+        headers.push_one(name, name_len, Span::new(start, end), line_span);
+        if headers.heap.len() > MAX_HEADERS {
+            return Err(ParseError::new(
+                ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
+                pos,
+            ));
+        }
+    }
+    Ok(Some(next))
+}
+
+/// Content-Length read from its line (once: a second one is an error).
+#[inline(never)]
+fn read_content_length(
+    buf: &[u8],
+    content_length: &mut Option<u32>,
+    line_start: usize,
+    name_bytes: &[u8],
+    value_start: usize,
+    content_end: usize,
+) -> Result<()> {
+    if content_length.is_some() {
+        return Err(
+            ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
+                .in_header(name_bytes, 0),
+        );
+    }
+    let raw_value = buf.get(value_start..content_end).unwrap_or_default();
+    let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
+        ParseError::new(ParseErrorKind::InvalidContentLength, value_start).in_header(name_bytes, 0)
+    })?;
+    *content_length = u32::try_from(v).ok();
+    Ok(())
+}
+
+/// `buf[start..end]` as a number when it is one SP (or none) and one to nine digits.
+#[inline(always)]
+fn short_number(buf: &[u8], start: usize, end: usize) -> Option<u32> {
+    let start = start + usize::from(buf.get(start) == Some(&b' '));
+    let digits = buf.get(start..end)?;
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &b| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then(|| n * 10 + u32::from(d))
+    })
 }
 
 /// What [`Message::index_line`] found.
@@ -643,7 +835,13 @@ impl<'a> Builder<'a> {
     #[inline(always)]
     fn index_headers(&mut self, mut pos: usize, lenient: bool) -> Result<usize> {
         loop {
-            if let Some(next) = self.fast_line(pos, lenient)? {
+            if let Some(next) = fast_line(
+                self.buf,
+                pos,
+                lenient,
+                &mut self.headers,
+                &mut self.content_length,
+            )? {
                 pos = next;
                 continue;
             }
@@ -652,147 +850,6 @@ impl<'a> Builder<'a> {
                 Line::End(body) => return Ok(body),
             }
         }
-    }
-
-    /// One header line at `pos` when it is the usual kind (see [`Message::index_headers`]):
-    /// `Ok(Some(next line))`, or `Ok(None)` without any change to the message when the line
-    /// is not (the empty line, a long name, a line without colon, folding, the buffer's end),
-    /// for [`Message::index_line`] to index or refuse.
-    #[inline(always)]
-    fn fast_line(&mut self, pos: usize, lenient: bool) -> Result<Option<usize>> {
-        let buf = self.buf;
-        let Some(c) = buf.get(pos..).and_then(<[u8]>::first_chunk::<16>) else {
-            return Ok(None);
-        };
-        // CR, LF (the empty line), SP and HT (continuation without a header) and controls.
-        if c[0] <= b' ' {
-            return Ok(None);
-        }
-        let v = Chunk::load(c);
-        let colons = v.eq(b':');
-        let lfs = v.eq(b'\n');
-        let k = colons.trailing_zeros();
-        // No colon in the chunk, or a line end before it.
-        if k >= 16 || lfs & ((1 << k) - 1) != 0 {
-            return Ok(None);
-        }
-        let k = k as usize;
-        // The name is what precedes the colon, trailing SP, HT and CR dropped.
-        let mut name_len = k;
-        while name_len > 0 && matches!(c.get(name_len - 1), Some(b' ' | b'\t' | b'\r')) {
-            name_len -= 1;
-        }
-        let name_bytes = c.get(..name_len).unwrap_or_default();
-        // A name that is not a token matches no known name (see `HeaderName::from_bytes`):
-        // it is indexed as an extension header, which `validate()` refuses.
-        let name = HeaderName::lookup(name_bytes);
-        let value_start = pos + k + 1;
-        // Line ends after the colon in this chunk (bit 0: the octet after the colon).
-        let rest_lfs = lfs >> (k + 1);
-        let (lf, may_split) = if name.is_list() {
-            // A list line is split only when it has a comma.
-            let commas = v.eq(b',') >> (k + 1);
-            if rest_lfs != 0 {
-                let at = rest_lfs.trailing_zeros();
-                (value_start + at as usize, commas & ((1 << at) - 1) != 0)
-            } else if commas != 0 {
-                match find1(buf, pos + 16, b'\n') {
-                    Some(lf) => (lf, true),
-                    None => return Ok(None),
-                }
-            } else {
-                match find2(buf, pos + 16, b',', b'\n') {
-                    Some(j) if buf.get(j) == Some(&b',') => match find1(buf, j + 1, b'\n') {
-                        Some(lf) => (lf, true),
-                        None => return Ok(None),
-                    },
-                    Some(lf) => (lf, false),
-                    None => return Ok(None),
-                }
-            }
-        } else if rest_lfs != 0 {
-            (value_start + rest_lfs.trailing_zeros() as usize, false)
-        } else {
-            match find1(buf, pos + 16, b'\n') {
-                Some(lf) => (lf, false),
-                None => return Ok(None),
-            }
-        };
-        let next = lf + 1;
-        // A folded line is left to the general path.
-        if matches!(buf.get(next), Some(b' ' | b'\t')) {
-            return Ok(None);
-        }
-        // (The octet before the LF is at least the colon: never out of the line.)
-        let content_end = if buf.get(lf - 1) == Some(&b'\r') {
-            lf - 1
-        } else {
-            lf
-        };
-        if name == HeaderName::ContentLength && !lenient {
-            self.read_content_length(pos, name_bytes, value_start, content_end)?;
-        }
-        // (`name_len` < 16: it fits.)
-        let name_len = name_len as u16;
-        let line_span = Span::new(pos, next);
-        if may_split {
-            push_pieces(
-                &mut self.headers,
-                name,
-                name_len,
-                line_span,
-                buf,
-                value_start,
-                content_end,
-            );
-            if self.headers.heap.len() > MAX_HEADERS {
-                return Err(ParseError::new(
-                    ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
-                    pos,
-                ));
-            }
-        } else {
-            let (start, end) = trimmed_value(buf, value_start, content_end);
-            self.headers.push(HeaderValue {
-                name,
-                name_len,
-                value: Span::new(start, end),
-                line: line_span,
-                index_in_line: 0,
-                values_in_line: 1,
-            });
-            if self.headers.heap.len() > MAX_HEADERS {
-                return Err(ParseError::new(
-                    ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
-                    pos,
-                ));
-            }
-        }
-        Ok(Some(next))
-    }
-
-    /// Content-Length read from its line (once: a second one is an error).
-    #[inline(never)]
-    fn read_content_length(
-        &mut self,
-        line_start: usize,
-        name_bytes: &[u8],
-        value_start: usize,
-        content_end: usize,
-    ) -> Result<()> {
-        if self.content_length.is_some() {
-            return Err(
-                ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
-                    .in_header(name_bytes, 0),
-            );
-        }
-        let raw_value = self.buf.get(value_start..content_end).unwrap_or_default();
-        let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
-            ParseError::new(ParseErrorKind::InvalidContentLength, value_start)
-                .in_header(name_bytes, 0)
-        })?;
-        self.content_length = u32::try_from(v).ok();
-        Ok(())
     }
 
     /// Any header line at `pos`, or the empty line (see [`Message::index_headers`]).
@@ -890,7 +947,14 @@ impl<'a> Builder<'a> {
             let line_span = Span::new(line_start, next);
 
             if name == HeaderName::ContentLength && !lenient {
-                self.read_content_length(line_start, name_bytes, value_start, content_end)?;
+                read_content_length(
+                    buf,
+                    &mut self.content_length,
+                    line_start,
+                    name_bytes,
+                    value_start,
+                    content_end,
+                )?;
             }
 
             if may_split {
@@ -1692,6 +1756,37 @@ v=0\n";
         assert_eq!(m.body(), b"a");
         let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: y\r\n\r\nabc").unwrap();
         assert_eq!(m.body(), b"abc");
+    }
+
+    #[test]
+    fn short_numbers_read_as_parse_number_reads_them() {
+        for text in [
+            &b" 0"[..],
+            b"0",
+            b" 149",
+            b" 999999999",
+            b" 1234567890",
+            b"  1",
+            b" 1 ",
+            b" ",
+            b"",
+            b" -1",
+            b" 1a",
+            b" /",
+            b" :",
+        ] {
+            let mut buf = text.to_vec();
+            buf.extend_from_slice(b"\r\n");
+            if let Some(n) = short_number(&buf, 0, text.len()) {
+                assert_eq!(
+                    values::parse_number(text, u64::from(u32::MAX)).ok(),
+                    Some(u64::from(n)),
+                    "{text:?}"
+                );
+            }
+        }
+        assert_eq!(short_number(b" 149\r\n", 0, 4), Some(149));
+        assert_eq!(short_number(b" 1234567890\r\n", 0, 11), None);
     }
 
     #[test]
