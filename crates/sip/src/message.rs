@@ -169,6 +169,45 @@ impl Index {
         }
     }
 
+    /// [`Index::push`] of value `index_in_line` of a list line, written field by field.
+    #[inline(always)]
+    fn push_piece(
+        &mut self,
+        name: HeaderName,
+        name_len: u16,
+        value: Span,
+        line: Span,
+        index_in_line: u16,
+    ) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                slot.name = name;
+                slot.name_len = name_len;
+                slot.value = value;
+                slot.line = line;
+                slot.index_in_line = index_in_line;
+                slot.values_in_line = 1;
+                self.len += 1;
+            }
+            None => self.push_spilled(HeaderValue {
+                name,
+                name_len,
+                value,
+                line,
+                index_in_line,
+                values_in_line: 1,
+            }),
+        }
+    }
+
+    /// Sets `values_in_line` of the values from `first` on.
+    #[inline(always)]
+    fn set_values_in_line(&mut self, first: usize, count: u16) {
+        for h in self.as_mut_slice().iter_mut().skip(first) {
+            h.values_in_line = count;
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn push_spilled(&mut self, value: HeaderValue) {
@@ -282,14 +321,6 @@ fn push_pieces(
     end: usize,
 ) {
     let first = values.len();
-    let entry = |start: usize, end: usize, index_in_line: u16| HeaderValue {
-        name,
-        name_len,
-        value: Span::new(start, end),
-        line,
-        index_in_line,
-        values_in_line: 1,
-    };
     // A token list (Allow, Supported...: no quoted string and no '<'): every comma separates
     // two values. The line is read sixteen octets at a time, commas and the octets that make
     // it something else flagged at once; values are indexed as their commas are found.
@@ -327,7 +358,7 @@ fn push_pieces(
         while commas != 0 {
             let j = p + commas.trailing_zeros() as usize;
             let (s, e) = trimmed_value(buf, piece_start, j);
-            values.push(entry(s, e, count));
+            values.push_piece(name, name_len, Span::new(s, e), line, count);
             count = count.saturating_add(1);
             piece_start = j + 1;
             commas &= commas - 1;
@@ -336,23 +367,20 @@ fn push_pieces(
     }
     if !general {
         let (s, e) = trimmed_value(buf, piece_start, end);
-        values.push(entry(s, e, count));
-        set_positions(values, first);
+        values.push_piece(name, name_len, Span::new(s, e), line, count);
+        if count > 0 {
+            values.set_values_in_line(first, count.saturating_add(1));
+        }
         return;
     }
     values.truncate(first);
     let at = start;
     let raw = buf.get(start..end).unwrap_or_default();
-    let mut push = |start: usize, end: usize| {
-        let (start, end) = trimmed(raw, start, end);
-        values.push(HeaderValue {
-            name,
-            name_len,
-            value: Span::new(at + start, at + end),
-            line,
-            index_in_line: 0,
-            values_in_line: 1,
-        });
+    let mut count: u16 = 0;
+    let mut push = |piece_start: usize, piece_end: usize| {
+        let (s, e) = trimmed_value(buf, at + piece_start, at + piece_end);
+        values.push_piece(name, name_len, Span::new(s, e), line, count);
+        count = count.saturating_add(1);
     };
     let mut piece_start = 0;
     let mut i = 0;
@@ -366,6 +394,8 @@ fn push_pieces(
             Some(b'"') => match crate::scan::quoted_string_end(raw, j) {
                 Ok(end) => i = end,
                 Err(_) => {
+                    // An unclosed quote: the line is one value.
+                    count = 0;
                     values.truncate(first);
                     piece_start = 0;
                     break;
@@ -385,29 +415,10 @@ fn push_pieces(
             },
         }
     }
-    let (start, end) = trimmed(raw, piece_start, raw.len());
-    values.push(HeaderValue {
-        name,
-        name_len,
-        value: Span::new(at + start, at + end),
-        line,
-        index_in_line: 0,
-        values_in_line: 1,
-    });
-    set_positions(values, first);
-}
-
-/// Numbers the values of one line, `values[first..]` (their `index_in_line` and
-/// `values_in_line`).
-#[inline(always)]
-fn set_positions(values: &mut Index, first: usize) {
-    let count = values.len() - first;
-    if count > 1 {
-        let count16 = u16::try_from(count).unwrap_or(u16::MAX);
-        for (k, h) in values.as_mut_slice().iter_mut().skip(first).enumerate() {
-            h.index_in_line = u16::try_from(k).unwrap_or(u16::MAX);
-            h.values_in_line = count16;
-        }
+    let (s, e) = trimmed_value(buf, at + piece_start, end);
+    values.push_piece(name, name_len, Span::new(s, e), line, count);
+    if count > 0 {
+        values.set_values_in_line(first, count.saturating_add(1));
     }
 }
 
