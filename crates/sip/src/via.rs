@@ -116,6 +116,7 @@ impl<'a> Via<'a> {
     }
 
     /// The `branch` parameter.
+    #[inline]
     pub fn branch(&self) -> Option<&'a [u8]> {
         self.params.get(b"branch").flatten()
     }
