@@ -834,6 +834,7 @@ impl<'a> SipUri<'a> {
     }
 
     /// Parses what follows the scheme's `:` at `colon`.
+    #[inline(always)]
     fn parse_rest(s: &'a [u8], colon: usize, secure: bool) -> Result<SipUri<'a>> {
         let mut i = colon + 1;
         let mut user = None;
