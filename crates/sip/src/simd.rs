@@ -10,8 +10,28 @@
 #[cfg(target_arch = "x86_64")]
 mod imp {
     use safe_arch::{
-        cmp_eq_mask_i8_m128i, load_unaligned_m128i, m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+        bitandnot_m128i, cmp_eq_mask_i8_m128i, cmp_gt_mask_i8_m128i, cmp_lt_mask_i8_m128i,
+        load_unaligned_m128i, m128i, move_mask_i8_m128i, set_splat_i8_m128i,
     };
+
+    /// Sixteen copies of `n`.
+    #[inline(always)]
+    fn splat(n: u8) -> m128i {
+        set_splat_i8_m128i(i8::from_ne_bytes([n]))
+    }
+
+    /// Lanes in `lo..=hi` (both below 0x80: lanes of 0x80 and above, negative as `i8`, are
+    /// never in).
+    #[inline(always)]
+    fn within(v: m128i, lo: u8, hi: u8) -> m128i {
+        cmp_gt_mask_i8_m128i(v, splat(lo - 1)) & cmp_lt_mask_i8_m128i(v, splat(hi + 1))
+    }
+
+    /// The sign bits of the 16 lanes.
+    #[inline(always)]
+    fn mask(v: m128i) -> u32 {
+        move_mask_i8_m128i(v) as u32
+    }
 
     /// Sixteen octets in a vector register.
     #[derive(Debug, Clone, Copy)]
@@ -27,11 +47,40 @@ mod imp {
         /// Bit `i` set when octet `i` equals `n`.
         #[inline(always)]
         pub(crate) fn eq(self, n: u8) -> u32 {
-            let splat = set_splat_i8_m128i(i8::from_ne_bytes([n]));
-            // The mask has 16 bits: the sign bits of the 16 lanes.
-            move_mask_i8_m128i(cmp_eq_mask_i8_m128i(self.0, splat)) as u32
+            mask(cmp_eq_mask_i8_m128i(self.0, splat(n)))
+        }
+
+        /// The host-name classes of the octets (RFC 3261 `hostname`): masks of the octets
+        /// that are letters, digits, `-` or `.` (any of them), of the letters, of the dots and
+        /// of the dashes.
+        #[inline(always)]
+        pub(crate) fn host_classes(self) -> super::HostClasses {
+            let v = self.0;
+            // OR-ing 0x20 maps the capital letters onto the small ones and no other octet.
+            let letters = within(v | splat(0x20), b'a', b'z');
+            // '-', '.', the digits, and '/' between them taken out.
+            let dd = bitandnot_m128i(cmp_eq_mask_i8_m128i(v, splat(b'/')), within(v, b'-', b'9'));
+            super::HostClasses {
+                host: mask(letters | dd),
+                letters: mask(letters),
+                dots: mask(cmp_eq_mask_i8_m128i(v, splat(b'.'))),
+                dashes: mask(cmp_eq_mask_i8_m128i(v, splat(b'-'))),
+            }
         }
     }
+}
+
+/// What [`Chunk::host_classes`] gives: one mask per class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HostClasses {
+    /// Letters, digits, `-` and `.`.
+    pub(crate) host: u32,
+    /// Letters.
+    pub(crate) letters: u32,
+    /// `.`.
+    pub(crate) dots: u32,
+    /// `-`.
+    pub(crate) dashes: u32,
 }
 
 /// The portable version: the reference the SIMD one is tested against, and the one used on
@@ -57,6 +106,23 @@ pub(crate) mod portable {
                 .enumerate()
                 .fold(0, |m, (i, &b)| m | (u32::from(b == n) << i))
         }
+
+        /// See the x86-64 version.
+        #[inline(always)]
+        pub(crate) fn host_classes(self) -> super::HostClasses {
+            let bits = |f: fn(u8) -> bool| {
+                self.0
+                    .iter()
+                    .enumerate()
+                    .fold(0, |m, (i, &b)| m | (u32::from(f(b)) << i))
+            };
+            super::HostClasses {
+                host: bits(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
+                letters: bits(|b| b.is_ascii_alphabetic()),
+                dots: bits(|b| b == b'.'),
+                dashes: bits(|b| b == b'-'),
+            }
+        }
     }
 }
 
@@ -68,6 +134,18 @@ pub(crate) use portable::Chunk;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_classes_agree_on_every_octet() {
+        for b in 0..=255u8 {
+            let c = [b; 16];
+            assert_eq!(
+                Chunk::load(&c).host_classes(),
+                portable::Chunk::load(&c).host_classes(),
+                "{b:#x}"
+            );
+        }
+    }
 
     #[test]
     fn simd_and_portable_masks_agree() {
@@ -111,6 +189,11 @@ mod tests {
                 assert_eq!(Chunk::load(&c).eq(n), want, "{c:?} {n}");
                 assert_eq!(portable::Chunk::load(&c).eq(n), want, "{c:?} {n}");
             }
+            assert_eq!(
+                Chunk::load(&c).host_classes(),
+                portable::Chunk::load(&c).host_classes(),
+                "{c:?}"
+            );
         }
     }
 }
