@@ -1981,13 +1981,3 @@ v=0\n";
         assert!(!Message::looks_like_http(b"OPTIONS sip:a SIP/2.0\r\n\r\n"));
     }
 }
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        use std::mem::size_of;
-        eprintln!("Message {} Index {} Cache {} Uri {} Via {} NameAddr {} CSeq {} ParseError {} ResUri {} ResVia {} ResNA {} Params {} Host {} StartLine {}",
-          size_of::<super::Message>(), size_of::<super::Index>(), size_of::<super::Cache>(), size_of::<crate::Uri>(), size_of::<crate::Via>(), size_of::<crate::NameAddr>(), size_of::<crate::CSeq>(), size_of::<crate::ParseError>(),
-          size_of::<std::cell::OnceCell<crate::error::Result<crate::Uri>>>(), size_of::<std::cell::OnceCell<crate::error::Result<crate::Via>>>(), size_of::<std::cell::OnceCell<crate::error::Result<crate::NameAddr>>>(), size_of::<crate::Params>(), size_of::<crate::Host>(), size_of::<super::StartLine>());
-    }
-}

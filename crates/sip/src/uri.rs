@@ -871,19 +871,54 @@ impl fmt::Display for Uri<'_> {
 /// A `sip:` or `sips:` URI (RFC 3261 §19.1), every component a slice of the input.
 ///
 /// `PartialEq` is structural (same text); URI equivalence is [`SipUri::equivalent`].
+///
+/// Kept within 128 octets (moved with a few vector moves, not a `memcpy` call): the scheme
+/// length says `sips` (4) or `sip` (3), and the rarer parts are offsets into `raw`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipUri<'a> {
     raw: &'a [u8],
-    scheme_len: usize,
-    secure: bool,
+    /// 3 for `sip`, 4 for `sips`.
+    scheme_len: u8,
     user: Option<&'a [u8]>,
-    password: Option<&'a [u8]>,
+    password: Part,
     host: Host<'a>,
     port: Option<u16>,
     /// `*( ";" uri-parameter )`, each with its leading `;`.
     params: &'a [u8],
     /// The text after `?`.
-    headers: Option<&'a [u8]>,
+    headers: Part,
+}
+
+/// An optional part of a [`SipUri`]'s text as offsets (two words where an optional slice
+/// takes four); `start == u32::MAX` for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Part {
+    start: u32,
+    end: u32,
+}
+
+impl Part {
+    const NONE: Part = Part {
+        start: u32::MAX,
+        end: 0,
+    };
+
+    /// `raw[start..end]` (the parser refuses texts of 2^32 - 1 octets or more, so the offsets
+    /// fit).
+    fn new(start: usize, end: usize) -> Part {
+        Part {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
+    fn get(self, raw: &[u8]) -> Option<&[u8]> {
+        if self.start == u32::MAX {
+            None
+        } else {
+            Some(sub(raw, self.start as usize, self.end as usize))
+        }
+    }
 }
 
 impl<'a> SipUri<'a> {
@@ -903,9 +938,12 @@ impl<'a> SipUri<'a> {
     /// Parses what follows the scheme's `:` at `colon`.
     #[inline(always)]
     fn parse_rest(s: &'a [u8], colon: usize, secure: bool) -> Result<SipUri<'a>> {
+        if u32::try_from(s.len()).is_err() {
+            return Err(bad("URI too long", 0));
+        }
         let mut i = colon + 1;
         let mut user = None;
-        let mut password = None;
+        let mut password = Part::NONE;
         // userinfo: present iff there is an '@' (nothing else in a SIP URI may hold one).
         if let Some(at) = crate::find::find1(s, i, b'@') {
             let ue = scan_escaped(s, i, USER)?;
@@ -920,7 +958,7 @@ impl<'a> SipUri<'a> {
                     if pe != at {
                         return Err(unexpected(s, pe, "illegal character in password"));
                     }
-                    password = Some(sub(s, ue + 1, pe));
+                    password = Part::new(ue + 1, pe);
                 }
                 _ => return Err(unexpected(s, ue, "illegal character in user")),
             }
@@ -943,7 +981,7 @@ impl<'a> SipUri<'a> {
         let ps = i;
         i = parse_params_at(s, i, PARAM, PARAM)?;
         let params = sub(s, ps, i);
-        let mut headers = None;
+        let mut headers = Part::NONE;
         if s.get(i) == Some(&b'?') {
             let hs = i + 1;
             loop {
@@ -960,7 +998,7 @@ impl<'a> SipUri<'a> {
                     break;
                 }
             }
-            headers = Some(sub(s, hs, i));
+            headers = Part::new(hs, i);
         }
         if i != s.len() {
             let what = match s.get(i) {
@@ -972,8 +1010,7 @@ impl<'a> SipUri<'a> {
         }
         Ok(SipUri {
             raw: s,
-            scheme_len: colon,
-            secure,
+            scheme_len: if secure { 4 } else { 3 },
             user,
             password,
             host,
@@ -985,12 +1022,12 @@ impl<'a> SipUri<'a> {
 
     /// The scheme as written.
     pub fn scheme(&self) -> &'a [u8] {
-        sub(self.raw, 0, self.scheme_len)
+        sub(self.raw, 0, usize::from(self.scheme_len))
     }
 
     /// True for `sips:`.
     pub fn secure(&self) -> bool {
-        self.secure
+        self.scheme_len == 4
     }
 
     /// The user part, raw (escapes kept) as written; `None` without userinfo.
@@ -1009,7 +1046,7 @@ impl<'a> SipUri<'a> {
 
     /// The password (after the first `:` of the userinfo), raw; `None` without one.
     pub fn password(&self) -> Option<&'a [u8]> {
-        self.password
+        self.password.get(self.raw)
     }
 
     /// The host.
@@ -1072,13 +1109,13 @@ impl<'a> SipUri<'a> {
 
     /// The raw text after `?`, without the `?`.
     pub fn headers(&self) -> Option<&'a [u8]> {
-        self.headers
+        self.headers.get(self.raw)
     }
 
     /// The `hname=hvalue` pairs of the headers, raw, in order.
     pub fn header_fields(&self) -> UriHeaders<'a> {
         UriHeaders {
-            rest: self.headers.unwrap_or_default(),
+            rest: self.headers().unwrap_or_default(),
         }
     }
 
@@ -1097,13 +1134,13 @@ impl<'a> SipUri<'a> {
     /// (name case-insensitive, value case-sensitive). Escaped characters equal their plain
     /// form, except the `reserved` ones.
     pub fn equivalent(&self, other: &SipUri<'_>) -> bool {
-        self.secure == other.secure
+        self.secure() == other.secure()
             && match (self.user, other.user) {
                 (None, None) => true,
                 (Some(a), Some(b)) => eq_escaped(a, b),
                 _ => false,
             }
-            && match (self.password, other.password) {
+            && match (self.password(), other.password()) {
                 (None, None) => true,
                 (Some(a), Some(b)) => eq_escaped(a, b),
                 _ => false,
@@ -1111,7 +1148,7 @@ impl<'a> SipUri<'a> {
             && self.host.eq_ignore_case(&other.host)
             && self.port == other.port
             && params_equivalent(self.params, other.params)
-            && headers_equivalent(self.headers, other.headers)
+            && headers_equivalent(self.headers(), other.headers())
     }
 }
 
@@ -1381,6 +1418,12 @@ impl fmt::Display for OtherUri<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_uri_stays_within_128_octets() {
+        // Larger, every move of one (into a NameAddr, a cache cell) becomes a memcpy call.
+        assert!(std::mem::size_of::<Uri<'_>>() <= 128);
+    }
 
     #[test]
     fn host_name_scan_by_chunks_agrees_with_the_octet_scan() {
