@@ -82,7 +82,11 @@ impl<'a> CSeq<'a> {
 
 /// A Call-ID: `word [ "@" word ]`, any printable octets but LWS. Returns the trimmed value.
 pub fn parse_call_id(s: &[u8]) -> Result<&[u8]> {
-    let v = trim_lws(s);
+    // The index has trimmed the value already: trim again only when an end is LWS.
+    let v = match (s.first(), s.last()) {
+        (Some(&a), Some(&z)) if a > b' ' && z > b' ' => s,
+        _ => trim_lws(s),
+    };
     if v.is_empty() {
         return Err(bad("empty Call-ID", 0));
     }
