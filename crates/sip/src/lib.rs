@@ -21,6 +21,7 @@
 pub mod error;
 mod find;
 pub mod scan;
+mod simd;
 
 pub mod auth;
 pub mod edit;

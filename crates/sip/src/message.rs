@@ -21,6 +21,7 @@ use crate::header::{HeaderName, HeaderValue};
 use crate::method::Method;
 use crate::name_addr::{Contact, NameAddr};
 use crate::scan::{is_lws, is_token, is_token_char};
+use crate::simd::Chunk;
 use crate::uri::Uri;
 use crate::values::{self, CSeq, ContentType, Event};
 use crate::via::Via;
@@ -144,6 +145,69 @@ impl Index {
         }
     }
 
+    /// [`Index::push`] of a line's only value, written field by field into its slot.
+    #[inline(always)]
+    fn push_one(&mut self, name: HeaderName, name_len: u16, value: Span, line: Span) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                slot.name = name;
+                slot.name_len = name_len;
+                slot.value = value;
+                slot.line = line;
+                slot.index_in_line = 0;
+                slot.values_in_line = 1;
+                self.len += 1;
+            }
+            None => self.push_spilled(HeaderValue {
+                name,
+                name_len,
+                value,
+                line,
+                index_in_line: 0,
+                values_in_line: 1,
+            }),
+        }
+    }
+
+    /// [`Index::push`] of value `index_in_line` of a list line, written field by field.
+    #[inline(always)]
+    fn push_piece(
+        &mut self,
+        name: HeaderName,
+        name_len: u16,
+        value: Span,
+        line: Span,
+        index_in_line: u16,
+    ) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                slot.name = name;
+                slot.name_len = name_len;
+                slot.value = value;
+                slot.line = line;
+                slot.index_in_line = index_in_line;
+                slot.values_in_line = 1;
+                self.len += 1;
+            }
+            None => self.push_spilled(HeaderValue {
+                name,
+                name_len,
+                value,
+                line,
+                index_in_line,
+                values_in_line: 1,
+            }),
+        }
+    }
+
+    /// Sets `values_in_line` of the values from `first` on.
+    #[inline(always)]
+    fn set_values_in_line(&mut self, first: usize, count: u16) {
+        for h in self.as_mut_slice().iter_mut().skip(first) {
+            h.values_in_line = count;
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn push_spilled(&mut self, value: HeaderValue) {
@@ -243,7 +307,7 @@ fn trimmed(raw: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
     (start, end)
 }
 
-/// Indexes the values of a list header line, `raw` at offset `at`, split at commas outside
+/// Indexes the values of a list header line, `buf[start..end]`, split at commas outside
 /// quoted strings and `<...>` (RFC 3261 §7.3.1) in one pass. A line with an unclosed quote
 /// stays one value, whose typed view (and `validate()`) reports the fault.
 #[inline(never)]
@@ -252,33 +316,73 @@ fn push_pieces(
     name: HeaderName,
     name_len: u16,
     line: Span,
-    at: usize,
-    raw: &[u8],
+    buf: &[u8],
+    start: usize,
+    end: usize,
 ) {
     let first = values.len();
-    let mut push = |start: usize, end: usize| {
-        let (start, end) = trimmed(raw, start, end);
-        values.push(HeaderValue {
-            name,
-            name_len,
-            value: Span::new(at + start, at + end),
-            line,
-            index_in_line: 0,
-            values_in_line: 1,
-        });
-    };
-    let mut piece_start = 0;
-    if find2(raw, 0, b'"', b'<').is_none() {
-        // No quoted string and no URI (a token list such as Allow or Supported): every
-        // comma separates two values.
-        crate::find::for_each1(raw, b',', |j| {
-            push(piece_start, j);
+    // A token list (Allow, Supported...: no quoted string and no '<'): every comma separates
+    // two values. The line is read sixteen octets at a time, commas and the octets that make
+    // it something else flagged at once; values are indexed as their commas are found.
+    let mut piece_start = start;
+    let mut count: u16 = 0;
+    let mut p = start;
+    let mut general = false;
+    while p < end {
+        let (commas, special) = match buf.get(p..).and_then(<[u8]>::first_chunk::<16>) {
+            Some(c) => {
+                let v = Chunk::load(c);
+                (v.eq(b','), v.eq(b'"') | v.eq(b'<'))
+            }
+            None => buf.get(p..end).unwrap_or_default().iter().enumerate().fold(
+                (0, 0),
+                |(c, s), (i, &b)| {
+                    (
+                        c | u32::from(b == b',') << i,
+                        s | u32::from(b == b'"' || b == b'<') << i,
+                    )
+                },
+            ),
+        };
+        // Only the octets before `end` count.
+        let keep = if end - p >= 16 {
+            u32::MAX
+        } else {
+            (1 << (end - p)) - 1
+        };
+        if special & keep != 0 {
+            general = true;
+            break;
+        }
+        let mut commas = commas & keep;
+        while commas != 0 {
+            let j = p + commas.trailing_zeros() as usize;
+            let (s, e) = trimmed_value(buf, piece_start, j);
+            values.push_piece(name, name_len, Span::new(s, e), line, count);
+            count = count.saturating_add(1);
             piece_start = j + 1;
-        });
-        push(piece_start, raw.len());
-        set_positions(values, first);
+            commas &= commas - 1;
+        }
+        p += 16;
+    }
+    if !general {
+        let (s, e) = trimmed_value(buf, piece_start, end);
+        values.push_piece(name, name_len, Span::new(s, e), line, count);
+        if count > 0 {
+            values.set_values_in_line(first, count.saturating_add(1));
+        }
         return;
     }
+    values.truncate(first);
+    let at = start;
+    let raw = buf.get(start..end).unwrap_or_default();
+    let mut count: u16 = 0;
+    let mut push = |piece_start: usize, piece_end: usize| {
+        let (s, e) = trimmed_value(buf, at + piece_start, at + piece_end);
+        values.push_piece(name, name_len, Span::new(s, e), line, count);
+        count = count.saturating_add(1);
+    };
+    let mut piece_start = 0;
     let mut i = 0;
     while let Some(j) = find3(raw, i, b',', b'"', b'<') {
         match raw.get(j) {
@@ -290,6 +394,8 @@ fn push_pieces(
             Some(b'"') => match crate::scan::quoted_string_end(raw, j) {
                 Ok(end) => i = end,
                 Err(_) => {
+                    // An unclosed quote: the line is one value.
+                    count = 0;
                     values.truncate(first);
                     piece_start = 0;
                     break;
@@ -309,29 +415,198 @@ fn push_pieces(
             },
         }
     }
-    let (start, end) = trimmed(raw, piece_start, raw.len());
-    values.push(HeaderValue {
-        name,
-        name_len,
-        value: Span::new(at + start, at + end),
-        line,
-        index_in_line: 0,
-        values_in_line: 1,
-    });
-    set_positions(values, first);
+    let (s, e) = trimmed_value(buf, at + piece_start, end);
+    values.push_piece(name, name_len, Span::new(s, e), line, count);
+    if count > 0 {
+        values.set_values_in_line(first, count.saturating_add(1));
+    }
 }
 
-/// Numbers the values of one line, `values[first..]` (their `index_in_line` and
-/// `values_in_line`).
+/// One header line at `pos` when it is the usual kind (see [`Builder::index_headers`]):
+/// `Ok(Some(next line))`, or `Ok(None)` without any change to the message when the line
+/// is not (the empty line, a long name, a line without colon, folding, the buffer's end),
+/// for [`Builder::index_line`] to index or refuse.
 #[inline(always)]
-fn set_positions(values: &mut Index, first: usize) {
-    let count = values.len() - first;
-    if count > 1 {
-        let count16 = u16::try_from(count).unwrap_or(u16::MAX);
-        for (k, h) in values.as_mut_slice().iter_mut().skip(first).enumerate() {
-            h.index_in_line = u16::try_from(k).unwrap_or(u16::MAX);
-            h.values_in_line = count16;
+fn fast_line(
+    buf: &[u8],
+    pos: usize,
+    lenient: bool,
+    headers: &mut Index,
+    content_length: &mut Option<u32>,
+) -> Result<Option<usize>> {
+    let Some(c) = buf.get(pos..).and_then(<[u8]>::first_chunk::<16>) else {
+        return Ok(None);
+    };
+    // CR, LF (the empty line), SP and HT (continuation without a header) and controls.
+    if c[0] <= b' ' {
+        return Ok(None);
+    }
+    let v = Chunk::load(c);
+    let colons = v.eq(b':');
+    let lfs = v.eq(b'\n');
+    let k = colons.trailing_zeros();
+    // No colon in the chunk, or a line end before it.
+    if k >= 16 || lfs & ((1 << k) - 1) != 0 {
+        return Ok(None);
+    }
+    let k = k as usize;
+    // The name is what precedes the colon, trailing SP, HT and CR dropped.
+    let mut name_len = k;
+    while name_len > 0 && matches!(c.get(name_len - 1), Some(b' ' | b'\t' | b'\r')) {
+        name_len -= 1;
+    }
+    let name_bytes = c.get(..name_len).unwrap_or_default();
+    // A name that is not a token matches no known name (see `HeaderName::from_bytes`):
+    // it is indexed as an extension header, which `validate()` refuses.
+    let name = HeaderName::lookup(name_bytes);
+    let value_start = pos + k + 1;
+    // Line ends after the colon in this chunk (bit 0: the octet after the colon).
+    let rest_lfs = lfs >> (k + 1);
+    let (lf, may_split) = if name.is_list() {
+        // A list line is split only when it has a comma.
+        let commas = v.eq(b',') >> (k + 1);
+        if rest_lfs != 0 {
+            let at = rest_lfs.trailing_zeros();
+            (value_start + at as usize, commas & ((1 << at) - 1) != 0)
+        } else if commas != 0 {
+            match find1(buf, pos + 16, b'\n') {
+                Some(lf) => (lf, true),
+                None => return Ok(None),
+            }
+        } else {
+            match find2(buf, pos + 16, b',', b'\n') {
+                Some(j) if buf.get(j) == Some(&b',') => match find1(buf, j + 1, b'\n') {
+                    Some(lf) => (lf, true),
+                    None => return Ok(None),
+                },
+                Some(lf) => (lf, false),
+                None => return Ok(None),
+            }
         }
+    } else if rest_lfs != 0 {
+        (value_start + rest_lfs.trailing_zeros() as usize, false)
+    } else {
+        match find1(buf, pos + 16, b'\n') {
+            Some(lf) => (lf, false),
+            None => return Ok(None),
+        }
+    };
+    let next = lf + 1;
+    // A folded line is left to the general path.
+    if matches!(buf.get(next), Some(b' ' | b'\t')) {
+        return Ok(None);
+    }
+    // (The octet before the LF is at least the colon: never out of the line.)
+    let content_end = if buf.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else {
+        lf
+    };
+    if name == HeaderName::ContentLength && !lenient {
+        // The usual value, one SP and one to nine digits, read here; anything else (and a
+        // second Content-Length) by the general reader, which reports the fault.
+        match (
+            content_length.is_none(),
+            short_number(buf, value_start, content_end),
+        ) {
+            (true, Some(n)) => *content_length = Some(n),
+            _ => read_content_length(
+                buf,
+                content_length,
+                pos,
+                name_bytes,
+                value_start,
+                content_end,
+            )?,
+        }
+    }
+    // (`name_len` < 16: it fits.)
+    let name_len = name_len as u16;
+    let line_span = Span::new(pos, next);
+    if may_split {
+        push_pieces(
+            headers,
+            name,
+            name_len,
+            line_span,
+            buf,
+            value_start,
+            content_end,
+        );
+        if headers.heap.len() > MAX_HEADERS {
+            return Err(ParseError::new(
+                ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
+                pos,
+            ));
+        }
+    } else {
+        let (start, end) = trimmed_value(buf, value_start, content_end);
+        headers.push_one(name, name_len, Span::new(start, end), line_span);
+        if headers.heap.len() > MAX_HEADERS {
+            return Err(ParseError::new(
+                ParseErrorKind::TooManyHeaders { limit: MAX_HEADERS },
+                pos,
+            ));
+        }
+    }
+    Ok(Some(next))
+}
+
+/// Content-Length read from its line (once: a second one is an error).
+#[inline(never)]
+fn read_content_length(
+    buf: &[u8],
+    content_length: &mut Option<u32>,
+    line_start: usize,
+    name_bytes: &[u8],
+    value_start: usize,
+    content_end: usize,
+) -> Result<()> {
+    if content_length.is_some() {
+        return Err(
+            ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
+                .in_header(name_bytes, 0),
+        );
+    }
+    let raw_value = buf.get(value_start..content_end).unwrap_or_default();
+    let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
+        ParseError::new(ParseErrorKind::InvalidContentLength, value_start).in_header(name_bytes, 0)
+    })?;
+    *content_length = u32::try_from(v).ok();
+    Ok(())
+}
+
+/// `buf[start..end]` as a number when it is one SP (or none) and one to nine digits.
+#[inline(always)]
+fn short_number(buf: &[u8], start: usize, end: usize) -> Option<u32> {
+    let start = start + usize::from(buf.get(start) == Some(&b' '));
+    let digits = buf.get(start..end)?;
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |n, &b| {
+        let d = b.wrapping_sub(b'0');
+        (d < 10).then(|| n * 10 + u32::from(d))
+    })
+}
+
+/// What [`Message::index_line`] found.
+#[derive(Debug, Clone, Copy)]
+enum Line {
+    /// A header line: the next line starts here.
+    Next(usize),
+    /// The end of the header section: the body starts here.
+    End(usize),
+}
+
+/// [`trimmed`] for a value that usually follows one SP and has no trailing LWS.
+#[inline(always)]
+fn trimmed_value(raw: &[u8], start: usize, end: usize) -> (usize, usize) {
+    // (`raw[end]` is the line's CR or LF, never SP: the step stays within `..=end`.)
+    let start = start + usize::from(raw.get(start) == Some(&b' '));
+    match (raw.get(start), raw.get(end.wrapping_sub(1))) {
+        (Some(&a), Some(&z)) if start < end && a > b' ' && z > b' ' => (start, end),
+        _ => trimmed(raw, start, end),
     }
 }
 
@@ -445,12 +720,12 @@ impl<'a> Message<'a> {
         line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")
     }
 
-    /// The message is created empty in the caller's frame and filled through a reference:
-    /// it is large (inline header index and typed-view cache), and building it inside an
-    /// out-of-line function would copy it once more on return.
+    /// The message is parsed into a [`Builder`] (everything but the typed-view cache) in the
+    /// caller's frame and moved into the result with an empty cache: the cache (about half of
+    /// the message) is then written in place rather than copied.
     #[inline(always)]
     fn parse_with(buf: &'a [u8], strictness: Strictness) -> Result<Message<'a>> {
-        let mut msg = Message {
+        let mut b = Builder {
             buf,
             start_line: StartLine::Response {
                 code: 0,
@@ -464,14 +739,42 @@ impl<'a> Message<'a> {
             has_empty_line: false,
             body: Span::default(),
             content_length: None,
-            cache: Cache::default(),
         };
-        match msg.fill(strictness) {
-            Ok(()) => Ok(msg),
+        match b.fill(strictness) {
+            Ok(()) => Ok(Message {
+                buf: b.buf,
+                start_line: b.start_line,
+                message: b.message,
+                start_line_span: b.start_line_span,
+                uri_span: b.uri_span,
+                headers: b.headers,
+                headers_end: b.headers_end,
+                has_empty_line: b.has_empty_line,
+                body: b.body,
+                content_length: b.content_length,
+                cache: Cache::default(),
+            }),
             Err(e) => Err(e),
         }
     }
+}
 
+/// A message being parsed: [`Message`] without its typed-view cache.
+#[derive(Debug)]
+struct Builder<'a> {
+    buf: &'a [u8],
+    start_line: StartLine<'a>,
+    message: Span,
+    start_line_span: Span,
+    uri_span: Span,
+    headers: Index,
+    headers_end: usize,
+    has_empty_line: bool,
+    body: Span,
+    content_length: Option<u32>,
+}
+
+impl<'a> Builder<'a> {
     /// Parses `self.buf` into `self` (see [`Message::parse_with`]).
     #[inline(never)]
     fn fill(&mut self, strictness: Strictness) -> Result<()> {
@@ -499,7 +802,7 @@ impl<'a> Message<'a> {
         let (sl_end, pos) = line_end(buf, msg_start)
             .ok_or(ParseError::new(ParseErrorKind::Truncated, buf.len()))?;
         let line = buf.get(msg_start..sl_end).unwrap_or_default();
-        let (start_line, uri_span) = Self::parse_start_line(line, msg_start, strictness)?;
+        let (start_line, uri_span) = Message::parse_start_line(line, msg_start, strictness)?;
         self.start_line = start_line;
         self.start_line_span = Span::new(msg_start, sl_end);
         self.uri_span = uri_span;
@@ -536,26 +839,51 @@ impl<'a> Message<'a> {
     /// Indexes the header lines from `pos` (the first octet after the start line) up to and
     /// including the empty line; sets `headers_end`, `has_empty_line` and `content_length`
     /// and returns where the body starts.
+    ///
+    /// The usual line (a name of fewer than sixteen octets, no folding, sixteen octets left in
+    /// the buffer) is indexed by [`Message::fast_line`] from one 16-octet chunk's masks; any
+    /// other line, and the empty line, by [`Message::index_line`].
     #[inline(always)]
     fn index_headers(&mut self, mut pos: usize, lenient: bool) -> Result<usize> {
-        let buf = self.buf;
         loop {
+            if let Some(next) = fast_line(
+                self.buf,
+                pos,
+                lenient,
+                &mut self.headers,
+                &mut self.content_length,
+            )? {
+                pos = next;
+                continue;
+            }
+            match self.index_line(pos, lenient)? {
+                Line::Next(next) => pos = next,
+                Line::End(body) => return Ok(body),
+            }
+        }
+    }
+
+    /// Any header line at `pos`, or the empty line (see [`Message::index_headers`]).
+    #[inline(never)]
+    fn index_line(&mut self, mut pos: usize, lenient: bool) -> Result<Line> {
+        let buf = self.buf;
+        {
             match buf.get(pos) {
                 None => {
                     // Datagram that ends after its last header line (RFC 4475 §3.1.2.15 and
                     // RFC 5118 §4.10 archive copies): the datagram end is the message end.
                     self.headers_end = pos;
-                    return Ok(pos);
+                    return Ok(Line::End(pos));
                 }
                 Some(b'\r') if buf.get(pos + 1) == Some(&b'\n') => {
                     self.headers_end = pos;
                     self.has_empty_line = true;
-                    return Ok(pos + 2);
+                    return Ok(Line::End(pos + 2));
                 }
                 Some(b'\n') => {
                     self.headers_end = pos;
                     self.has_empty_line = true;
-                    return Ok(pos + 1);
+                    return Ok(Line::End(pos + 1));
                 }
                 Some(b' ' | b'\t') => {
                     return Err(ParseError::new(
@@ -573,7 +901,7 @@ impl<'a> Message<'a> {
                 stop => {
                     if lenient {
                         pos = stop.map_or(buf.len(), |lf| lf + 1);
-                        continue;
+                        return Ok(Line::Next(pos));
                     }
                     return Err(ParseError::new(
                         ParseErrorKind::HeaderWithoutColon,
@@ -609,7 +937,9 @@ impl<'a> Message<'a> {
             };
             let Some((mut content_end, mut next)) = lf.map(|(from, lf)| line_end_at(buf, from, lf))
             else {
-                return self.unterminated_line(line_start, name_end, lenient);
+                return self
+                    .unterminated_line(line_start, name_end, lenient)
+                    .map(Line::End);
             };
             while matches!(buf.get(next), Some(b' ' | b'\t')) {
                 // A folded list header is split whatever it holds.
@@ -628,18 +958,14 @@ impl<'a> Message<'a> {
             let line_span = Span::new(line_start, next);
 
             if name == HeaderName::ContentLength && !lenient {
-                if self.content_length.is_some() {
-                    return Err(
-                        ParseError::new(ParseErrorKind::MultipleContentLength, line_start)
-                            .in_header(name_bytes, 0),
-                    );
-                }
-                let raw_value = buf.get(value_start..content_end).unwrap_or_default();
-                let v = values::parse_number(raw_value, u64::from(u32::MAX)).map_err(|_| {
-                    ParseError::new(ParseErrorKind::InvalidContentLength, value_start)
-                        .in_header(name_bytes, 0)
-                })?;
-                self.content_length = u32::try_from(v).ok();
+                read_content_length(
+                    buf,
+                    &mut self.content_length,
+                    line_start,
+                    name_bytes,
+                    value_start,
+                    content_end,
+                )?;
             }
 
             if may_split {
@@ -648,8 +974,9 @@ impl<'a> Message<'a> {
                     name,
                     name_len,
                     line_span,
+                    buf,
                     value_start,
-                    buf.get(value_start..content_end).unwrap_or_default(),
+                    content_end,
                 );
             } else {
                 let (start, end) = trimmed(buf, value_start, content_end);
@@ -673,7 +1000,7 @@ impl<'a> Message<'a> {
                     line_start,
                 ));
             }
-            pos = next;
+            Ok(Line::Next(next))
         }
     }
 
@@ -707,7 +1034,9 @@ impl<'a> Message<'a> {
             line_start,
         ))
     }
+}
 
+impl<'a> Message<'a> {
     fn parse_start_line(
         line: &'a [u8],
         base: usize,
@@ -1444,6 +1773,37 @@ v=0\n";
         assert_eq!(m.body(), b"a");
         let m = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: y\r\n\r\nabc").unwrap();
         assert_eq!(m.body(), b"abc");
+    }
+
+    #[test]
+    fn short_numbers_read_as_parse_number_reads_them() {
+        for text in [
+            &b" 0"[..],
+            b"0",
+            b" 149",
+            b" 999999999",
+            b" 1234567890",
+            b"  1",
+            b" 1 ",
+            b" ",
+            b"",
+            b" -1",
+            b" 1a",
+            b" /",
+            b" :",
+        ] {
+            let mut buf = text.to_vec();
+            buf.extend_from_slice(b"\r\n");
+            if let Some(n) = short_number(&buf, 0, text.len()) {
+                assert_eq!(
+                    values::parse_number(text, u64::from(u32::MAX)).ok(),
+                    Some(u64::from(n)),
+                    "{text:?}"
+                );
+            }
+        }
+        assert_eq!(short_number(b" 149\r\n", 0, 4), Some(149));
+        assert_eq!(short_number(b" 1234567890\r\n", 0, 11), None);
     }
 
     #[test]

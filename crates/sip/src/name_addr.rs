@@ -50,17 +50,20 @@ impl<'a> NameAddr<'a> {
                 // octet a display name may not hold. Octets above 0x7F (UTF-8 names such as
                 // `José Müller`) are tolerated there; a comma or a quote is not (RFC 4475
                 // §3.1.2.15).
+                // (`start` is not LWS: the name ends after its last octet that is not LWS.)
                 let mut i = start;
-                while s
-                    .get(i)
-                    .is_some_and(|&b| is_token_char(b) || is_lws(b) || b >= 0x80)
-                {
+                let mut dn_end = start;
+                while let Some(&b) = s.get(i) {
+                    if is_token_char(b) || b >= 0x80 {
+                        dn_end = i + 1;
+                    } else if !is_lws(b) {
+                        break;
+                    }
                     i += 1;
                 }
                 if s.get(i) == Some(&b'<') {
-                    let dn = trim_lws(s.get(start..i).unwrap_or_default());
-                    if !dn.is_empty() {
-                        display_name = Some(dn);
+                    if dn_end > start {
+                        display_name = s.get(start..dn_end);
                     }
                     laquot = i;
                 } else {
@@ -109,6 +112,7 @@ impl<'a> NameAddr<'a> {
     }
 
     /// The `tag` parameter (From/To, RFC 3261 §19.3).
+    #[inline]
     pub fn tag(&self) -> Option<&'a [u8]> {
         self.params.get(b"tag").flatten()
     }

@@ -72,9 +72,12 @@ impl<'a> Params<'a> {
 
     /// Looks a parameter up by name, case-insensitively: `None` when absent, `Some(None)` for
     /// a flag, `Some(Some(value))` otherwise (quotes kept).
+    ///
+    /// Inlined, so that the first parameter (the one looked up most: `tag`, `branch`) is
+    /// compared with a name of known length; the others are searched out of line.
+    #[inline]
     pub fn get(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
         let [ns, ne, vs, ve, next] = self.first.map(usize::from);
-        let mut rest = self.iter();
         if ne != 0 {
             if self
                 .raw
@@ -83,9 +86,19 @@ impl<'a> Params<'a> {
             {
                 return Some(if vs == 0 { None } else { self.raw.get(vs..ve) });
             }
-            rest.pos = next;
+            return self.get_after(next, name);
         }
-        rest.find(|p| p.name.eq_ignore_ascii_case(name))
+        if self.raw.is_empty() {
+            return None;
+        }
+        self.get_after(0, name)
+    }
+
+    /// [`Params::get`] among the parameters from `pos` on.
+    #[inline(never)]
+    fn get_after(&self, pos: usize, name: &[u8]) -> Option<Option<&'a [u8]>> {
+        ParamIter { raw: self.raw, pos }
+            .find(|p| p.name.eq_ignore_ascii_case(name))
             .map(|p| p.value)
     }
 

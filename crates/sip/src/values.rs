@@ -24,6 +24,14 @@ pub struct CSeq<'a> {
 impl<'a> CSeq<'a> {
     /// Parses a CSeq value; a number above 2^32-1 is [`ParseErrorKind::NumberOutOfRange`].
     pub fn parse(s: &'a [u8]) -> Result<CSeq<'a>> {
+        match Self::parse_usual(s) {
+            Some(cseq) => Ok(cseq),
+            None => Self::parse_general(s),
+        }
+    }
+
+    /// [`CSeq::parse`] of any form.
+    fn parse_general(s: &'a [u8]) -> Result<CSeq<'a>> {
         let start = skip_lws(s, 0);
         let mut i = start;
         while s.get(i).is_some_and(u8::is_ascii_digit) {
@@ -46,9 +54,39 @@ impl<'a> CSeq<'a> {
     }
 }
 
+impl<'a> CSeq<'a> {
+    /// The usual form, one to nine digits, one SP and the method with nothing after it, read
+    /// in one pass; `None` for anything else (which [`CSeq::parse`] reads the full way).
+    #[inline(always)]
+    fn parse_usual(s: &'a [u8]) -> Option<CSeq<'a>> {
+        let mut i = 0;
+        let mut number = 0u32;
+        while let Some(d) = s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|&d| d < 10) {
+            number = number.wrapping_mul(10).wrapping_add(u32::from(d));
+            i += 1;
+        }
+        // (Nine digits cannot overflow.)
+        if i == 0 || i > 9 || s.get(i) != Some(&b' ') {
+            return None;
+        }
+        let method = s.get(i + 1..)?;
+        if !is_token(method) {
+            return None;
+        }
+        Some(CSeq {
+            number,
+            method: Method::from_token(method),
+        })
+    }
+}
+
 /// A Call-ID: `word [ "@" word ]`, any printable octets but LWS. Returns the trimmed value.
 pub fn parse_call_id(s: &[u8]) -> Result<&[u8]> {
-    let v = trim_lws(s);
+    // The index has trimmed the value already: trim again only when an end is LWS.
+    let v = match (s.first(), s.last()) {
+        (Some(&a), Some(&z)) if a > b' ' && z > b' ' => s,
+        _ => trim_lws(s),
+    };
     if v.is_empty() {
         return Err(bad("empty Call-ID", 0));
     }
@@ -197,6 +235,32 @@ pub fn check_date(s: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cseq_usual_form_reads_as_the_general_path() {
+        for text in [
+            &b"1 INVITE"[..],
+            b"314159 INVITE",
+            b"999999999 X-CUSTOM",
+            b"1234567890 INVITE",
+            b"4294967296 INVITE",
+            b"1  INVITE",
+            b"1 INVITE ",
+            b"1 IN VITE",
+            b"1 ",
+            b"1",
+            b" 1 ACK",
+            b"0 BYE",
+            b"1\tACK",
+            b"1 A@B",
+        ] {
+            let general = CSeq::parse_general(text);
+            match CSeq::parse_usual(text) {
+                Some(usual) => assert_eq!(Ok(usual), general, "{text:?}"),
+                None => assert_eq!(CSeq::parse(text), general, "{text:?}"),
+            }
+        }
+    }
 
     #[test]
     fn cseq_with_leading_zeros_and_fold() {

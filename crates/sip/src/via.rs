@@ -27,6 +27,11 @@ pub struct Via<'a> {
     pub params: Params<'a>,
 }
 
+/// `s[start..end]` (empty when out of range).
+fn sub(s: &[u8], start: usize, end: usize) -> &[u8] {
+    s.get(start..end).unwrap_or_default()
+}
+
 fn bad(what: &'static str, at: usize) -> ParseError {
     ParseError::new(ParseErrorKind::BadHeaderValue(what), at)
 }
@@ -56,10 +61,17 @@ fn expect(s: &[u8], i: usize, c: u8, what: &'static str) -> Result<usize> {
 impl<'a> Via<'a> {
     /// Parses one Via value (the header index has already split comma-separated values).
     pub fn parse(s: &'a [u8]) -> Result<Via<'a>> {
-        let (protocol_name, i) = token_at(s, 0, "expected protocol name")?;
-        let i = expect(s, i, b'/', "expected '/' after protocol name")?;
-        let (protocol_version, i) = token_at(s, i, "expected protocol version")?;
-        let i = expect(s, i, b'/', "expected '/' after protocol version")?;
+        // The usual `SIP/2.0/` is taken as it is; anything else token by token.
+        let (protocol_name, protocol_version, i) = match s.get(..8) {
+            Some(b"SIP/2.0/") => (sub(s, 0, 3), sub(s, 4, 7), 8),
+            _ => {
+                let (name, i) = token_at(s, 0, "expected protocol name")?;
+                let i = expect(s, i, b'/', "expected '/' after protocol name")?;
+                let (version, i) = token_at(s, i, "expected protocol version")?;
+                let i = expect(s, i, b'/', "expected '/' after protocol version")?;
+                (name, version, i)
+            }
+        };
         let (transport, i) = token_at(s, i, "expected transport")?;
         if !s.get(i).is_some_and(|&b| is_lws(b)) {
             return Err(bad("expected white space before sent-by", i));
@@ -116,6 +128,7 @@ impl<'a> Via<'a> {
     }
 
     /// The `branch` parameter.
+    #[inline]
     pub fn branch(&self) -> Option<&'a [u8]> {
         self.params.get(b"branch").flatten()
     }
