@@ -91,24 +91,11 @@ pub enum StartLine<'a> {
     },
 }
 
-/// A SIP message borrowed from its buffer.
+/// A SIP message borrowed from its buffer: what the parse found, and the typed views read
+/// from it so far.
 #[derive(Debug)]
 pub struct Message<'a> {
-    buf: &'a [u8],
-    start_line: StartLine<'a>,
-    /// From the first octet of the start line to the end of the buffer's message (body end).
-    message: Span,
-    /// The start line, CRLF excluded.
-    start_line_span: Span,
-    /// Request-URI (empty span for responses).
-    uri_span: Span,
-    headers: Index,
-    /// Offset of the empty line ending the header section (where appended headers go).
-    headers_end: usize,
-    /// True when the header section was closed by an empty line (a datagram may end without).
-    has_empty_line: bool,
-    body: Span,
-    content_length: Option<u32>,
+    p: Parsed<'a>,
     cache: Cache<'a>,
 }
 
@@ -422,10 +409,10 @@ fn push_pieces(
     }
 }
 
-/// One header line at `pos` when it is the usual kind (see [`Builder::index_headers`]):
+/// One header line at `pos` when it is the usual kind (see [`Parsed::index_headers`]):
 /// `Ok(Some(next line))`, or `Ok(None)` without any change to the message when the line
 /// is not (the empty line, a long name, a line without colon, folding, the buffer's end),
-/// for [`Builder::index_line`] to index or refuse.
+/// for [`Parsed::index_line`] to index or refuse.
 #[inline(always)]
 fn fast_line(
     buf: &[u8],
@@ -720,12 +707,12 @@ impl<'a> Message<'a> {
         line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0")
     }
 
-    /// The message is parsed into a [`Builder`] (everything but the typed-view cache) in the
+    /// The message is parsed into a [`Parsed`] (everything but the typed-view cache) in the
     /// caller's frame and moved into the result with an empty cache: the cache (about half of
     /// the message) is then written in place rather than copied.
     #[inline(always)]
     fn parse_with(buf: &'a [u8], strictness: Strictness) -> Result<Message<'a>> {
-        let mut b = Builder {
+        let mut p = Parsed {
             buf,
             start_line: StartLine::Response {
                 code: 0,
@@ -740,18 +727,9 @@ impl<'a> Message<'a> {
             body: Span::default(),
             content_length: None,
         };
-        match b.fill(strictness) {
+        match p.fill(strictness) {
             Ok(()) => Ok(Message {
-                buf: b.buf,
-                start_line: b.start_line,
-                message: b.message,
-                start_line_span: b.start_line_span,
-                uri_span: b.uri_span,
-                headers: b.headers,
-                headers_end: b.headers_end,
-                has_empty_line: b.has_empty_line,
-                body: b.body,
-                content_length: b.content_length,
+                p,
                 cache: Cache::default(),
             }),
             Err(e) => Err(e),
@@ -759,22 +737,28 @@ impl<'a> Message<'a> {
     }
 }
 
-/// A message being parsed: [`Message`] without its typed-view cache.
+/// What a parse finds: a [`Message`] without its typed-view cache (parsed apart, so that the
+/// result is moved into the message without copying the cache).
 #[derive(Debug)]
-struct Builder<'a> {
+struct Parsed<'a> {
     buf: &'a [u8],
     start_line: StartLine<'a>,
+    /// From the first octet of the start line to the end of the buffer's message (body end).
     message: Span,
+    /// The start line, CRLF excluded.
     start_line_span: Span,
+    /// Request-URI (empty span for responses).
     uri_span: Span,
     headers: Index,
+    /// Offset of the empty line ending the header section (where appended headers go).
     headers_end: usize,
+    /// True when the header section was closed by an empty line (a datagram may end without).
     has_empty_line: bool,
     body: Span,
     content_length: Option<u32>,
 }
 
-impl<'a> Builder<'a> {
+impl<'a> Parsed<'a> {
     /// Parses `self.buf` into `self` (see [`Message::parse_with`]).
     #[inline(never)]
     fn fill(&mut self, strictness: Strictness) -> Result<()> {
@@ -1150,59 +1134,59 @@ impl<'a> Message<'a> {
 
     /// The buffer the message was parsed from.
     pub fn buffer(&self) -> &'a [u8] {
-        self.buf
+        self.p.buf
     }
 
     /// The message octets: from the start line to the end of the body (leading CRLFs and
     /// octets beyond Content-Length excluded).
     pub fn as_bytes(&self) -> &'a [u8] {
-        self.slice(self.message)
+        self.slice(self.p.message)
     }
 
     /// The octets of a span of this message.
     #[inline]
     pub fn slice(&self, span: Span) -> &'a [u8] {
-        self.buf.get(span.range()).unwrap_or_default()
+        self.p.buf.get(span.range()).unwrap_or_default()
     }
 
     /// The start line.
     pub fn start_line(&self) -> &StartLine<'a> {
-        &self.start_line
+        &self.p.start_line
     }
 
     /// Span of the start line (CRLF excluded).
     pub fn start_line_span(&self) -> Span {
-        self.start_line_span
+        self.p.start_line_span
     }
 
     /// Span of the whole message (start line to body end).
     pub fn message_span(&self) -> Span {
-        self.message
+        self.p.message
     }
 
     /// Span of the Request-URI (empty for a response).
     pub fn request_uri_span(&self) -> Span {
-        self.uri_span
+        self.p.uri_span
     }
 
     /// Offset of the empty line that ends the header section.
     pub fn headers_end(&self) -> usize {
-        self.headers_end
+        self.p.headers_end
     }
 
     /// False when the header section was not closed by an empty line (datagram end).
     pub fn has_empty_line(&self) -> bool {
-        self.has_empty_line
+        self.p.has_empty_line
     }
 
     /// True for a request.
     pub fn is_request(&self) -> bool {
-        matches!(self.start_line, StartLine::Request { .. })
+        matches!(self.p.start_line, StartLine::Request { .. })
     }
 
     /// The method of a request, or `None` for a response (see [`Message::cseq`]).
     pub fn method(&self) -> Option<Method<'a>> {
-        match self.start_line {
+        match self.p.start_line {
             StartLine::Request { method, .. } => Some(method),
             StartLine::Response { .. } => None,
         }
@@ -1210,7 +1194,7 @@ impl<'a> Message<'a> {
 
     /// The status code of a response.
     pub fn status_code(&self) -> Option<u16> {
-        match self.start_line {
+        match self.p.start_line {
             StartLine::Response { code, .. } => Some(code),
             StartLine::Request { .. } => None,
         }
@@ -1218,7 +1202,7 @@ impl<'a> Message<'a> {
 
     /// The reason phrase of a response.
     pub fn reason(&self) -> Option<&'a [u8]> {
-        match self.start_line {
+        match self.p.start_line {
             StartLine::Response { reason, .. } => Some(reason),
             StartLine::Request { .. } => None,
         }
@@ -1226,27 +1210,27 @@ impl<'a> Message<'a> {
 
     /// The body (exactly Content-Length octets when the header is present).
     pub fn body(&self) -> &'a [u8] {
-        self.slice(self.body)
+        self.slice(self.p.body)
     }
 
     /// Span of the body.
     pub fn body_span(&self) -> Span {
-        self.body
+        self.p.body
     }
 
     /// The Content-Length value, if the header is present.
     pub fn content_length(&self) -> Option<u32> {
-        self.content_length
+        self.p.content_length
     }
 
     /// Every header value in message order.
     pub fn headers(&self) -> &[HeaderValue] {
-        self.headers.as_slice()
+        self.p.headers.as_slice()
     }
 
     /// True when the header index lives on the heap (more than [`INLINE_HEADERS`] values).
     pub fn headers_spilled(&self) -> bool {
-        !self.headers.heap.is_empty()
+        !self.p.headers.heap.is_empty()
     }
 
     /// The value octets of an index entry.
@@ -1285,7 +1269,7 @@ impl<'a> Message<'a> {
 
     fn single(&self, name: HeaderName) -> Result<(&HeaderValue, &'a [u8])> {
         let h = self.header(name).ok_or_else(|| {
-            ParseError::new(ParseErrorKind::MissingHeader, self.headers_end)
+            ParseError::new(ParseErrorKind::MissingHeader, self.p.headers_end)
                 .in_header(name.as_str().as_bytes(), 0)
         })?;
         Ok((h, self.value(h)))
@@ -1320,13 +1304,13 @@ impl<'a> Message<'a> {
     pub fn request_uri(&self) -> Result<&Uri<'a>> {
         self.cache
             .uri
-            .get_or_init(|| match self.start_line {
+            .get_or_init(|| match self.p.start_line {
                 StartLine::Request { uri, .. } => {
-                    Uri::parse(uri).map_err(|e| e.shifted(self.uri_span.start as usize))
+                    Uri::parse(uri).map_err(|e| e.shifted(self.p.uri_span.start as usize))
                 }
                 StartLine::Response { .. } => Err(start_error(
                     "a response has no Request-URI",
-                    self.start_line_span.start as usize,
+                    self.p.start_line_span.start as usize,
                 )),
             })
             .as_ref()
@@ -1507,7 +1491,7 @@ impl<'a> Message<'a> {
                 if sip.headers().is_some() {
                     return Err(ParseError::new(
                         ParseErrorKind::BadUri("headers are not allowed in a Request-URI"),
-                        self.uri_span.start as usize,
+                        self.p.uri_span.start as usize,
                     ));
                 }
             }
