@@ -135,25 +135,7 @@ impl Index {
     /// [`Index::push`] of a line's only value, written field by field into its slot.
     #[inline(always)]
     fn push_one(&mut self, name: HeaderName, name_len: u16, value: Span, line: Span) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => {
-                slot.name = name;
-                slot.name_len = name_len;
-                slot.value = value;
-                slot.line = line;
-                slot.index_in_line = 0;
-                slot.values_in_line = 1;
-                self.len += 1;
-            }
-            None => self.push_spilled(HeaderValue {
-                name,
-                name_len,
-                value,
-                line,
-                index_in_line: 0,
-                values_in_line: 1,
-            }),
-        }
+        self.push_piece(name, name_len, value, line, 0);
     }
 
     /// [`Index::push`] of value `index_in_line` of a list line, written field by field.
