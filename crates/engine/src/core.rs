@@ -219,12 +219,6 @@ impl Core {
         self.sockets.iter().find(|s| fits(s))
     }
 
-    /// The host and port to write in a Via, Record-Route or Contact for a socket: its
-    /// advertised address when it has one.
-    pub fn advertised<'s>(&self, s: &'s LocalSocket) -> (&'s str, u16) {
-        s.advertised()
-    }
-
     /// Sends bytes.
     pub fn send(
         &self,

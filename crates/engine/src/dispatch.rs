@@ -327,7 +327,7 @@ pub fn build_forwarded(
             .socket_for(hop.proto, &hop.addr, Some(&ctx.recv.local))
             .ok_or_else(|| format!("no {} socket for {}", hop.proto, hop.addr))?,
     };
-    let (host, port) = core.advertised(local);
+    let (host, port) = local.advertised();
     // A request sent to one of our own sockets would come back and be forwarded again.
     if core
         .sockets
@@ -358,7 +358,7 @@ pub fn build_forwarded(
         if rr.double && rr.preset.is_none() && inbound.index != local.index {
             // RFC 3261 §16.6 item 4 with two sockets: the outbound address on top, the
             // inbound one below, both marked `r2=on` so loose_route() removes both.
-            let (in_host, in_port) = core.advertised(inbound);
+            let (in_host, in_port) = inbound.advertised();
             let mut both = rr.clone();
             both.params = format!(";r2=on{}", rr.params);
             let top = record_route_value(&both, host, port, hop.proto);
@@ -376,8 +376,9 @@ pub fn build_forwarded(
         }
     }
     let via = format!(
-        "SIP/2.0/{} {host}:{port};branch={branch}{}",
-        hop.proto.as_str().to_ascii_uppercase(),
+        "SIP/2.0/{} {};branch={branch}{}",
+        hop.proto.via_name(),
+        local.sent_by(),
         if ctx.local_rport { ";rport" } else { "" }
     );
     edits

@@ -687,7 +687,7 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: crate::CfgVars) {
         Value::Int(i64::from(c.recv.local.addr.port()))
     });
     keyword(reg, "proto", |c| {
-        Value::Str(c.recv.proto.as_str().to_ascii_uppercase())
+        Value::Str(c.recv.proto.via_name().to_owned())
     });
     keyword(reg, "af", |c| {
         Value::Str(

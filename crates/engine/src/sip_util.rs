@@ -2,7 +2,7 @@
 //! `received`/`rport` parameters (RFC 3261 §18.2.1, RFC 3581), where replies go (RFC 3261
 //! §18.2.2), next hops from URIs, and the stateless branch (RFC 3261 §16.11).
 
-use sable_sip::{HeaderName, Message, Uri, Via};
+use sable_sip::{HeaderName, Message, SipUri, Uri, Via};
 use sable_transport::Proto;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -209,6 +209,11 @@ pub fn next_hop_of_uri(text: &str) -> Result<NextHop, String> {
     let Uri::Sip(sip) = uri else {
         return Err(format!("cannot route to a non-SIP URI '{text}'"));
     };
+    next_hop_of_sip(&sip, text)
+}
+
+/// [`next_hop_of_uri`] of a parsed SIP URI (`text`: its text, for errors).
+fn next_hop_of_sip(sip: &SipUri<'_>, text: &str) -> Result<NextHop, String> {
     if sip.secure() {
         return Err(format!("sips: is not supported yet ('{text}')"));
     }
@@ -241,7 +246,7 @@ pub fn literal_next_hop_of_uri(text: &str) -> Option<NextHop> {
     let bare = std::str::from_utf8(host).ok()?;
     let bare = bare.trim_start_matches('[').trim_end_matches(']');
     bare.parse::<IpAddr>().ok()?;
-    next_hop_of_uri(text).ok()
+    next_hop_of_sip(&sip, text).ok()
 }
 
 /// Parses a `forward("host[:port]")`-style destination: a SIP URI, or `host[:port]`.

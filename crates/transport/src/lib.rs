@@ -94,6 +94,14 @@ impl Proto {
             Proto::Tcp => "tcp",
         }
     }
+
+    /// The upper-case name a Via's `SIP/2.0/<transport>` carries.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+        }
+    }
 }
 
 impl fmt::Display for Proto {
@@ -187,10 +195,13 @@ pub struct LocalSocket {
     /// The configured advertised address, if any.
     pub advertise: Option<Advertise>,
     /// The host written for this socket in a Via, Record-Route or Contact: the advertised
-    /// one, else the bound IP (IPv6 in brackets). Made once here, not per message.
-    pub host: Arc<str>,
-    /// `host:port` as [`LocalSocket::advertised`] gives them: a Via's sent-by.
-    pub sent_by: Arc<str>,
+    /// one, else the bound IP (IPv6 in brackets). Made once by [`LocalSocket::new`], not
+    /// per message; private so that it cannot drift from `advertise` and `addr`.
+    host: Arc<str>,
+    /// The port written with `host`.
+    port: u16,
+    /// `host:port`: a Via's sent-by.
+    sent_by: Arc<str>,
 }
 
 impl LocalSocket {
@@ -214,6 +225,7 @@ impl LocalSocket {
             addr,
             advertise,
             host,
+            port,
             sent_by,
         }
     }
@@ -221,12 +233,12 @@ impl LocalSocket {
     /// The host and port to write in a Via, Record-Route or Contact: the advertised address
     /// when there is one.
     pub fn advertised(&self) -> (&str, u16) {
-        let port = self
-            .advertise
-            .as_ref()
-            .and_then(|a| a.port)
-            .unwrap_or(self.addr.port());
-        (&self.host, port)
+        (&self.host, self.port)
+    }
+
+    /// `host:port` as [`LocalSocket::advertised`] gives them: the sent-by of a Via.
+    pub fn sent_by(&self) -> &str {
+        &self.sent_by
     }
 }
 
@@ -351,10 +363,10 @@ mod tests {
     fn socket_host_and_sent_by_are_made_once() {
         let s = sock(0, Proto::Udp, "192.0.2.1:5070");
         assert_eq!(s.advertised(), ("192.0.2.1", 5070));
-        assert_eq!(&*s.sent_by, "192.0.2.1:5070");
+        assert_eq!(s.sent_by(), "192.0.2.1:5070");
         let s = sock(1, Proto::Udp, "[2001:db8::1]:5060");
         assert_eq!(s.advertised(), ("[2001:db8::1]", 5060));
-        assert_eq!(&*s.sent_by, "[2001:db8::1]:5060");
+        assert_eq!(s.sent_by(), "[2001:db8::1]:5060");
         let adv = |port| Advertise {
             host: "sip.example.com".to_owned(),
             port,
@@ -373,7 +385,7 @@ mod tests {
             Some(adv(Some(5080))),
         );
         assert_eq!(s.advertised(), ("sip.example.com", 5080));
-        assert_eq!(&*s.sent_by, "sip.example.com:5080");
+        assert_eq!(s.sent_by(), "sip.example.com:5080");
     }
 
     #[test]

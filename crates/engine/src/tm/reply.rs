@@ -125,11 +125,7 @@ impl Tm {
         let bytes = if tx.local.is_some() {
             // A local request's reply goes to its callback, not upstream: as received (with
             // what a script changed), our Via still on top.
-            if ctx.edits.is_empty() {
-                ctx.msg.buffer().to_vec()
-            } else {
-                ctx.edits.to_vec(&ctx.msg)
-            }
+            ctx.edits.to_vec(&ctx.msg)
         } else {
             let mut edits = ctx.edits.clone();
             edits.remove_top_via(&ctx.msg);

@@ -93,13 +93,13 @@ impl Tm {
         }
         let hop: NextHop = next_hop_of_uri(req.next_hop.as_deref().unwrap_or(ruri))?;
         let (socket, program) = Self::sender(core, &hop)?;
-        let (host, port) = core.advertised(&socket);
+        let (host, port) = socket.advertised();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let branch = format!("{BRANCH_PREFIX}{id:x}.0");
         let tag = format!("{:016x}", crate::sip_util::hash64(branch.as_bytes()));
         let mut out = format!(
             "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/{} {host}:{port};branch={branch}\r\n",
-            hop.proto.as_str().to_ascii_uppercase()
+            hop.proto.via_name()
         );
         if !has_header(&headers, "From", Some("f")) {
             out.push_str(&format!("From: <sip:sable@{host}:{port}>;tag={tag}\r\n"));
@@ -159,7 +159,7 @@ impl Tm {
         callback: Option<UacCallback>,
     ) -> Result<Arc<Tx>, String> {
         let p = self.prepare(core, next_hop_of_uri(hop_uri)?)?;
-        let bytes = build(&p.branch, &p.socket.sent_by)?;
+        let bytes = build(&p.branch, p.socket.sent_by())?;
         let (method, ruri) = {
             let msg =
                 Message::parse(&bytes).map_err(|e| format!("the request does not parse: {e}"))?;
@@ -188,7 +188,7 @@ impl Tm {
     ) -> Result<Arc<Tx>, String> {
         let p = self.prepare(core, hop)?;
         let mut bytes = Vec::with_capacity(512);
-        build(&p.branch, &p.socket.sent_by, &mut bytes);
+        build(&p.branch, p.socket.sent_by(), &mut bytes);
         let launch = p.into_launch(bytes, method.to_owned(), ruri.to_owned(), callback, true);
         self.launch(core, launch)
     }
