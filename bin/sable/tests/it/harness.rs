@@ -17,15 +17,34 @@ pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP (asked of the kernel, then released).
+/// A port free on 127.0.0.1 for both UDP and TCP.
+///
+/// Taken below the kernel's ephemeral range (32768-60999 by default), from a per-process
+/// sequence: a port the kernel hands out for `bind(0)` (our clients', SIPp's, the servers'
+/// own sockets) can then never be one picked here, released, and taken by another socket
+/// before the server under test binds it (seen once: "kamailio exited before listening").
+/// Test binaries of one `cargo test` run one after another; the start is spread by process
+/// id for concurrent runs, and a port found taken is skipped.
 pub fn free_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
+    panic!("no free port in {LOW}..{}", LOW + SPAN);
 }
 
 /// A private scratch directory under the target dir.
