@@ -136,6 +136,13 @@ pub struct MsgCtx<'a> {
     pub program: Option<std::sync::Arc<sable_script::Program<Sip>>>,
     /// Transaction state of this message (tm).
     pub tm: crate::tm::TmMsg,
+    /// The request route's hold on the transaction it created (see
+    /// [`ScriptHold`](crate::tm::ScriptHold)): released when the route's state is kept, or
+    /// with the context.
+    pub tx_hold: Option<crate::tm::ScriptHold>,
+    /// The message's time, taken on the first read of `$Ts`, `$TV(s)` or `$TV(u)`: (seconds,
+    /// microseconds) since 1970, the same for every later read while the message is routed.
+    pub time: std::cell::Cell<Option<(i64, i64)>>,
     /// The credentials that authenticated this request (auth): (Proxy-Authorization?,
     /// position among those headers), for `consume_credentials()` and identity checks.
     pub auth_used: Option<(bool, usize)>,
@@ -181,6 +188,8 @@ impl<'a> MsgCtx<'a> {
             retcode: 1,
             program: None,
             tm: crate::tm::TmMsg::default(),
+            tx_hold: None,
+            time: std::cell::Cell::new(None),
             auth_used: None,
             dialog: None,
         }

@@ -117,6 +117,8 @@ impl Dispatcher {
             if let Some(tx) = ctx.tm.tx.take() {
                 tx.keep_script_state(&ctx);
             }
+            // Reply and failure routes of the transaction may run from here on.
+            ctx.tx_hold = None;
             ctx.vars
         } else {
             self.core

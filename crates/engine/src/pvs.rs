@@ -261,10 +261,28 @@ fn find_socket(c: &MsgCtx<'_>, text: &str) -> Option<usize> {
         .map(|s| s.index)
 }
 
-fn now_secs() -> i64 {
+/// The current time: (seconds, microseconds) since 1970.
+fn now_tv() -> (i64, i64) {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .map_or((0, 0), |d| {
+            (
+                i64::try_from(d.as_secs()).unwrap_or(0),
+                i64::from(d.subsec_micros()),
+            )
+        })
+}
+
+/// The message's time (see `MsgCtx::time`): taken on the first read, kept after.
+fn message_tv(c: &MsgCtx<'_>) -> (i64, i64) {
+    match c.time.get() {
+        Some(tv) => tv,
+        None => {
+            let tv = now_tv();
+            c.time.set(Some(tv));
+            tv
+        }
+    }
 }
 
 fn ip_text(ip: std::net::IpAddr) -> Value {
@@ -532,7 +550,34 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: crate::CfgVars) {
         },
         None,
     );
-    simple(reg, &["Ts"], |_| Value::Int(now_secs()), None);
+    simple(reg, &["Ts"], |c| Value::Int(message_tv(c).0), None);
+    // $TV(s|u): the message's time (as $Ts); $TV(sn|un|Sn): the time now, at every read.
+    reg.pv(
+        "TV",
+        PvDef {
+            module: "core",
+            writable: false,
+            make: Box::new(|inner| {
+                let get: Getter = match inner.map(str::trim) {
+                    Some("s") => |c| Value::Int(message_tv(c).0),
+                    Some("u") => |c| Value::Int(message_tv(c).1),
+                    Some("sn") => |_| Value::Int(now_tv().0),
+                    Some("un") => |_| Value::Int(now_tv().1),
+                    Some("Sn") => |_| {
+                        let (s, u) = now_tv();
+                        Value::Str(format!("{s}.{u:06}"))
+                    },
+                    other => {
+                        return Err(format!(
+                            "unknown $TV field {:?} (s, u, sn, un, Sn)",
+                            other.unwrap_or("")
+                        ))
+                    }
+                };
+                Ok(Box::new(Simple { get, set: None }) as Box<dyn PvAccess<Sip>>)
+            }),
+        },
+    );
     simple(reg, &["TS"], |c| Value::Int(c.core.started_at), None);
     simple(
         reg,

@@ -402,3 +402,62 @@ request_route {
     );
     assert_eq!(status(&client.recv()), 508);
 }
+
+/// `$TV(s)`, `$TV(u)` and `$Ts` are the message's time (the first read's, kept while the
+/// message is routed); `$TV(sn)`, `$TV(un)` and `$TV(Sn)` are the time of each read.
+#[test]
+fn tv_gives_the_message_time_and_the_time_now() {
+    const TV_CFG: &str = r#"
+listen=udp:127.0.0.1:PORT
+children=1
+max_while_loops=100000
+loadmodule "sl.so"
+loadmodule "xlog.so"
+
+request_route {
+    xlog("L_ERR", "tv1 $TV(s) $TV(u) $Ts $TV(sn) $TV(un) $TV(Sn)\n");
+    $var(i) = 0;
+    while ($var(i) < 20000) {
+        $var(i) = $var(i) + 1;
+    }
+    xlog("L_ERR", "tv2 $TV(s) $TV(u) $Ts $TV(sn) $TV(un) $TV(Sn)\n");
+    sl_send_reply("200", "OK");
+}
+"#;
+    let server = Server::start("tv", TV_CFG);
+    let client = UdpClient::new();
+    client.send(
+        server.addr(),
+        &request("OPTIONS", "tv", client.port(), server.port, ""),
+    );
+    assert_eq!(status(&client.recv()), 200);
+    server.wait_log("tv2 ", Duration::from_secs(5));
+    let log = server.log_text();
+    let fields = |tag: &str| -> (Vec<i64>, String) {
+        let line = log
+            .lines()
+            .find_map(|l| l.split_once(&format!("{tag} ")).map(|(_, rest)| rest))
+            .unwrap_or_else(|| panic!("no {tag} line in\n{log}"));
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(parts.len(), 6, "{line}");
+        let ints = parts[..5].iter().map(|p| p.parse().unwrap()).collect();
+        (ints, parts[5].to_owned())
+    };
+    let (a, a_sn) = fields("tv1");
+    let (b, b_sn) = fields("tv2");
+    // The message's time: the same at both reads, $Ts equal to $TV(s).
+    assert_eq!(a[..3], b[..3], "{log}");
+    assert_eq!(a[0], a[2]);
+    assert!((0..1_000_000).contains(&a[1]));
+    // The time now: later at the second read, and never before the message's time.
+    let micros = |s: i64, u: i64| s * 1_000_000 + u;
+    assert!(micros(a[3], a[4]) >= micros(a[0], a[1]), "{log}");
+    assert!(micros(b[3], b[4]) > micros(a[3], a[4]), "{log}");
+    for sn in [&a_sn, &b_sn] {
+        let (s, u) = sn.split_once('.').unwrap();
+        assert!(
+            s.parse::<i64>().is_ok() && u.len() == 6 && u.parse::<u32>().is_ok(),
+            "{sn}"
+        );
+    }
+}

@@ -295,7 +295,12 @@ pub fn run_scenario(server: ServerKind, scenario: Scenario) -> Outcome {
     let proxy_port = free_port();
     let uas_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let uac_port = free_port();
-    let mut names: Vec<(String, u16)> = vec![("PROXY_PORT".into(), proxy_port)];
+    // A second listen port for configs that send out of another socket than they receive
+    // on (its workers then take the replies).
+    let mut names: Vec<(String, u16)> = vec![
+        ("PROXY_PORT".into(), proxy_port),
+        ("PROXY2_PORT".into(), free_port()),
+    ];
     for (i, p) in uas_ports.iter().enumerate() {
         names.push((format!("UAS{}_PORT", i + 1), *p));
     }
@@ -1332,4 +1337,69 @@ fn tm_i_acc_missed_kamailio() {
 #[test]
 fn tm_i_acc_missed_sable() {
     sable_test(ACC_MISSED, acc_expect_missed);
+}
+
+// ---------------------------------------------------------------------------------------
+// J. Replies that arrive while the request route is still running after t_relay().
+
+const J_BUSY_REQUEST: Scenario = Scenario {
+    name: "j_busy_request_route",
+    cfg: "j_busy_request_route.cfg",
+    uac: "uac_call.xml",
+    uas: &["uas_answer_after_1s.xml"],
+    register_uas: 0,
+};
+
+/// Both servers: the call goes through, and the 200's onreply_route sees the AVP the
+/// request route set after t_relay() and the one the 180's onreply_route set.
+fn expect_j_common(o: &Outcome) {
+    let call = ["INVITE", "100", "180", "200", "ACK", "BYE", "200"];
+    let uas = ["INVITE", "100", "180", "200", "ACK", "BYE", "200"];
+    assert_flows(o, &call, &[&uas]);
+    assert!(
+        o.script
+            .iter()
+            .any(|l| l == "reply 200: req=after relay rpl=180 seen"),
+        "the 200 sees both AVPs\n{}",
+        o.dump()
+    );
+}
+
+/// Sable: a reply route of the transaction waits for the request route to end, so the 100
+/// and the 180 (sent at once by the UAS) see what the route set after t_relay() too.
+fn expect_j_sable(o: &Outcome) {
+    expect_j_common(o);
+    assert_script(
+        o,
+        &[
+            "request route done",
+            "reply 100: req=after relay rpl=<null>",
+            "reply 180: req=after relay rpl=180 seen",
+            "reply 200: req=after relay rpl=180 seen",
+        ],
+    );
+    assert_script_order(
+        o,
+        &[
+            "request route done",
+            "reply 180: req=after relay rpl=180 seen",
+            "reply 200: req=after relay rpl=180 seen",
+        ],
+    );
+}
+
+#[test]
+fn tm_j_replies_during_the_request_route_kamailio() {
+    // Kamailio runs the 100's and the 180's onreply_route while the request route counts
+    // (their req is <null> or set, depending on timing): only the common part is checked.
+    kamailio_test(J_BUSY_REQUEST, expect_j_common);
+}
+
+#[test]
+fn tm_j_replies_during_the_request_route_sable() {
+    if !have_sipp() {
+        eprintln!("note: sipp missing: tm {} skipped", J_BUSY_REQUEST.name);
+        return;
+    }
+    expect_j_sable(&run_scenario(ServerKind::Sable, J_BUSY_REQUEST));
 }

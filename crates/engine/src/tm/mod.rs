@@ -12,11 +12,14 @@
 //! the state, written back after).
 
 mod reply;
+mod script_lock;
 mod timer;
 mod uac;
 
 pub use uac::{UacCallback, UacRequest};
 
+pub use script_lock::ScriptHold;
+use script_lock::ScriptLock;
 use timer::{Armed, TICK_MS};
 pub use timer::{TimerQueue, TimerWhat};
 
@@ -259,12 +262,11 @@ pub struct Tx {
     /// The timer wheel's slots holding this transaction's distant deadlines, dropped when
     /// it is freed (a lock of its own: timers are armed with `state` held).
     armed: Mutex<Armed>,
-    /// Held while a reply or failure route runs on the transaction's script state (AVPs,
-    /// XAVPs, flags are copied in, and back when the route ends): a reply to a branch the
-    /// failure route just sent must not load the state before that route wrote it back,
-    /// and then write the old state back over it. Re-entrant: a route that ends another
-    /// branch may lead to the failure route on the same thread.
-    script: parking_lot::ReentrantMutex<()>,
+    /// Held by every route that runs on the transaction's script state (AVPs, XAVPs, flags:
+    /// copied in, and back when the route ends), so that none writes back over what another
+    /// did: the request route from the transaction's creation to its end, reply and failure
+    /// routes while they run (see [`ScriptLock`]).
+    script: ScriptLock,
 }
 
 impl std::fmt::Debug for Tx {
@@ -866,7 +868,7 @@ impl Tm {
             lifetime: self.lifetime_of(invite),
             local: None,
             armed: Mutex::default(),
-            script: parking_lot::ReentrantMutex::new(()),
+            script: ScriptLock::default(),
             state: Mutex::new(TxState {
                 on_reply: ctx.tm.on_reply,
                 on_failure: ctx.tm.on_failure,
@@ -883,6 +885,9 @@ impl Tm {
                 )
             }),
         });
+        // The request route holds the transaction's script state until it ends: taken before
+        // the transaction can be found, so that no reply route runs on it first.
+        let hold = ScriptHold::new(tx.clone());
         {
             let Some(bucket) = self.table.get(self.bucket_of(&key)) else {
                 return Err(NewTx::Refused("no table".to_owned()));
@@ -903,6 +908,7 @@ impl Tm {
         self.stats.current.add(1);
         self.arm(&tx, Millis(now.0 + tx.lifetime), TimerWhat::Lifetime);
         ctx.tm.tx = Some(tx.clone());
+        ctx.tx_hold = Some(hold);
         if self.has_listeners() {
             self.emit(&TmEvent::Created { tx: &tx, ctx });
         }

@@ -283,7 +283,7 @@ impl Tm {
             lifetime: self.lifetime_of(invite),
             local: Some(Mutex::new(callback)),
             armed: Mutex::default(),
-            script: parking_lot::ReentrantMutex::new(()),
+            script: super::ScriptLock::default(),
             state: Mutex::new(self.fresh_state(invite, reliable, now, ruri.to_owned(), (0, 0))),
         });
         if let Some(b) = self.ids.get(super::id_bucket(id)) {
