@@ -54,6 +54,30 @@ fn simple(reg: &mut Registry<Sip>, names: &[&str], get: Getter, set: Option<Sett
     }
 }
 
+/// A read-only `$name(field)` whose getter `pick` chooses by the field (`known` lists the
+/// fields, for the error on another one).
+fn read_only_fields(
+    reg: &mut Registry<Sip>,
+    name: &'static str,
+    known: &'static str,
+    pick: fn(&str) -> Option<Getter>,
+) {
+    reg.pv(
+        name,
+        PvDef {
+            module: "core",
+            writable: false,
+            make: Box::new(move |inner| {
+                let field = inner.map_or("", str::trim);
+                match pick(field) {
+                    Some(get) => Ok(Box::new(Simple { get, set: None }) as Box<dyn PvAccess<Sip>>),
+                    None => Err(format!("unknown ${name} field {field:?} ({known})")),
+                }
+            }),
+        },
+    );
+}
+
 fn keyword(reg: &mut Registry<Sip>, name: &str, get: Getter) {
     reg.keyword(
         name,
@@ -552,32 +576,19 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: crate::CfgVars) {
     );
     simple(reg, &["Ts"], |c| Value::Int(message_tv(c).0), None);
     // $TV(s|u): the message's time (as $Ts); $TV(sn|un|Sn): the time now, at every read.
-    reg.pv(
-        "TV",
-        PvDef {
-            module: "core",
-            writable: false,
-            make: Box::new(|inner| {
-                let get: Getter = match inner.map(str::trim) {
-                    Some("s") => |c| Value::Int(message_tv(c).0),
-                    Some("u") => |c| Value::Int(message_tv(c).1),
-                    Some("sn") => |_| Value::Int(now_tv().0),
-                    Some("un") => |_| Value::Int(now_tv().1),
-                    Some("Sn") => |_| {
-                        let (s, u) = now_tv();
-                        Value::Str(format!("{s}.{u:06}"))
-                    },
-                    other => {
-                        return Err(format!(
-                            "unknown $TV field {:?} (s, u, sn, un, Sn)",
-                            other.unwrap_or("")
-                        ))
-                    }
-                };
-                Ok(Box::new(Simple { get, set: None }) as Box<dyn PvAccess<Sip>>)
-            }),
-        },
-    );
+    read_only_fields(reg, "TV", "s, u, sn, un, Sn", |field| {
+        Some(match field {
+            "s" => |c| Value::Int(message_tv(c).0),
+            "u" => |c| Value::Int(message_tv(c).1),
+            "sn" => |_| Value::Int(now_tv().0),
+            "un" => |_| Value::Int(now_tv().1),
+            "Sn" => |_| {
+                let (s, u) = now_tv();
+                Value::Str(format!("{s}.{u:06}"))
+            },
+            _ => return None,
+        })
+    });
     simple(reg, &["TS"], |c| Value::Int(c.core.started_at), None);
     simple(
         reg,
@@ -602,37 +613,25 @@ pub fn register(reg: &mut Registry<Sip>, cfg_vars: crate::CfgVars) {
     );
 
     // $snd(ip|port|proto|af): where the request is being sent (onsend_route).
-    reg.pv(
-        "snd",
-        PvDef {
-            module: "core",
-            writable: false,
-            make: Box::new(|inner| {
-                let get: Getter = match inner.map(str::trim) {
-                    Some("ip") => |c| c.send_to.map_or(Value::Null, |(_, a)| ip_text(a.ip())),
-                    Some("port") => |c| {
-                        c.send_to
-                            .map_or(Value::Null, |(_, a)| Value::Int(i64::from(a.port())))
-                    },
-                    Some("proto") => |c| {
-                        c.send_to
-                            .map_or(Value::Null, |(p, _)| Value::Str(p.as_str().to_owned()))
-                    },
-                    Some("af") => |c| {
-                        c.send_to.map_or(Value::Null, |(_, a)| {
-                            Value::Str(if a.is_ipv6() { "INET6" } else { "INET" }.to_owned())
-                        })
-                    },
-                    other => {
-                        return Err(format!(
-                            "unknown $snd field {other:?} (ip, port, proto, af)"
-                        ))
-                    }
-                };
-                Ok(Box::new(Simple { get, set: None }) as Box<dyn PvAccess<Sip>>)
-            }),
-        },
-    );
+    read_only_fields(reg, "snd", "ip, port, proto, af", |field| {
+        Some(match field {
+            "ip" => |c| c.send_to.map_or(Value::Null, |(_, a)| ip_text(a.ip())),
+            "port" => |c| {
+                c.send_to
+                    .map_or(Value::Null, |(_, a)| Value::Int(i64::from(a.port())))
+            },
+            "proto" => |c| {
+                c.send_to
+                    .map_or(Value::Null, |(p, _)| Value::Str(p.as_str().to_owned()))
+            },
+            "af" => |c| {
+                c.send_to.map_or(Value::Null, |(_, a)| {
+                    Value::Str(if a.is_ipv6() { "INET6" } else { "INET" }.to_owned())
+                })
+            },
+            _ => return None,
+        })
+    });
 
     // The destination set: first branch, all branches, as a Contact list.
     simple(
