@@ -22,6 +22,8 @@ pub mod error;
 mod find;
 pub mod scan;
 mod simd;
+#[cfg(test)]
+mod test_rng;
 
 pub mod auth;
 pub mod edit;

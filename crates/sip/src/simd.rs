@@ -149,14 +149,7 @@ mod tests {
 
     #[test]
     fn simd_and_portable_masks_agree() {
-        // A small xorshift generator: deterministic, no dependency.
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x9e37_79b9_7f4a_7c15u64);
         for round in 0..20_000 {
             let mut c = [0u8; 16];
             for b in &mut c {

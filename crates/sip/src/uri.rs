@@ -1428,13 +1428,7 @@ mod tests {
     #[test]
     fn host_name_scan_by_chunks_agrees_with_the_octet_scan() {
         let alphabet = [b'a', b'Z', b'7', b'-', b'.', b';', b'/', b'\xc3'];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::test_rng::xorshift(0x2545_f491_4f6c_dd1du64);
         for round in 0..200_000 {
             let len = (next() % 70) as usize;
             // Mostly host octets, so that long runs occur.
