@@ -763,6 +763,8 @@ fn spiral_call(name: &str, spirals: u8) -> (Server, UdpClient, UdpClient, std::p
 #[test]
 fn a_spiraled_invite_is_the_same_dialog() {
     let (s, caller, uas, sock) = spiral_call("dlg-spiral", 1);
+    // The event route's line may reach the log after the ACK reached the callee.
+    s.wait_log("dialog start dlg-spiral", Duration::from_secs(3));
     // Both passes saw the one dialog.
     let log = s.log_text();
     let ids: Vec<&str> = log

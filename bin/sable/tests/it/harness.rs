@@ -167,6 +167,20 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failed test shows what the server logged (the last lines).
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines
+                .get(lines.len().saturating_sub(200)..)
+                .unwrap_or_default();
+            eprintln!(
+                "--- server on port {} ({}), its log:\n{}\n--- end of its log",
+                self.port,
+                self.dir.display(),
+                tail.join("\n")
+            );
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -196,22 +210,46 @@ impl UdpClient {
 
     /// The next datagram, or `None` after `wait`.
     pub fn recv_within(&self, wait: Duration) -> Option<Vec<u8>> {
-        self.sock.set_read_timeout(Some(wait)).unwrap();
+        self.recv_until(wait).ok()
+    }
+
+    /// The next datagram, or after `wait` what the last receive said (a receive that
+    /// returns early without a datagram, interrupted, is tried again until then).
+    fn recv_until(&self, wait: Duration) -> Result<Vec<u8>, std::io::Error> {
+        let start = Instant::now();
         let mut buf = vec![0u8; 65536];
-        match self.sock.recv_from(&mut buf) {
-            Ok((n, _)) => {
-                buf.truncate(n);
-                Some(buf)
+        loop {
+            let left = wait.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
             }
-            Err(_) => None,
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(e) if start.elapsed() >= wait => return Err(e),
+                Err(_) => {}
+            }
         }
     }
 
+    /// The next datagram; panics when none comes within [`RECV_BOUND`] (a bound against
+    /// hanging, far above what any answer takes).
     pub fn recv(&self) -> Vec<u8> {
-        self.recv_within(Duration::from_secs(5))
-            .expect("no datagram within 5 s")
+        match self.recv_until(RECV_BOUND) {
+            Ok(d) => d,
+            Err(e) => panic!(
+                "no datagram on port {} within {RECV_BOUND:?} ({e})",
+                self.port()
+            ),
+        }
     }
 }
+
+/// How long [`UdpClient::recv`] waits before the test fails.
+pub const RECV_BOUND: Duration = Duration::from_secs(10);
 
 /// The status code of a reply.
 pub fn status(reply: &[u8]) -> u16 {
