@@ -119,18 +119,25 @@ fn sablectl_calls_every_core_rpc() {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect()
     };
+    // sl counts a reply once it is sent (as Kamailio does), so the client may hold it a
+    // moment before the counter moves: wait (bounded) for a count of sl's.
+    let sl_200_is = |n: u32| {
+        let want = format!("sl:200_replies = {n}");
+        let start = std::time::Instant::now();
+        while !stat("all").contains(&want) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(stat("all").contains(&want), "{:?}", stat("sl:"));
+    };
     assert_eq!(stat("rcv_requests"), ["core:rcv_requests = 3"]);
     assert!(stat("core:").contains(&"core:rcv_requests_options = 3".to_owned()));
-    assert!(
-        stat("all").iter().any(|l| l == "sl:200_replies = 3"),
-        "{:?}",
-        stat("sl:")
-    );
+    sl_200_is(3);
     let cleared = ctl_json(&s, &["rpc", "stats.clear_statistics", "core:rcv_requests"]);
     assert_eq!(cleared, serde_json::json!(["core:rcv_requests = 3"]));
     assert_eq!(stat("rcv_requests"), ["core:rcv_requests = 0"]);
     client.send(server.addr(), &options(client.port(), server.port, "st9"));
     client.recv();
+    sl_200_is(4);
     ctl_json(&s, &["rpc", "stats.reset_statistics", "sl:"]);
     assert!(
         stat("sl:").iter().all(|l| l.ends_with(" = 0")),
@@ -476,16 +483,23 @@ event_route[xhttp:request] {
         );
         assert_eq!(status(&client.recv()), 200);
     }
-    let after = scrape();
+    // sl counts a reply once it is sent (as Kamailio does): the client can hold the
+    // fourth before the counter moves. Scrape again until it has (bounded).
+    let sl_200 = |m: &std::collections::HashMap<String, f64>| {
+        get(m, "kamailio_sl_200_replies", "") - get(&before, "kamailio_sl_200_replies", "")
+    };
+    let start = std::time::Instant::now();
+    let mut after = scrape();
+    while sl_200(&after) < 4.0 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        after = scrape();
+    }
     assert_eq!(
         get(&after, "kamailio_core_rcv_requests", "")
             - get(&before, "kamailio_core_rcv_requests", ""),
         4.0
     );
-    assert_eq!(
-        get(&after, "kamailio_sl_200_replies", "") - get(&before, "kamailio_sl_200_replies", ""),
-        4.0
-    );
+    assert_eq!(sl_200(&after), 4.0);
     assert_eq!(
         get(&after, "kamailio_requests_by_method", "method=OPTIONS"),
         4.0,
