@@ -388,6 +388,8 @@ fn run(
         c.stop();
     }
     transport.shutdown(Duration::from_secs(2));
+    // No message is handled any more: what modules keep for later is written now.
+    modules.stop(&core);
     tracing::info!("stopped");
     Ok(())
 }

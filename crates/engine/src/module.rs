@@ -26,7 +26,8 @@ impl ParamError {
 /// makes one's functions and pseudo-variables usable in the script.
 ///
 /// Order of calls: [`set_param`](Module::set_param) for each `modparam`, then
-/// [`register`](Module::register), then [`init`](Module::init) once the sockets are bound.
+/// [`register`](Module::register), then [`init`](Module::init) once the sockets are bound,
+/// and [`stop`](Module::stop) when the server stops gracefully.
 pub trait Module: Send + Sync + std::fmt::Debug {
     /// Kamailio's module name.
     fn name(&self) -> &'static str;
@@ -62,6 +63,13 @@ pub trait Module: Send + Sync + std::fmt::Debug {
     fn init(&self, core: &std::sync::Arc<Core>) -> Result<(), String> {
         let _ = core;
         Ok(())
+    }
+
+    /// The server is stopping gracefully and no message is handled any more: write what is
+    /// kept for later (Kamailio's `mod_destroy`: usrloc and dialog write their pending
+    /// changes back).
+    fn stop(&self, core: &std::sync::Arc<Core>) {
+        let _ = core;
     }
 }
 
@@ -214,5 +222,14 @@ impl ModuleSet {
             }
         }
         Ok(())
+    }
+
+    /// Stops the loaded modules, in the reverse order of their start.
+    pub fn stop(&self, core: &std::sync::Arc<Core>) {
+        for m in self.modules.iter().rev() {
+            if self.is_loaded(m.name()) {
+                m.stop(core);
+            }
+        }
     }
 }

@@ -1512,6 +1512,14 @@ impl Module for DialogModule {
         Ok(())
     }
 
+    fn stop(&self, core: &Arc<Core>) {
+        // db_mode 2 and 3: the dialogs changed since the last write (Kamailio writes them
+        // on exit too); a no-op in the other modes.
+        if let Some(dl) = core.service::<Dialogs>() {
+            dl.flush();
+        }
+    }
+
     fn rpc(&self, registry: &mut sable_rpc::Registry, core: &Arc<Core>) {
         let c = core.clone();
         let _ = registry.register(

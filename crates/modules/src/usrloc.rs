@@ -1040,6 +1040,14 @@ impl Module for UsrlocModule {
         Ok(())
     }
 
+    fn stop(&self, core: &Arc<Core>) {
+        // db_mode 2: the changes since the last timer (Kamailio writes them back on exit
+        // too); a no-op in the other modes.
+        if let Some(ul) = core.service::<Usrloc>() {
+            ul.flush_pending();
+        }
+    }
+
     fn rpc(&self, registry: &mut sable_rpc::Registry, core: &Arc<Core>) {
         let c = core.clone();
         let _ = registry.register(

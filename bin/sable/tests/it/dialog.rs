@@ -506,8 +506,27 @@ fn dlg_bye_from_the_script_and_the_dialog_lists() {
 
 #[test]
 fn db_mode_restores_confirmed_dialogs_with_profiles_and_variables() {
+    // kill -9: the confirmed dialog is in the database already (db_mode 1).
+    restored_after_a_restart("dlg-db", r#"modparam("dialog", "db_mode", 1)"#, true);
+}
+
+/// db_mode 3 (Kamailio: written at shutdown only; Sable also writes every
+/// db_update_period, here an hour away): a graceful stop writes the dialogs.
+#[test]
+fn db_mode_3_writes_the_dialogs_at_a_graceful_stop() {
+    restored_after_a_restart(
+        "dlg-db3",
+        "modparam(\"dialog\", \"db_mode\", 3)\nmodparam(\"dialog\", \"db_update_period\", 3600)",
+        false,
+    );
+}
+
+/// A confirmed call, a restart of the server on the same port and database (kill -9 or
+/// SIGTERM), and the dialog back with its profile, variable, route sets and CSeqs;
+/// `db_params` are the dialog module's database parameters but db_url.
+fn restored_after_a_restart(name: &str, db_params: &str, kill: bool) {
     let uas = UdpClient::new();
-    let db = crate::control::new_db("dlg-db");
+    let db = crate::control::new_db(name);
     let dir = db.parent().unwrap().to_path_buf();
     let sock = dir.join("ctl.sock");
     let cfg = CFG
@@ -515,7 +534,7 @@ fn db_mode_restores_confirmed_dialogs_with_profiles_and_variables() {
         .replace(
             "modparam(\"dialog\", \"send_bye\", 1)",
             &format!(
-                "modparam(\"dialog\", \"send_bye\", 1)\nmodparam(\"dialog\", \"db_mode\", 1)\nmodparam(\"dialog\", \"db_url\", \"sqlite://{}\")",
+                "modparam(\"dialog\", \"send_bye\", 1)\n{db_params}\nmodparam(\"dialog\", \"db_url\", \"sqlite://{}\")",
                 db.to_string_lossy()
             ),
         )
@@ -523,23 +542,27 @@ fn db_mode_restores_confirmed_dialogs_with_profiles_and_variables() {
             "        set_dlg_profile(\"caller\", \"$fU\");",
             "        set_dlg_profile(\"caller\", \"$fU\");\n        $dlg_var(account) = \"acct-42\";",
         );
-    let mut s = Server::start_with("dlg-db-a", &cfg, &[("UAS", uas.port())]);
+    let mut s = Server::start_with(&format!("{name}-a"), &cfg, &[("UAS", uas.port())]);
     let caller = UdpClient::new();
-    call(s.addr(), &caller, &uas, "bob", "dlg-db-1");
-    // kill -9: the confirmed dialog is in the database already (db_mode 1).
-    let mut child = s.child.take().unwrap();
-    let _ = std::process::Command::new("kill")
-        .arg("-9")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
+    let call_id = format!("{name}-1");
+    call(s.addr(), &caller, &uas, "bob", &call_id);
+    if kill {
+        let mut child = s.child.take().unwrap();
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(child.id().to_string())
+            .status();
+        let _ = child.wait();
+    } else {
+        assert_eq!(s.stop().and_then(|st| st.code()), Some(0));
+    }
     let _ = std::fs::remove_file(&sock);
     // The same port: the peers keep talking to it.
     let cfg2 = cfg.replace("PORT", &s.port.to_string());
-    let s2 = Server::start_with("dlg-db-b", &cfg2, &[("UAS", uas.port())]);
+    let s2 = Server::start_with(&format!("{name}-b"), &cfg2, &[("UAS", uas.port())]);
     let list = crate::control::ctl_json(&sock, &["rpc", "dlg.list"]);
     let d = &list[0];
-    assert_eq!(d["call-id"], "dlg-db-1", "{list}");
+    assert_eq!(d["call-id"], call_id.as_str(), "{list}");
     assert_eq!(d["state"], 4, "{list}");
     assert!(list.to_string().contains("acct-42"), "{list}");
     let size = crate::control::ctl_json(&sock, &["rpc", "dlg.profile_get_size", "caller", "alice"]);
@@ -556,8 +579,8 @@ fn db_mode_restores_confirmed_dialogs_with_profiles_and_variables() {
         ],
     );
     // (The restarted server listens on the first one's port, which `cfg2` names.)
-    both_get_bye(s.addr(), &caller, &uas, "dlg-db-1");
-    s2.wait_log("dialog end dlg-db-1", Duration::from_secs(3));
+    both_get_bye(s.addr(), &caller, &uas, &call_id);
+    s2.wait_log(&format!("dialog end {call_id}"), Duration::from_secs(3));
     drop(s);
 }
 

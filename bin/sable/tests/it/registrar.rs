@@ -462,15 +462,48 @@ fn db_mode_1_survives_kill_9() {
     drop(s);
 }
 
+/// A db_mode 2 server with its own control socket, and a bounded wait for the number of
+/// valid bindings in its database (`ul.db_contacts`): what the timer wrote.
+struct WriteBack {
+    s: Server,
+    sock: std::path::PathBuf,
+}
+
+impl WriteBack {
+    fn start(name: &str, db: &std::path::Path, timer_interval: u32) -> WriteBack {
+        let sock = scratch(&format!("{name}-ctl")).join("sable_ctl");
+        let extra = format!(
+            "loadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:{}\")\nmodparam(\"usrloc\", \"db_mode\", 2)\nmodparam(\"usrloc\", \"db_url\", \"sqlite://{}\")\nmodparam(\"usrloc\", \"timer_interval\", {timer_interval})",
+            sock.to_string_lossy(),
+            db.to_string_lossy()
+        );
+        WriteBack {
+            s: Server::start(name, &cfg(&extra)),
+            sock,
+        }
+    }
+
+    fn wait_db_contacts(&self, want: u64) {
+        let count = || {
+            crate::control::ctl_json(&self.sock, &["rpc", "ul.db_contacts", "location"])["contacts"]
+                .as_u64()
+        };
+        let start = std::time::Instant::now();
+        while count() != Some(want) && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(count(), Some(want), "bindings in the database");
+    }
+}
+
 #[test]
 fn db_mode_2_writes_back_and_reloads() {
     let db = crate::control::new_db("reg-db2");
-    let cfgt = db_cfg(2, &db);
-    let mut s = Server::start("reg-db2-a", &cfgt);
-    let c = UdpClient::new();
+    let mut a = WriteBack::start("reg-db2-a", &db, 3600);
+    let ua = UdpClient::new();
     let reg = |s: &Server, cseq: u32, expires: u32| {
         register(
-            &c,
+            &ua,
             s.addr(),
             "hank",
             "h1",
@@ -480,30 +513,59 @@ fn db_mode_2_writes_back_and_reloads() {
         )
         .code
     };
-    // A new binding, refreshed before the timer: written once, as it is at the timer.
-    assert_eq!(reg(&s, 1, 600), 200);
-    assert_eq!(reg(&s, 2, 300), 200);
-    // One timer interval (1 s) later the change is in the database.
-    std::thread::sleep(Duration::from_millis(2500));
-    s.stop();
-    let mut s2 = Server::start("reg-db2-b", &cfgt);
-    let loaded = bindings(&s2, "hank");
+    // A new binding, refreshed before anything was written (the timer is an hour away):
+    // written once, as it is then, here by the graceful stop.
+    assert_eq!(reg(&a.s, 1, 600), 200);
+    assert_eq!(reg(&a.s, 2, 300), 200);
+    a.wait_db_contacts(0);
+    assert_eq!(a.s.stop().and_then(|s| s.code()), Some(0));
+    let mut b = WriteBack::start("reg-db2-b", &db, 1);
+    let loaded = bindings(&b.s, "hank");
     assert_eq!(loaded.len(), 1);
     assert!(loaded[0].1 <= 300, "{loaded:?}");
-    // A refresh of a binding loaded from the database is written over its row.
-    assert_eq!(reg(&s2, 3, 900), 200);
-    std::thread::sleep(Duration::from_millis(2500));
-    s2.stop();
-    let s3 = Server::start("reg-db2-c", &cfgt);
-    let loaded = bindings(&s3, "hank");
+    // A refresh of a binding loaded from the database is written over its row (here by the
+    // graceful stop).
+    assert_eq!(reg(&b.s, 3, 900), 200);
+    assert_eq!(b.s.stop().and_then(|s| s.code()), Some(0));
+    let c = WriteBack::start("reg-db2-c", &db, 1);
+    let loaded = bindings(&c.s, "hank");
     assert_eq!(loaded.len(), 1);
     assert!(loaded[0].1 > 600, "{loaded:?}");
-    // Removal is written back too.
-    assert_eq!(reg(&s3, 4, 0), 200);
-    std::thread::sleep(Duration::from_millis(2500));
-    drop(s3);
-    let s4 = Server::start("reg-db2-d", &cfgt);
-    assert!(bindings(&s4, "hank").is_empty());
+    // Removal is written back too, by the timer (1 s) while the server runs: kill -9 then
+    // loses nothing.
+    assert_eq!(reg(&c.s, 4, 0), 200);
+    c.wait_db_contacts(0);
+    drop(c);
+    let d = Server::start("reg-db2-d", &db_cfg(2, &db));
+    assert!(bindings(&d, "hank").is_empty());
+}
+
+/// db_mode 2: a graceful stop writes what the timer has not written yet (as Kamailio's
+/// usrloc does on exit); the timer here is an hour away.
+#[test]
+fn db_mode_2_stop_writes_the_pending_changes() {
+    let db = crate::control::new_db("reg-db2-stop");
+    let mut a = WriteBack::start("reg-db2-stop-a", &db, 3600);
+    let c = UdpClient::new();
+    for (user, cseq, expires) in [("ivan", 1, 600), ("judy", 1, 600), ("judy", 2, 0)] {
+        let contact = format!("<sip:{user}@127.0.0.1:5065>");
+        let r = register(
+            &c,
+            a.s.addr(),
+            user,
+            user,
+            cseq,
+            Some(&contact),
+            Some(expires),
+        );
+        assert_eq!(r.code, 200);
+    }
+    a.wait_db_contacts(0);
+    assert_eq!(a.s.stop().and_then(|s| s.code()), Some(0));
+    let b = WriteBack::start("reg-db2-stop-b", &db, 3600);
+    b.wait_db_contacts(1);
+    assert_eq!(bindings(&b.s, "ivan").len(), 1);
+    assert!(bindings(&b.s, "judy").is_empty());
 }
 
 #[test]
