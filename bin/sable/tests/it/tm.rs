@@ -191,7 +191,9 @@ pub(crate) fn spawn_sipp_file(
         cmd.arg(format!("127.0.0.1:{r}"));
     }
     cmd.args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
-        .args(["-timeout", "15s", "-recv_timeout", "8000", "-nostdin"])
+        // Bounds against hanging: a wait for one message (the callee's for the BYE after a
+        // call of up to 6 s) must outlast a stall of the machine by several seconds.
+        .args(["-timeout", "30s", "-recv_timeout", "15000", "-nostdin"])
         .args(["-trace_msg", "-message_file", &format!("{name}.msg")])
         .args(["-trace_err", "-error_file", &format!("{name}.err")])
         .args(extra)
