@@ -518,6 +518,25 @@ fn reply_rank(code: u16) -> (u8, u8, u16) {
     (class, preferred, code)
 }
 
+/// The branch whose reply ends the transaction once every branch has its final code: the
+/// best by [`reply_rank`]. None while a branch is still pending, and when a branch got a
+/// 2xx: its reply worker sends that 2xx upstream itself (RFC 3261 §16.7 step 5), and in
+/// the moment between recording the branch's code and sending, the transaction must not be
+/// completed here too (it was: with no reply stored for a 2xx branch, a local 500 went up
+/// and the 200 of a BYE was then dropped).
+fn branch_to_complete(codes: impl Iterator<Item = u16>) -> Option<usize> {
+    let mut best: Option<(usize, u16)> = None;
+    for (k, code) in codes.enumerate() {
+        if code == 0 || (200..300).contains(&code) {
+            return None;
+        }
+        if best.is_none_or(|(_, b)| reply_rank(code) < reply_rank(b)) {
+            best = Some((k, code));
+        }
+    }
+    best.map(|(k, _)| k)
+}
+
 /// A CANCEL for a request this side sent (RFC 3261 §9.1): same Request-URI, top Via,
 /// Route set, From, To, Call-ID and CSeq number.
 fn build_cancel(request: &[u8], reason: &str) -> Option<Vec<u8>> {
@@ -1580,6 +1599,20 @@ mod tests {
         assert_eq!(best(&[503, 603, 486]), Some(603));
         assert_eq!(best(&[503, 302]), Some(302));
         assert_eq!(best(&[500, 503]), Some(500));
+    }
+
+    #[test]
+    fn a_transaction_completes_when_every_branch_ended_without_a_2xx() {
+        let pick = |codes: &[u16]| branch_to_complete(codes.iter().copied());
+        assert_eq!(pick(&[]), None);
+        assert_eq!(pick(&[486, 0]), None, "a branch still pending");
+        assert_eq!(pick(&[486, 503]), Some(0));
+        assert_eq!(pick(&[503, 408, 486]), Some(1));
+        assert_eq!(pick(&[503, 302]), Some(1));
+        // A 2xx branch: its own reply worker sends the 2xx (a BYE's 200 answered at once
+        // got a local 500 ahead of it when the request route's t_relay() ended meanwhile).
+        assert_eq!(pick(&[200]), None);
+        assert_eq!(pick(&[486, 202]), None);
     }
 
     #[test]

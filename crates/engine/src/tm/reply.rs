@@ -2,7 +2,7 @@
 //! at once, keeping negative ones until every branch is final, failure_route, and the best
 //! reply upstream (RFC 3261 §16.7).
 
-use super::{parse_branch, reply_rank, TimerWhat, Tm, Tx};
+use super::{branch_to_complete, parse_branch, TimerWhat, Tm, Tx};
 use crate::context::MsgCtx;
 use crate::core::Core;
 use sable_script::{RouteId, RouteMask, Value};
@@ -262,21 +262,10 @@ impl Tm {
     pub(crate) fn maybe_complete(&self, core: &Core, tx: &Arc<Tx>, vars: &mut Vec<Value>) {
         loop {
             let mut st = tx.state.lock();
-            if st.final_code >= 200
-                || st.in_failure
-                || st.adding
-                || st.branches.is_empty()
-                || st.branches.iter().any(|b| b.final_code == 0)
-            {
+            if st.final_code >= 200 || st.in_failure || st.adding {
                 return;
             }
-            let Some(best) = st
-                .branches
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, b)| reply_rank(b.final_code))
-                .map(|(k, _)| k)
-            else {
+            let Some(best) = branch_to_complete(st.branches.iter().map(|b| b.final_code)) else {
                 return;
             };
             let Some(route) = st.on_failure.take() else {
