@@ -123,11 +123,8 @@ fn sablectl_calls_every_core_rpc() {
     // moment before the counter moves: wait (bounded) for a count of sl's.
     let sl_200_is = |n: u32| {
         let want = format!("sl:200_replies = {n}");
-        let start = std::time::Instant::now();
-        while !stat("all").contains(&want) && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(stat("all").contains(&want), "{:?}", stat("sl:"));
+        let seen = eventually(Duration::from_secs(5), || stat("all").contains(&want));
+        assert!(seen, "{want}: {:?}", stat("sl:"));
     };
     assert_eq!(stat("rcv_requests"), ["core:rcv_requests = 3"]);
     assert!(stat("core:").contains(&"core:rcv_requests_options = 3".to_owned()));
@@ -488,12 +485,11 @@ event_route[xhttp:request] {
     let sl_200 = |m: &std::collections::HashMap<String, f64>| {
         get(m, "kamailio_sl_200_replies", "") - get(&before, "kamailio_sl_200_replies", "")
     };
-    let start = std::time::Instant::now();
     let mut after = scrape();
-    while sl_200(&after) < 4.0 && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
+    eventually(Duration::from_secs(5), || {
         after = scrape();
-    }
+        sl_200(&after) >= 4.0
+    });
     assert_eq!(
         get(&after, "kamailio_core_rcv_requests", "")
             - get(&before, "kamailio_core_rcv_requests", ""),

@@ -47,6 +47,25 @@ pub fn free_port() -> u16 {
     panic!("no free port in {LOW}..{}", LOW + SPAN);
 }
 
+/// Polls `f` (every 20 ms) until it holds or `limit` has passed: whether it held.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// [`eventually`], or the test fails naming `what`.
+pub fn wait_until(what: &str, limit: Duration, f: impl FnMut() -> bool) {
+    assert!(eventually(limit, f), "{what}: not within {limit:?}");
+}
+
 /// A private scratch directory under the target dir, new at each call: two tests that
 /// use the same name at once (a Kamailio scenario run by its own test and by the Sable
 /// test that compares with it) each get their own, instead of removing the other's files.
@@ -139,12 +158,8 @@ impl Server {
 
     /// Waits (bounded) until the log holds `needle`; panics with the log otherwise.
     pub fn wait_log(&self, needle: &str, limit: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if self.log_text().contains(needle) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if eventually(limit, || self.log_text().contains(needle)) {
+            return;
         }
         panic!(
             "'{needle}' not logged within {limit:?}; log:\n{}",

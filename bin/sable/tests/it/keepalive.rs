@@ -139,17 +139,6 @@ fn sable_states(sock: &Path) -> Vec<(String, String, i64)> {
 }
 
 /// Polls `f` (bounded by `limit`) until it gives true.
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what}: not within {limit:?}");
-}
-
 fn count(log: &str, line: &str) -> usize {
     log.lines().filter(|l| l.ends_with(line)).count()
 }

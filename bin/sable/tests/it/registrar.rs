@@ -379,10 +379,15 @@ fn ul_rpcs_dump_lookup_and_remove() {
 }
 
 fn db_cfg(mode: u8, db: &std::path::Path) -> String {
-    cfg(&format!(
-        "modparam(\"usrloc\", \"db_mode\", {mode})\nmodparam(\"usrloc\", \"db_url\", \"sqlite://{}\")\nmodparam(\"usrloc\", \"timer_interval\", 1)",
+    cfg(&db_params(mode, db, 1))
+}
+
+/// usrloc's database parameters: `db_mode`, the database, `timer_interval` (seconds).
+fn db_params(mode: u8, db: &std::path::Path, timer_interval: u32) -> String {
+    format!(
+        "modparam(\"usrloc\", \"db_mode\", {mode})\nmodparam(\"usrloc\", \"db_url\", \"sqlite://{}\")\nmodparam(\"usrloc\", \"timer_interval\", {timer_interval})",
         db.to_string_lossy()
-    ))
+    )
 }
 
 /// The bindings a REGISTER query (no Contact) lists.
@@ -473,9 +478,9 @@ impl WriteBack {
     fn start(name: &str, db: &std::path::Path, timer_interval: u32) -> WriteBack {
         let sock = scratch(&format!("{name}-ctl")).join("sable_ctl");
         let extra = format!(
-            "loadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:{}\")\nmodparam(\"usrloc\", \"db_mode\", 2)\nmodparam(\"usrloc\", \"db_url\", \"sqlite://{}\")\nmodparam(\"usrloc\", \"timer_interval\", {timer_interval})",
+            "loadmodule \"ctl.so\"\nmodparam(\"ctl\", \"binrpc\", \"unix:{}\")\n{}",
             sock.to_string_lossy(),
-            db.to_string_lossy()
+            db_params(2, db, timer_interval)
         );
         WriteBack {
             s: Server::start(name, &cfg(&extra)),
@@ -488,10 +493,7 @@ impl WriteBack {
             crate::control::ctl_json(&self.sock, &["rpc", "ul.db_contacts", "location"])["contacts"]
                 .as_u64()
         };
-        let start = std::time::Instant::now();
-        while count() != Some(want) && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually(Duration::from_secs(10), || count() == Some(want));
         assert_eq!(count(), Some(want), "bindings in the database");
     }
 }
